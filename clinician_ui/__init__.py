@@ -1,0 +1,1 @@
+"""The clinician dashboard: routes, templates, vendored static assets."""

@@ -1,0 +1,1 @@
+"""Every way a reading comes in, funnelled into one ingest service."""

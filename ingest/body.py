@@ -1,0 +1,59 @@
+"""Reading an HTTP body safely: size limit (413), gzip, JSON with the place of the error (422)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+
+class BodyError(HTTPException):
+    """A refused body; ``raw`` keeps the start of what was sent, for the rejections table."""
+
+    def __init__(self, status_code: int, detail: Any, raw: bytes = b"") -> None:
+        super().__init__(status_code=status_code, detail=detail)
+        self.raw = raw
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyError(413, f"body of {declared} bytes exceeds the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyError(413, f"body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        body = _gunzip(body, max_bytes)
+    elif encoding not in ("", "identity"):
+        raise BodyError(415, f"content-encoding {encoding!r} is not supported; use gzip or none")
+    return body
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BodyError(400, f"body is not valid gzip: {exc}", body[:256]) from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise BodyError(413, f"decompressed body exceeds the limit of {max_bytes} bytes")
+    return data
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        detail = [{"loc": ["body", exc.pos], "line": exc.lineno, "column": exc.colno, "msg": exc.msg, "type": "json_invalid"}]
+        raise BodyError(422, detail, body) from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        detail = [{"loc": ["body"], "msg": f"body is not JSON: {type(exc).__name__}", "type": "json_invalid"}]
+        raise BodyError(422, detail, body) from None

@@ -1,0 +1,139 @@
+"""HTTP ingest for devices, ``POST /api/v1/readings``, and the read-back for hospitals,
+``GET /api/v1/patients/{patient_id}/readings``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from ingest import queries
+from ingest.body import BodyError, parse_json, read_body
+from ingest.readings import DeviceContext
+from ingest.service import IngestService, device_by_token
+from telemon import audit
+from telemon.api_keys import ApiKey
+from telemon.auth import api_key, bearer_token, pool, unauthorized
+from telemon.pagination import decode_cursor, envelope, limit_param
+
+router = APIRouter(prefix="/api/v1", tags=["readings"])
+
+
+def service(request: Request) -> IngestService:
+    found: IngestService = request.app.state.services.ingest
+    return found
+
+
+async def device(request: Request, db: asyncpg.Pool = Depends(pool)) -> DeviceContext:
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("missing bearer token (Authorization: Bearer <device token>)")
+    found = await device_by_token(db, token)
+    if found is None:
+        raise unauthorized("unknown device token")
+    if not found.active:
+        raise HTTPException(status_code=403, detail=f"device {found.device_id} is disabled")
+    return found
+
+
+@router.post(
+    "/readings",
+    summary="Send a device's readings",
+    responses={401: {"description": "missing or unknown token"}, 413: {"description": "body too large"},
+               422: {"description": "body is not JSON or not of the wire format"}},
+)
+async def post_readings(
+    request: Request, sender: DeviceContext = Depends(device), ingest: IngestService = Depends(service)
+) -> dict[str, Any]:
+    """Body: ``{"device_time": optional, "readings": [...]}`` (DESIGN §5), optionally gzip-encoded.
+    Answer: ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}``; a bad reading never fails the
+    good ones beside it."""
+    settings = request.app.state.services.settings
+    try:
+        body = await read_body(request, settings.max_body_bytes)
+        payload = parse_json(body)
+        if not isinstance(payload, dict) or not isinstance(payload.get("readings"), list):
+            raise BodyError(422, [{"loc": ["body", "readings"], "msg": "expected an object with a readings array",
+                                   "type": "missing"}], body)
+        if len(payload["readings"]) > settings.max_batch_readings:
+            raise BodyError(413, f"{len(payload['readings'])} readings in one request; at most"
+                                 f" {settings.max_batch_readings}", body[:256])
+    except BodyError as exc:
+        await ingest.reject("http", sender.device_id, _reason(exc), exc.raw)
+        raise
+    answer = await ingest.receive(payload, sender, "http")
+    return answer.as_dict()
+
+
+def _reason(exc: HTTPException) -> str:
+    detail = exc.detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        return f"HTTP {exc.status_code}: {first.get('msg')} at {first.get('loc')}"
+    return f"HTTP {exc.status_code}: {detail}"
+
+
+def reading_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "measured_at": row["measured_at"].astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "value_mgdl": row["value_mgdl"],
+        "value": row["value_raw"],
+        "unit": row["unit_raw"],
+        "kind": row["kind"],
+        "context": row["context"],
+        "context_inferred": row["context_inferred"],
+        "meal": row["meal"],
+        "minutes_after_meal": row["minutes_after_meal"],
+        "device_id": row["device_id"],
+        "flags": list(row["flags"]),
+        "source": row["source"],
+        "device_time": row["device_time"].astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "clock_offset_s": row["clock_offset_s"],
+        "note": row["note"],
+    }
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
+@router.get("/patients/{patient_id}/readings", summary="A patient's readings, in time order")
+async def get_readings(
+    patient_id: uuid.UUID,
+    from_: dt.datetime | None = Query(None, alias="from", description="ISO 8601, inclusive"),
+    to: dt.datetime | None = Query(None, description="ISO 8601, exclusive"),
+    limit: int = Depends(limit_param),
+    cursor: str | None = Query(None),
+    key: ApiKey = Depends(api_key("readings:read")),
+    db: asyncpg.Pool = Depends(pool),
+) -> dict[str, Any]:
+    start = _aware(from_, "from") or EPOCH
+    end = _aware(to, "to") or END
+    position = decode_cursor(cursor)
+    after_time, after_id = EPOCH - dt.timedelta(days=1), 0
+    if position is not None:
+        try:
+            after_time, after_id = dt.datetime.fromisoformat(position[0]), int(position[1])
+        except (ValueError, IndexError, TypeError):
+            raise HTTPException(status_code=400, detail="cursor: not a cursor this API returned") from None
+    if not await db.fetchval("SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)", patient_id):
+        raise HTTPException(status_code=404, detail=f"no patient {patient_id}")
+    rows = await db.fetch(queries.READINGS_PAGE, patient_id, start, end, after_time, after_id, limit + 1)
+    await audit.record(db, actor=f"api_key:{key.id}", action="readings.read", patient_id=patient_id,
+                       detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)})
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    return envelope([reading_out(r) for r in rows], [last["measured_at"].isoformat(), last["id"]] if last else None)
+
+
+def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset (for example Z)")
+    return value

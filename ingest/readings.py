@@ -1,0 +1,293 @@
+"""The device wire format (DESIGN §5): Parse → Validate → Normalise, item by item.
+
+``prepare`` turns one decoded sync (``{"device_time": ..., "readings": [...]}``) of one device into rows to
+store and rejections with their index and a specific reason. It touches no database: the caller gives it the
+device's patient and the server's clock, so the same code serves HTTP, MQTT, Nightscout and FHIR.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telemon.units import PLAUSIBLE_MGDL, TO_MGDL, canonical_unit
+
+KINDS = ("smbg", "cgm")
+CONTEXTS = ("fasting", "before_meal", "after_meal", "bedtime", "night", "unspecified")
+MEALS = ("breakfast", "lunch", "dinner", "snack")
+FLAGS = ("lo", "hi", "control_solution", "manual")
+
+MAX_FUTURE = dt.timedelta(minutes=10)
+# A sync's device_time is trusted to correct the clock only past this skew: below it, network delay dominates.
+CLOCK_TOLERANCE = dt.timedelta(minutes=2)
+RAW_LIMIT = 4096  # characters of a refused item kept in ingest_rejections
+
+
+class Rejection(ValueError):
+    """One item cannot be stored; ``str()`` is the reason given back to the sender."""
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    """What validation needs to know of the sending device and its patient."""
+
+    device_id: str
+    device_kind: str  # meter | app | cgm
+    patient_id: uuid.UUID
+    time_zone: str
+    pregnancy_start: dt.date
+    active: bool = True
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass
+class Row:
+    """One reading ready to store; the order of fields is the column order of ``queries.INSERT_READINGS``."""
+
+    patient_id: uuid.UUID
+    device_id: str
+    kind: str
+    device_time: dt.datetime
+    value_raw: float
+    unit_raw: str
+    measured_at: dt.datetime
+    value_mgdl: float
+    clock_offset_s: int
+    context: str
+    context_inferred: bool
+    meal: str | None
+    minutes_after_meal: int | None
+    flags: list[str]
+    source: str
+    external_id: str | None
+    note: str | None
+
+
+@dataclass
+class RejectedItem:
+    index: int | None  # None: the whole message
+    reason: str
+    raw: str
+
+
+@dataclass
+class Prepared:
+    """One message of one device, parsed: what to store, what was refused, and whose readings they are."""
+
+    device: DeviceContext
+    source: str
+    rows: list[Row] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)
+
+
+def raw_text(item: Any) -> str:
+    """A bounded text form of what was received, for the rejections table."""
+    if isinstance(item, bytes | bytearray):
+        text = bytes(item[:RAW_LIMIT]).decode("utf-8", errors="replace")
+    elif isinstance(item, str):
+        text = item
+    else:
+        try:
+            text = json.dumps(item, default=str)
+        except (ValueError, RecursionError):
+            text = repr(item)
+    return text[:RAW_LIMIT].replace("\x00", "\\u0000")
+
+
+def parse_instant(value: Any, zone: ZoneInfo, where: str) -> dt.datetime:
+    """An ISO 8601 instant; a time without offset is the patient's local wall-clock time."""
+    if not isinstance(value, str) or not value.strip():
+        raise Rejection(f"{where}: expected an ISO 8601 date-time string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise Rejection(f"{where}: {value[:40]!r} is not an ISO 8601 date-time") from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=zone)
+    try:
+        return instant.astimezone(dt.UTC)
+    except OverflowError:
+        raise Rejection(f"{where}: {value[:40]!r} is out of range") from None
+
+
+def clock_offset(device_time: Any, zone: ZoneInfo, now: dt.datetime) -> dt.timedelta:
+    """Server clock minus device clock at send time; zero when absent or within ``CLOCK_TOLERANCE``."""
+    if device_time is None:
+        return dt.timedelta(0)
+    sent = parse_instant(device_time, zone, "device_time")
+    offset = now - sent
+    return offset if abs(offset) > CLOCK_TOLERANCE else dt.timedelta(0)
+
+
+def infer_context(local: dt.datetime, kind: str) -> tuple[str, str | None]:
+    """The measurement context a reading most likely has from its local time (French GDM practice: fasting on
+    waking, then about 2 h after each meal); CGM readings are only told apart as night or not."""
+    minutes = local.hour * 60 + local.minute
+    if minutes < 5 * 60:
+        return "night", None
+    if kind == "cgm":
+        return "unspecified", None
+    if minutes < 9 * 60 + 30:
+        return "fasting", None
+    if minutes < 12 * 60:
+        return "after_meal", "breakfast"
+    if minutes < 13 * 60:
+        return "before_meal", "lunch"
+    if minutes < 16 * 60:
+        return "after_meal", "lunch"
+    if minutes < 19 * 60 + 30:
+        return "before_meal", "dinner"
+    if minutes < 23 * 60:
+        return "after_meal", "dinner"
+    return "bedtime", None
+
+
+def _choice(item: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in choices:
+        raise Rejection(f"{key}: {str(value)[:40]!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejection(f"{where}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise Rejection(f"{where}: {value} is not a finite number")
+    return number
+
+
+def prepare_item(
+    item: Any, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str
+) -> Row:
+    """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason."""
+    if not isinstance(item, dict):
+        raise Rejection(f"a reading must be an object, got {type(item).__name__}")
+    zone = device.zone
+
+    flags = item.get("flags") or []
+    if not isinstance(flags, list) or any(not isinstance(f, str) or f not in FLAGS for f in flags):
+        raise Rejection(f"flags: each flag must be one of {', '.join(FLAGS)}")
+    flags = sorted(set(flags))
+    if "lo" in flags and "hi" in flags:
+        raise Rejection("flags: a reading cannot be both lo and hi")
+
+    unit_text = item.get("unit")
+    if not isinstance(unit_text, str):
+        raise Rejection("unit: required, one of mg/dL, mmol/L, g/L")
+    unit = canonical_unit(unit_text)
+    if unit is None:
+        raise Rejection(f"unit: {unit_text[:20]!r} is not one of mg/dL, mmol/L, g/L")
+
+    low, high = PLAUSIBLE_MGDL
+    factor = TO_MGDL[unit]
+    if item.get("value") is None and ("lo" in flags or "hi" in flags):
+        value = (low if "lo" in flags else high) / factor  # a meter's LO / HI without a number: its bound
+    else:
+        value = _number(item.get("value"), "value")
+    value_mgdl = value * factor
+    if "lo" in flags:
+        if not 0 < value_mgdl <= 70:
+            raise Rejection(f"value: {value:g} {unit} flagged lo must be above 0 and at most 70 mg/dL")
+    elif "hi" in flags:
+        if not 180 <= value_mgdl <= 1000:
+            raise Rejection(f"value: {value:g} {unit} flagged hi must be between 180 and 1000 mg/dL")
+    elif not low <= value_mgdl <= high:
+        raise Rejection(
+            f"value: {value:g} {unit} is outside the plausible range {low / factor:g}–{high / factor:g} {unit}"
+            " (flag it lo or hi if the meter said so)"
+        )
+
+    device_time = parse_instant(item.get("measured_at"), zone, "measured_at")
+    measured_at = device_time + offset
+    if measured_at > now + MAX_FUTURE:
+        raise Rejection(f"measured_at: {measured_at.isoformat()} is in the future (after clock correction)")
+    if measured_at.astimezone(zone).date() < device.pregnancy_start:
+        raise Rejection(
+            f"measured_at: {measured_at.date().isoformat()} is before this pregnancy began"
+            f" ({device.pregnancy_start.isoformat()})"
+        )
+
+    kind = _choice(item, "kind", KINDS) or ("cgm" if device.device_kind == "cgm" else "smbg")
+    context = _choice(item, "context", CONTEXTS)
+    meal = _choice(item, "meal", MEALS)
+    inferred = context is None
+    if context is None:
+        context, inferred_meal = infer_context(measured_at.astimezone(zone), kind)
+        meal = meal or inferred_meal
+    minutes = item.get("minutes_after_meal")
+    if minutes is not None:
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 600:
+            raise Rejection("minutes_after_meal: expected a whole number of minutes between 0 and 600")
+    external_id = item.get("id")
+    if external_id is not None:
+        if not isinstance(external_id, str | int) or isinstance(external_id, bool) or len(str(external_id)) > 128:
+            raise Rejection("id: expected a string of at most 128 characters")
+        external_id = str(external_id)
+    note = item.get("note")
+    if note is not None and not isinstance(note, str):
+        raise Rejection("note: expected a string")
+
+    return Row(
+        patient_id=device.patient_id,
+        device_id=device.device_id,
+        kind=kind,
+        device_time=device_time,
+        value_raw=value,
+        unit_raw=unit_text,
+        measured_at=measured_at,
+        value_mgdl=round(value_mgdl, 3),
+        clock_offset_s=int(offset.total_seconds()),
+        context=context,
+        context_inferred=inferred,
+        meal=meal,
+        minutes_after_meal=minutes,
+        flags=flags,
+        source=source,
+        external_id=external_id,
+        note=note[:1000] if note else None,
+    )
+
+
+def prepare(
+    payload: Any, device: DeviceContext, *, now: dt.datetime, source: str, max_readings: int
+) -> Prepared:
+    """One decoded sync of ``device``: rows to store and rejections. A sync of the wrong shape is one
+    message-level rejection (index None); a bad item never fails the good items beside it."""
+    prepared = Prepared(device, source)
+    if not isinstance(payload, dict) or not isinstance(payload.get("readings"), list):
+        prepared.rejected.append(
+            RejectedItem(None, 'expected an object {"readings": [...], "device_time": optional}', raw_text(payload))
+        )
+        return prepared
+    items = payload["readings"]
+    if len(items) > max_readings:
+        prepared.rejected.append(
+            RejectedItem(None, f"too many readings: {len(items)} in one message, at most {max_readings}", "")
+        )
+        return prepared
+    try:
+        offset = clock_offset(payload.get("device_time"), device.zone, now)
+    except Rejection as exc:
+        prepared.rejected.append(RejectedItem(None, str(exc), raw_text(payload.get("device_time"))))
+        return prepared
+    for index, item in enumerate(items):
+        try:
+            prepared.rows.append(prepare_item(item, device, offset, now, source))
+        except Rejection as exc:
+            prepared.rejected.append(RejectedItem(index, str(exc), raw_text(item)))
+    return prepared

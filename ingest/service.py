@@ -1,0 +1,178 @@
+"""The one ingest service every transport calls: parse → validate → normalise → store in one transaction →
+answer → hand the touched patients to the alert engine.
+
+Transports authenticate and decode; they call ``receive`` (one message) or ``store`` (many prepared messages
+in one transaction, for MQTT micro-batches). The service never commits half a message: a message's readings
+and its rejections are written in the same transaction, and the answer is only given after it committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ingest import queries
+from ingest.readings import DeviceContext, Prepared, RejectedItem, Row, prepare, raw_text
+from telemon.security import secret_hash
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[set[uuid.UUID]], Awaitable[None]]
+
+
+@dataclass
+class Answer:
+    """What the sender is told (DESIGN §5): ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}``."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def _context(row: asyncpg.Record) -> DeviceContext:
+    return DeviceContext(
+        device_id=row["device_id"],
+        device_kind=row["device_kind"],
+        patient_id=row["patient_id"],
+        time_zone=row["time_zone"],
+        pregnancy_start=row["pregnancy_start"],
+        active=row["active"],
+    )
+
+
+async def device_by_token(db: asyncpg.Pool | asyncpg.Connection, token: str) -> DeviceContext | None:
+    row = await db.fetchrow(queries.DEVICE_CONTEXT_BY_TOKEN, secret_hash(token))
+    return _context(row) if row else None
+
+
+async def device_by_nightscout_secret(db: asyncpg.Pool | asyncpg.Connection, api_secret: str) -> DeviceContext | None:
+    row = await db.fetchrow(queries.DEVICE_CONTEXT_BY_NS_SECRET, secret_hash(api_secret.strip().lower()))
+    return _context(row) if row else None
+
+
+async def devices_by_ids(db: asyncpg.Pool | asyncpg.Connection, device_ids: Iterable[str]) -> dict[str, DeviceContext]:
+    rows = await db.fetch(queries.DEVICE_CONTEXT_BY_IDS, list(set(device_ids)))
+    return {r["device_id"]: _context(r) for r in rows}
+
+
+class IngestService:
+    def __init__(self, pool: asyncpg.Pool, *, max_readings: int = 10_000) -> None:
+        self.pool = pool
+        self.max_readings = max_readings
+        self._after_commit: list[AfterCommit] = []
+
+    def on_commit(self, callback: AfterCommit) -> None:
+        """Register a callback (the alert engine) for the patients whose readings a committed batch added."""
+        self._after_commit.append(callback)
+
+    def prepare(self, payload: Any, device: DeviceContext, source: str, now: dt.datetime | None = None) -> Prepared:
+        return prepare(
+            payload, device, now=now or dt.datetime.now(dt.UTC), source=source, max_readings=self.max_readings
+        )
+
+    async def receive(self, payload: Any, device: DeviceContext, source: str) -> Answer:
+        """One decoded message of one device, stored in its own transaction."""
+        return (await self.store([self.prepare(payload, device, source)]))[0]
+
+    async def store(self, messages: Sequence[Prepared], extra_rejections: Sequence[RejectedItemOf] = ()) -> list[Answer]:
+        """Store many prepared messages in one transaction; one answer per message, in order.
+
+        ``extra_rejections`` are message-level refusals with no device context (unknown device, not JSON) that
+        the caller wants recorded in the same transaction."""
+        rows = [row for message in messages for row in message.rows]
+        inserted_keys: list[tuple[str, str, dt.datetime, float]] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            if rows:
+                inserted = await conn.fetch(queries.INSERT_READINGS, *_columns(rows))
+                inserted_keys = [(r[0], r[1], r[2], r[3]) for r in inserted]
+                await conn.execute(queries.TOUCH_DEVICES, list({m.device.device_id for m in messages}))
+            rejections = [
+                (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
+            ]
+            rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
+            if rejections:
+                await conn.execute(queries.INSERT_REJECTIONS, *_rejection_columns(rejections))
+        answers = _answers(messages, inserted_keys)
+        touched = {row.patient_id for row in rows} if inserted_keys else set()
+        if touched:
+            await self._notify(touched)
+        return answers
+
+    async def reject(self, source: str, device_id: str | None, reason: str, raw: Any) -> None:
+        """Record a message refused before it reached a device (not JSON, unknown device, too large)."""
+        await self.store([], [RejectedItemOf(source, device_id, RejectedItem(None, reason, raw_text(raw)))])
+
+    async def _notify(self, touched: set[uuid.UUID]) -> None:
+        for callback in self._after_commit:
+            try:
+                await callback(touched)
+            except Exception:
+                # the readings are committed; a failing consumer of them must not turn the answer into an error
+                log.exception("after-commit callback failed", extra={"patients": len(touched)})
+
+
+@dataclass(frozen=True)
+class RejectedItemOf:
+    source: str
+    device_id: str | None
+    item: RejectedItem
+
+
+def _columns(rows: list[Row]) -> list[list[Any]]:
+    return [
+        [r.patient_id for r in rows],
+        [r.device_id for r in rows],
+        [r.kind for r in rows],
+        [r.device_time for r in rows],
+        [r.value_raw for r in rows],
+        [r.unit_raw for r in rows],
+        [r.measured_at for r in rows],
+        [r.value_mgdl for r in rows],
+        [r.clock_offset_s for r in rows],
+        [r.context for r in rows],
+        [r.context_inferred for r in rows],
+        [r.meal for r in rows],
+        [r.minutes_after_meal for r in rows],
+        [",".join(r.flags) for r in rows],
+        [r.source for r in rows],
+        [r.external_id for r in rows],
+        [r.note for r in rows],
+    ]
+
+
+def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]]) -> list[list[Any]]:
+    return [
+        [r[0] for r in rejections],
+        [r[1] for r in rejections],
+        [r[2] for r in rejections],
+        [r[3].index for r in rejections],
+        [r[3].reason for r in rejections],
+        [r[3].raw for r in rejections],
+    ]
+
+
+def _answers(messages: Sequence[Prepared], inserted_keys: list[tuple[str, str, dt.datetime, float]]) -> list[Answer]:
+    """Attribute each inserted row to the first message (in order) that carried its key."""
+    answers = [Answer() for _ in messages]
+    if len(messages) == 1:
+        answers[0].accepted = len(inserted_keys)
+    else:
+        owner: dict[tuple[str, str, dt.datetime, float], int] = {}
+        for position, message in enumerate(messages):
+            for row in message.rows:
+                owner.setdefault((row.device_id, row.kind, row.device_time, row.value_raw), position)
+        for key in inserted_keys:
+            answers[owner[key]].accepted += 1
+    for answer, message in zip(answers, messages, strict=True):
+        answer.duplicates = len(message.rows) - answer.accepted
+        answer.rejected = [{"index": r.index, "reason": r.reason} for r in message.rejected]
+    return answers

@@ -1,0 +1,1 @@
+"""telemon: telemonitoring of gestational diabetes."""

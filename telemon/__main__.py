@@ -1,0 +1,5 @@
+import sys
+
+from telemon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The FastAPI app factory. The app's lifespan opens the process's services (``telemon.services``) unless the
+caller opened them already (``telemon serve`` does, so that a wrong setting stops it with one clear line)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from telemon import logs, mqtt_client
+from telemon.services import Services, open_services
+from telemon.settings import Settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = services.settings if services else (settings or Settings.from_env())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            yield
+            return
+        async with open_services(settings) as opened:
+            app.state.services = opened
+            yield
+
+    app = FastAPI(title="telemon", version="1", summary="Telemonitoring of gestational diabetes", lifespan=lifespan)
+    if services is not None:
+        app.state.services = services
+    app.add_middleware(logs.RequestIdMiddleware)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """The database (and the broker, where this process uses one) answer."""
+        current: Services = app.state.services
+        checks = {"database": await _database_ok(current.pool)}
+        if current.consumer is not None:
+            checks["broker"] = current.consumer.is_connected()
+        elif current.mqtt_url:
+            checks["broker"] = await asyncio.to_thread(mqtt_client.probe, current.mqtt_url)
+        ready = all(checks.values())
+        body = {"status": "ok" if ready else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    if "api" in settings.roles:
+        from ingest.routes import include_routes as include_ingest
+
+        include_ingest(app)
+    return app
+
+
+async def _database_ok(pool: asyncpg.Pool) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            return bool(await pool.fetchval("SELECT 1"))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False

@@ -1,0 +1,276 @@
+"""The ``telemon`` command line: run the service and administer it.
+
+Every command has ``--help``; ``--json`` prints one JSON object for scripts. A wrong setting or argument prints
+one line naming it and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from telemon import api_keys, audit, devices, patients, runtime, teams
+from telemon.db import connect, describe
+from telemon.migrate import migrate
+from telemon.settings import ROLES, Settings, SettingsError, parse_roles
+
+Handler = Callable[[argparse.Namespace, asyncpg.Connection], Awaitable[dict[str, Any]]]
+
+
+def _date(where: str) -> Callable[[str], dt.date]:
+    def parse(text: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{where}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+    return parse
+
+
+async def cmd_migrate(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    return {"applied": args.applied}
+
+
+async def cmd_create_team(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    team_id = await teams.create_team(conn, args.name)
+    await audit.record(conn, actor="cli", action="team.create", detail={"team_id": str(team_id)})
+    return {"id": str(team_id)}
+
+
+async def cmd_create_clinician(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    team = await teams.find_team(conn, args.team)
+    clinician_id = await teams.create_clinician(
+        conn,
+        email=args.email,
+        password=args.password,
+        team_id=team.id,
+        role=args.role,
+        display_name=args.name or "",
+        language=args.language,
+        display_unit=args.unit,
+    )
+    await audit.record(conn, actor="cli", action="clinician.create", detail={"clinician_id": str(clinician_id)})
+    return {"id": str(clinician_id)}
+
+
+async def cmd_create_patient(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    team = await teams.find_team(conn, args.team)
+    patient_id = await patients.create_patient(
+        conn,
+        team_id=team.id,
+        external_id=args.external_id,
+        display_name=args.name,
+        time_zone=args.timezone,
+        due_date=args.due_date,
+        profile=args.profile,
+        treatment=args.treatment,
+        readings_per_day=args.readings_per_day,
+        diagnosis_date=args.diagnosis_date,
+    )
+    await audit.record(conn, actor="cli", action="patient.create", patient_id=patient_id)
+    return {"id": str(patient_id)}
+
+
+async def cmd_add_device(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    patient = await patients.find_patient(conn, args.patient)
+    new = await devices.add_device(conn, patient_id=patient.id, kind=args.kind, label=args.label)
+    await audit.record(conn, actor="cli", action="device.add", patient_id=patient.id, detail={"device_id": new.device_id})
+    return {"device_id": new.device_id, "token": new.token}
+
+
+async def cmd_set_device(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    if not await devices.set_active(conn, args.device, args.active):
+        raise SettingsError(f"--device: no device {args.device!r}")
+    await audit.record(conn, actor="cli", action="device.enable" if args.active else "device.disable",
+                       detail={"device_id": args.device})
+    return {"device_id": args.device, "active": args.active}
+
+
+async def cmd_create_api_key(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    scopes = api_keys.parse_scopes(args.scopes)
+    new = await api_keys.create_api_key(conn, label=args.label, scopes=scopes)
+    await audit.record(conn, actor="cli", action="api_key.create", detail={"api_key_id": str(new.id), "scopes": scopes})
+    return {"id": str(new.id), "key": new.key}
+
+
+async def cmd_broker_passwords(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    from telemon.broker_passwords import mosquitto_password_hash, render_password_file
+
+    accounts = await devices.broker_accounts(conn)
+    if args.service_password:
+        accounts.insert(0, (args.service_user, mosquitto_password_hash(args.service_password)))
+    text = render_password_file(accounts)
+    if args.file == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.file, "w", encoding="utf-8") as out:
+            out.write(text)
+    return {"accounts": len(accounts), "file": args.file}
+
+
+async def cmd_run_job(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+    from telemon.db import create_pool
+    from telemon.jobs import all_jobs
+    from telemon.scheduler import run_job
+
+    jobs = all_jobs()
+    if args.name not in jobs:
+        raise SettingsError(f"NAME: no job {args.name!r}; jobs: {', '.join(sorted(jobs))}")
+    pool = await create_pool(args.database_url, max_size=4)
+    try:
+        result = await run_job(pool, jobs[args.name])
+    finally:
+        await pool.close()
+    return {"job": args.name, "result": result}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telemon", description="telemon: telemonitoring of gestational diabetes")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the service", description="Run the service.")
+    serve.add_argument("--roles", help=f"comma-separated roles among {', '.join(ROLES)} (default: TELEMON_ROLES, all)")
+    serve.add_argument("--host", help="listen address (default: TELEMON_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default: TELEMON_PORT)")
+
+    def admin(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    admin("migrate", cmd_migrate, "apply the database migrations (safe to run twice, or from two processes at once)")
+
+    p = admin("create-team", cmd_create_team, "create a care team; prints its id")
+    p.add_argument("--name", required=True)
+
+    p = admin("create-clinician", cmd_create_clinician, "create a clinician account in a team; prints its id")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True, help="at least 10 characters; stored as an argon2id hash")
+    p.add_argument("--team", required=True, help="team id or name")
+    p.add_argument("--role", required=True, choices=teams.ROLES)
+    p.add_argument("--name", help="display name (default: the part of the email before @)")
+    p.add_argument("--language", default="fr", choices=teams.LANGUAGES)
+    p.add_argument("--unit", default="mg/dL", choices=teams.DISPLAY_UNITS, help="glucose display unit")
+
+    p = admin("create-patient", cmd_create_patient, "create a patient (a pregnancy) in a team; prints its id")
+    p.add_argument("--team", required=True, help="team id or name")
+    p.add_argument("--external-id", required=True, help="the hospital's id, unique within the team")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--timezone", required=True, help="IANA time zone, such as Europe/Paris")
+    p.add_argument("--due-date", required=True, type=_date("--due-date"), help="YYYY-MM-DD")
+    p.add_argument("--diagnosis-date", type=_date("--diagnosis-date"), help="YYYY-MM-DD")
+    p.add_argument("--profile", default="FR", help=f"guideline profile: {', '.join(patients.PROFILES)} (default FR)")
+    p.add_argument("--treatment", default="diet", help=f"{', '.join(patients.TREATMENTS)} (default diet)")
+    p.add_argument("--readings-per-day", type=int, default=4, help="prescribed readings per day (default 4)")
+
+    p = admin("add-device", cmd_add_device, "register a device for a patient; prints its id and token (shown once)")
+    p.add_argument("--patient", required=True, help="patient id or external id")
+    p.add_argument("--kind", required=True, help=f"{', '.join(devices.KINDS)}")
+    p.add_argument("--label", default="", help="free text, such as the meter's model")
+
+    p = admin("disable-device", cmd_set_device, "refuse a device's readings from now on")
+    p.add_argument("--device", required=True)
+    p.set_defaults(active=False)
+    p = admin("enable-device", cmd_set_device, "accept a disabled device's readings again")
+    p.add_argument("--device", required=True)
+    p.set_defaults(active=True)
+
+    p = admin("create-api-key", cmd_create_api_key, "create a scoped API key for an integration; prints its id and key (shown once)")
+    p.add_argument("--label", required=True)
+    p.add_argument("--scopes", required=True, help=f"comma-separated among {', '.join(api_keys.SCOPES)}")
+
+    p = admin("broker-passwords", cmd_broker_passwords, "write Mosquitto's password file for every active device")
+    p.add_argument("--file", default="-", help="output path, - for standard output")
+    p.add_argument("--service-user", default="telemon", help="the consumer's broker account")
+    p.add_argument("--service-password", help="its password (omit to leave it out of the file)")
+
+    p = admin("run-job", cmd_run_job, "run one scheduled job now, by name")
+    p.add_argument("name", metavar="NAME")
+    return parser
+
+
+def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+
+
+async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    async with runtime.database(settings) as url:
+        args.database_url = url
+        conn = await connect(url)
+        try:
+            args.applied = await migrate(conn)
+            result: dict[str, Any] = await args.handler(args, conn)
+            return result
+        finally:
+            await conn.close()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import dataclasses
+
+    import uvicorn
+
+    from telemon import logs
+    from telemon.app import create_app
+    from telemon.services import open_services
+
+    overrides: dict[str, Any] = {}
+    if args.roles:
+        overrides["roles"] = parse_roles(args.roles, "--roles")
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise SettingsError(f"--port: {args.port} is outside 1..65535")
+        overrides["port"] = args.port
+    settings = dataclasses.replace(settings, **overrides)
+    logs.configure(settings.log_level)
+
+    async def run() -> bool:
+        async with open_services(settings) as services:
+            app = create_app(services=services)
+            config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
+            server = uvicorn.Server(config)
+            await server.serve()
+            return server.started
+
+    if not asyncio.run(run()):
+        raise SettingsError(f"TELEMON_PORT: could not serve on {settings.host}:{settings.port} (see the log above)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            _serve(args, settings)
+            return 0
+        result = asyncio.run(_admin(args, settings))
+    except SettingsError as exc:
+        print(f"telemon: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"telemon: {describe(exc)}", file=sys.stderr)
+        return 1
+    _print(args, result)
+    return 0
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

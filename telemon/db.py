@@ -1,0 +1,60 @@
+"""The database pool: connecting with a clear error, and the advisory-lock keys telemon uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from telemon.settings import SettingsError, redact
+
+# Advisory-lock keys (pg_advisory_lock takes a bigint); one constant per purpose.
+LOCK_MIGRATIONS = 7_461_001
+LOCK_SCHEDULER = 7_461_002
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, *, max_size: int = 10, min_size: int = 1, timeout: float = 10.0) -> asyncpg.Pool:
+    """A pool on ``url``; an unreachable or refusing server raises ``SettingsError`` naming the URL."""
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=min(min_size, max_size),
+            max_size=max_size,
+            init=_init_connection,
+            timeout=timeout,
+            command_timeout=60,
+            server_settings={"application_name": "telemon"},
+        )
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise SettingsError(f"TELEMON_DATABASE_URL: cannot connect to {redact(url)}: {describe(exc)}") from exc
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
+    """One connection (for the command line and fixtures), with the same error as ``create_pool``."""
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(url, timeout=timeout)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise SettingsError(f"TELEMON_DATABASE_URL: cannot connect to {redact(url)}: {describe(exc)}") from exc
+    await _init_connection(conn)
+    return conn
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def records(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]

@@ -1,0 +1,51 @@
+"""Devices: a patient's meters, phone apps and CGM uploaders, each with its own secret token."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from telemon.broker_passwords import mosquitto_password_hash
+from telemon.security import new_secret, nightscout_secret, secret_hash
+from telemon.settings import SettingsError
+
+KINDS = ("meter", "app", "cgm")
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    device_id: str
+    token: str
+
+
+async def add_device(conn: asyncpg.Connection, *, patient_id: uuid.UUID, kind: str, label: str = "") -> NewDevice:
+    if kind not in KINDS:
+        raise SettingsError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+    device_id = f"{kind}-{secrets.token_hex(6)}"
+    token = new_secret("tmd_")
+    await conn.execute(
+        "INSERT INTO devices (patient_id, id, kind, label, token_hash, ns_secret_hash, broker_password)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        patient_id,
+        device_id,
+        kind,
+        label,
+        secret_hash(token),
+        secret_hash(nightscout_secret(token)),
+        mosquitto_password_hash(token),
+    )
+    return NewDevice(device_id, token)
+
+
+async def set_active(conn: asyncpg.Connection, device_id: str, active: bool) -> bool:
+    status: str = await conn.execute("UPDATE devices SET active = $2 WHERE id = $1", device_id, active)
+    return status.endswith(" 1")
+
+
+async def broker_accounts(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """(username, Mosquitto hash) of every active device, for the broker's password file."""
+    rows = await conn.fetch("SELECT id, broker_password FROM devices WHERE active ORDER BY id")
+    return [(r["id"], r["broker_password"]) for r in rows]

@@ -1,0 +1,119 @@
+"""Patients: a pregnancy followed by a care team, with its guideline profile, treatment and time zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import asyncpg
+
+from telemon.settings import SettingsError
+
+PROFILES = ("FR", "NICE", "ADA")
+TREATMENTS = ("diet", "metformin", "insulin")
+PREGNANCY_DAYS = 280  # 40 weeks from the last menstrual period to the due date
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: uuid.UUID
+    team_id: uuid.UUID
+    external_id: str
+    display_name: str
+    time_zone: str
+    due_date: dt.date
+    diagnosis_date: dt.date | None
+    delivery_date: dt.date | None
+    treatment: str
+    profile: str
+    readings_per_day: int
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def pregnancy_start(self) -> dt.date:
+        """Start of the pregnancy window: readings dated before it are refused."""
+        return self.due_date - dt.timedelta(days=PREGNANCY_DAYS)
+
+
+COLUMNS = (
+    "id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, delivery_date, treatment,"
+    " profile, readings_per_day"
+)
+
+
+def check_time_zone(name: str, where: str = "--timezone") -> str:
+    if name not in available_timezones():
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{where}: {name!r} is not an IANA time zone (for example Europe/Paris)") from None
+    return name
+
+
+def check_choice(value: str, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise SettingsError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+async def create_patient(
+    conn: asyncpg.Connection,
+    *,
+    team_id: uuid.UUID,
+    external_id: str,
+    display_name: str,
+    time_zone: str,
+    due_date: dt.date,
+    profile: str = "FR",
+    treatment: str = "diet",
+    readings_per_day: int = 4,
+    diagnosis_date: dt.date | None = None,
+) -> uuid.UUID:
+    check_time_zone(time_zone)
+    check_choice(profile, PROFILES, "--profile")
+    check_choice(treatment, TREATMENTS, "--treatment")
+    if not external_id.strip():
+        raise SettingsError("--external-id: a patient needs an external id (for example the hospital number)")
+    if not 1 <= readings_per_day <= 12:
+        raise SettingsError(f"--readings-per-day: {readings_per_day} is outside 1..12")
+    patient_id = uuid.uuid4()
+    try:
+        await conn.execute(
+            "INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date,"
+            " treatment, profile, readings_per_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            patient_id,
+            team_id,
+            external_id.strip(),
+            display_name.strip() or external_id.strip(),
+            time_zone,
+            due_date,
+            diagnosis_date,
+            treatment,
+            profile,
+            readings_per_day,
+        )
+    except asyncpg.UniqueViolationError:
+        raise SettingsError(f"--external-id: the team already has a patient with external id {external_id!r}") from None
+    return patient_id
+
+
+async def get_patient(conn: asyncpg.Connection | asyncpg.Pool, patient_id: uuid.UUID) -> Patient | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM patients WHERE id = $1", patient_id)
+    return Patient(**dict(row)) if row else None
+
+
+async def find_patient(conn: asyncpg.Connection, ref: str) -> Patient:
+    """A patient by telemon id or by external id (when it is unique across teams)."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2", ref.strip()
+    )
+    if not rows:
+        raise SettingsError(f"--patient: no patient with id or external id {ref!r}")
+    if len(rows) > 1:
+        raise SettingsError(f"--patient: {ref!r} matches patients of several teams; give the telemon id")
+    return Patient(**dict(rows[0]))

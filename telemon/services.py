@@ -1,0 +1,68 @@
+"""What a running telemon process holds, opened and closed in one place: the database (migrated), the pool,
+the MQTT consumer and the scheduler, according to the roles this process runs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from telemon import runtime
+from telemon.db import connect, create_pool
+from telemon.jobs import all_jobs
+from telemon.migrate import migrate
+from telemon.scheduler import Scheduler
+from telemon.settings import Settings
+
+from ingest.service import IngestService
+
+if TYPE_CHECKING:
+    from ingest.mqtt import MqttConsumer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    mqtt_url: str | None
+    ingest: IngestService
+    consumer: MqttConsumer | None = None
+    scheduler: Scheduler | None = None
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with contextlib.AsyncExitStack() as stack:
+        found = await stack.enter_async_context(runtime.endpoints(settings, with_broker="mqtt" in settings.roles))
+        conn = await connect(found.database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(found.database_url, max_size=settings.db_pool_size)
+        stack.push_async_callback(pool.close)
+        ingest = IngestService(pool, max_readings=settings.max_batch_readings)
+        services = Services(settings, pool, found.mqtt_url, ingest)
+        if "mqtt" in settings.roles and found.mqtt_url:
+            from ingest.mqtt import MqttConsumer
+
+            consumer = MqttConsumer(pool, found.mqtt_url, settings, ingest)
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+            services.consumer = consumer
+        if "scheduler" in settings.roles:
+            scheduler = Scheduler(pool, all_jobs())
+            scheduler.start()
+            stack.push_async_callback(scheduler.stop)
+            services.scheduler = scheduler
+        log.info(
+            "telemon ready",
+            extra={"roles": list(settings.roles), "mqtt_url": found.mqtt_url, "embedded_db": not settings.database_url},
+        )
+        yield services

@@ -1,0 +1,149 @@
+"""Settings, read once from ``TELEMON_*`` environment variables.
+
+Every setting is declared in ``SETTINGS`` (name, default, meaning); README's configuration table and the
+compose file are checked against it by the tests. A wrong value raises ``SettingsError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROLES = ("api", "mqtt", "scheduler")
+
+
+class SettingsError(ValueError):
+    """A setting or argument has a value telemon cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("TELEMON_DATABASE_URL", "", "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset: embedded PostgreSQL in the state directory"),
+    Setting("TELEMON_MQTT_URL", "", "MQTT broker URL (`mqtt://user:pass@host:1883`); unset: in-process amqtt broker on a free loopback port"),
+    Setting("TELEMON_STATE_DIR", ".telemon", "directory for the embedded PostgreSQL data and other local state"),
+    Setting("TELEMON_ROLES", "api,mqtt,scheduler", "roles this process runs: any of `api`, `mqtt`, `scheduler`"),
+    Setting("TELEMON_HOST", "127.0.0.1", "address the HTTP server listens on"),
+    Setting("TELEMON_PORT", "8000", "port the HTTP server listens on"),
+    Setting("TELEMON_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    Setting("TELEMON_DB_POOL_SIZE", "10", "largest number of database connections a process holds"),
+    Setting("TELEMON_MQTT_CLIENT_ID", "telemon-consumer", "MQTT client id of the consumer (persistent session); give each consumer its own"),
+    Setting("TELEMON_MQTT_SHARED_GROUP", "", "shared-subscription group so several consumers split the load (`telemon` gives `$share/telemon/...`); empty: plain subscription"),
+    Setting("TELEMON_MAX_BATCH_READINGS", "10000", "most readings accepted in one HTTP or MQTT message"),
+    Setting("TELEMON_MAX_BODY_BYTES", "5242880", "largest HTTP body or MQTT payload accepted, in bytes"),
+)
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    mqtt_url: str | None
+    state_dir: Path
+    roles: tuple[str, ...]
+    host: str
+    port: int
+    log_level: str
+    db_pool_size: int
+    mqtt_client_id: str
+    mqtt_shared_group: str
+    max_batch_readings: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return source.get(name, _DEFAULTS[name]).strip()
+
+        database_url = get("TELEMON_DATABASE_URL") or None
+        if database_url is not None:
+            check_database_url(database_url, "TELEMON_DATABASE_URL")
+        mqtt_url = get("TELEMON_MQTT_URL") or None
+        if mqtt_url is not None:
+            parse_mqtt_url(mqtt_url, "TELEMON_MQTT_URL")
+        log_level = get("TELEMON_LOG_LEVEL").upper()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"TELEMON_LOG_LEVEL: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        return cls(
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            state_dir=Path(get("TELEMON_STATE_DIR")),
+            roles=parse_roles(get("TELEMON_ROLES"), "TELEMON_ROLES"),
+            host=get("TELEMON_HOST"),
+            port=_int(get("TELEMON_PORT"), "TELEMON_PORT", 1, 65535),
+            log_level=log_level,
+            db_pool_size=_int(get("TELEMON_DB_POOL_SIZE"), "TELEMON_DB_POOL_SIZE", 2, 1000),
+            mqtt_client_id=get("TELEMON_MQTT_CLIENT_ID"),
+            mqtt_shared_group=get("TELEMON_MQTT_SHARED_GROUP"),
+            max_batch_readings=_int(get("TELEMON_MAX_BATCH_READINGS"), "TELEMON_MAX_BATCH_READINGS", 1, 1_000_000),
+            max_body_bytes=_int(get("TELEMON_MAX_BODY_BYTES"), "TELEMON_MAX_BODY_BYTES", 1024, 1 << 30),
+        )
+
+
+def parse_roles(text: str, where: str) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise SettingsError(f"{where}: unknown role {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROLES)}")
+    return roles
+
+
+def check_database_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or "host=" in parts.query):
+        raise SettingsError(f"{where}: {redact(url)!r} is not a PostgreSQL URL (postgresql://user@host:5432/db)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {redact(url)!r} has a malformed port") from exc
+
+
+@dataclass(frozen=True)
+class MqttAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str, where: str = "TELEMON_MQTT_URL") -> MqttAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
+        raise SettingsError(f"{where}: {redact(url)!r} is not an MQTT URL (mqtt://user:pass@host:1883)")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {redact(url)!r} has a malformed port") from exc
+    tls = parts.scheme == "mqtts"
+    return MqttAddress(parts.hostname, port or (8883 if tls else 1883), parts.username, parts.password, tls)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _int(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}: {text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: {value} is outside {low}..{high}")
+    return value
