@@ -48,11 +48,22 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     return data
 
 
+def refusal_reason(exc: HTTPException) -> str:
+    """One line for the rejections table, from a refused body's error."""
+    detail = exc.detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        return f"HTTP {exc.status_code}: {first.get('msg')} at {first.get('loc')}"
+    return f"HTTP {exc.status_code}: {detail}"
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
-        detail = [{"loc": ["body", exc.pos], "line": exc.lineno, "column": exc.colno, "msg": exc.msg, "type": "json_invalid"}]
+        detail = [
+            {"loc": ["body", exc.pos], "line": exc.lineno, "column": exc.colno, "msg": exc.msg, "type": "json_invalid"}
+        ]
         raise BodyError(422, detail, body) from None
     except (UnicodeDecodeError, RecursionError) as exc:
         detail = [{"loc": ["body"], "msg": f"body is not JSON: {type(exc).__name__}", "type": "json_invalid"}]

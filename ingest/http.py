@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ingest import queries
-from ingest.body import BodyError, parse_json, read_body
+from ingest.body import BodyError, parse_json, read_body, refusal_reason
 from ingest.readings import DeviceContext
 from ingest.service import IngestService, device_by_token
 from telemon import audit
@@ -42,8 +42,11 @@ async def device(request: Request, db: asyncpg.Pool = Depends(pool)) -> DeviceCo
 @router.post(
     "/readings",
     summary="Send a device's readings",
-    responses={401: {"description": "missing or unknown token"}, 413: {"description": "body too large"},
-               422: {"description": "body is not JSON or not of the wire format"}},
+    responses={
+        401: {"description": "missing or unknown token"},
+        413: {"description": "body too large"},
+        422: {"description": "body is not JSON or not of the wire format"},
+    },
 )
 async def post_readings(
     request: Request, sender: DeviceContext = Depends(device), ingest: IngestService = Depends(service)
@@ -56,24 +59,22 @@ async def post_readings(
         body = await read_body(request, settings.max_body_bytes)
         payload = parse_json(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("readings"), list):
-            raise BodyError(422, [{"loc": ["body", "readings"], "msg": "expected an object with a readings array",
-                                   "type": "missing"}], body)
+            raise BodyError(
+                422,
+                [{"loc": ["body", "readings"], "msg": "expected an object with a readings array", "type": "missing"}],
+                body,
+            )
         if len(payload["readings"]) > settings.max_batch_readings:
-            raise BodyError(413, f"{len(payload['readings'])} readings in one request; at most"
-                                 f" {settings.max_batch_readings}", body[:256])
+            raise BodyError(
+                413,
+                f"{len(payload['readings'])} readings in one request; at most {settings.max_batch_readings}",
+                body[:256],
+            )
     except BodyError as exc:
-        await ingest.reject("http", sender.device_id, _reason(exc), exc.raw)
+        await ingest.reject("http", sender.device_id, refusal_reason(exc), exc.raw)
         raise
     answer = await ingest.receive(payload, sender, "http")
     return answer.as_dict()
-
-
-def _reason(exc: HTTPException) -> str:
-    detail = exc.detail
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        first = detail[0]
-        return f"HTTP {exc.status_code}: {first.get('msg')} at {first.get('loc')}"
-    return f"HTTP {exc.status_code}: {detail}"
 
 
 def reading_out(row: asyncpg.Record) -> dict[str, Any]:
@@ -120,11 +121,16 @@ async def get_readings(
             after_time, after_id = dt.datetime.fromisoformat(position[0]), int(position[1])
         except (ValueError, IndexError, TypeError):
             raise HTTPException(status_code=400, detail="cursor: not a cursor this API returned") from None
-    if not await db.fetchval("SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)", patient_id):
+    if not await db.fetchval(queries.PATIENT_EXISTS, patient_id):
         raise HTTPException(status_code=404, detail=f"no patient {patient_id}")
     rows = await db.fetch(queries.READINGS_PAGE, patient_id, start, end, after_time, after_id, limit + 1)
-    await audit.record(db, actor=f"api_key:{key.id}", action="readings.read", patient_id=patient_id,
-                       detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)})
+    await audit.record(
+        db,
+        actor=f"api_key:{key.id}",
+        action="readings.read",
+        patient_id=patient_id,
+        detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)},
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None

@@ -23,9 +23,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.readings import Prepared
+from ingest.readings import Prepared, RejectedItem, raw_text
 from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
-from ingest.readings import RejectedItem, raw_text
 from telemon.mqtt_client import new_client
 from telemon.settings import Settings, parse_mqtt_url
 
@@ -116,9 +115,7 @@ class MqttConsumer:
         self._loop = asyncio.get_running_loop()
         mqtt5 = await asyncio.to_thread(broker_speaks_mqtt5, self.url)
         protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
-        client = new_client(
-            self.url, self.settings.mqtt_client_id, protocol=protocol, persistent=True, manual_ack=True
-        )
+        client = new_client(self.url, self.settings.mqtt_client_id, protocol=protocol, persistent=True, manual_ack=True)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -129,7 +126,7 @@ class MqttConsumer:
         address = parse_mqtt_url(self.url)
         properties = None
         if mqtt5:
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             properties.ReceiveMaximum = RECEIVE_MAXIMUM
         connect_kwargs: dict[str, Any] = {"keepalive": 30, "properties": properties}
@@ -170,7 +167,7 @@ class MqttConsumer:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         was_empty = not self._inbox
-        self._inbox.append(Incoming(message.mid, message.qos, message.topic, message.payload))
+        self._inbox.append(Incoming(message.mid, message.qos, message.topic, bytes(message.payload)))
         if was_empty and self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
@@ -198,7 +195,7 @@ class MqttConsumer:
             try:
                 await self._handle(batch)
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # nothing was acknowledged: retry the same batch until the database takes it
                 log.warning("storing an MQTT batch failed; retrying", extra={"error": str(exc), "messages": len(batch)})
                 if self._stopping:
@@ -215,7 +212,9 @@ class MqttConsumer:
                 refused.append((incoming, None, f"topic {incoming.topic[:100]!r} is not a readings topic"))
                 continue
             if len(incoming.payload) > self.max_bytes:
-                refused.append((incoming, device_id, f"payload of {len(incoming.payload)} bytes exceeds {self.max_bytes}"))
+                refused.append(
+                    (incoming, device_id, f"payload of {len(incoming.payload)} bytes exceeds {self.max_bytes}")
+                )
                 continue
             try:
                 decoded.append((incoming, device_id, json.loads(incoming.payload)))
@@ -237,14 +236,17 @@ class MqttConsumer:
         ]
         answers = await self.service.store(prepared, extra)
         self.stored_messages += len(batch)
-        # committed: now receipts and acknowledgements
-        for incoming, answer in zip(owners, answers, strict=True):
-            self._publish_receipt(incoming.topic, answer)
+        # committed: now the receipts, in the order the messages came, and the acknowledgements
+        receipts: dict[int, Answer] = {id(m): a for m, a in zip(owners, answers, strict=True)}
         for incoming, device_id, reason in refused:
             if device_id is not None:
-                self._publish_receipt(incoming.topic, Answer(rejected=[{"index": None, "reason": reason}]))
+                receipts[id(incoming)] = Answer(rejected=[{"index": None, "reason": reason}])
         client = self._client
         assert client is not None
+        for incoming in batch:
+            answer = receipts.get(id(incoming))
+            if answer is not None:
+                self._publish_receipt(incoming.topic, answer)
         for incoming in batch:
             if incoming.qos > 0:
                 client.ack(incoming.mid, incoming.qos)

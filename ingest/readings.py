@@ -171,9 +171,7 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def prepare_item(
-    item: Any, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str
-) -> Row:
+def prepare_item(item: Any, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Row:
     """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason."""
     if not isinstance(item, dict):
         raise Rejection(f"a reading must be an object, got {type(item).__name__}")
@@ -230,9 +228,8 @@ def prepare_item(
         context, inferred_meal = infer_context(measured_at.astimezone(zone), kind)
         meal = meal or inferred_meal
     minutes = item.get("minutes_after_meal")
-    if minutes is not None:
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 600:
-            raise Rejection("minutes_after_meal: expected a whole number of minutes between 0 and 600")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 600):
+        raise Rejection("minutes_after_meal: expected a whole number of minutes between 0 and 600")
     external_id = item.get("id")
     if external_id is not None:
         if not isinstance(external_id, str | int) or isinstance(external_id, bool) or len(str(external_id)) > 128:
@@ -263,9 +260,7 @@ def prepare_item(
     )
 
 
-def prepare(
-    payload: Any, device: DeviceContext, *, now: dt.datetime, source: str, max_readings: int
-) -> Prepared:
+def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: str, max_readings: int) -> Prepared:
     """One decoded sync of ``device``: rows to store and rejections. A sync of the wrong shape is one
     message-level rejection (index None); a bad item never fails the good items beside it."""
     prepared = Prepared(device, source)

@@ -19,6 +19,7 @@ import asyncpg
 
 from ingest import queries
 from ingest.readings import DeviceContext, Prepared, RejectedItem, Row, prepare, raw_text
+from telemon.db import Conn
 from telemon.security import secret_hash
 
 log = logging.getLogger(__name__)
@@ -49,17 +50,17 @@ def _context(row: asyncpg.Record) -> DeviceContext:
     )
 
 
-async def device_by_token(db: asyncpg.Pool | asyncpg.Connection, token: str) -> DeviceContext | None:
+async def device_by_token(db: asyncpg.Pool | Conn, token: str) -> DeviceContext | None:
     row = await db.fetchrow(queries.DEVICE_CONTEXT_BY_TOKEN, secret_hash(token))
     return _context(row) if row else None
 
 
-async def device_by_nightscout_secret(db: asyncpg.Pool | asyncpg.Connection, api_secret: str) -> DeviceContext | None:
+async def device_by_nightscout_secret(db: asyncpg.Pool | Conn, api_secret: str) -> DeviceContext | None:
     row = await db.fetchrow(queries.DEVICE_CONTEXT_BY_NS_SECRET, secret_hash(api_secret.strip().lower()))
     return _context(row) if row else None
 
 
-async def devices_by_ids(db: asyncpg.Pool | asyncpg.Connection, device_ids: Iterable[str]) -> dict[str, DeviceContext]:
+async def devices_by_ids(db: asyncpg.Pool | Conn, device_ids: Iterable[str]) -> dict[str, DeviceContext]:
     rows = await db.fetch(queries.DEVICE_CONTEXT_BY_IDS, list(set(device_ids)))
     return {r["device_id"]: _context(r) for r in rows}
 
@@ -83,7 +84,9 @@ class IngestService:
         """One decoded message of one device, stored in its own transaction."""
         return (await self.store([self.prepare(payload, device, source)]))[0]
 
-    async def store(self, messages: Sequence[Prepared], extra_rejections: Sequence[RejectedItemOf] = ()) -> list[Answer]:
+    async def store(
+        self, messages: Sequence[Prepared], extra_rejections: Sequence[RejectedItemOf] = ()
+    ) -> list[Answer]:
         """Store many prepared messages in one transaction; one answer per message, in order.
 
         ``extra_rejections`` are message-level refusals with no device context (unknown device, not JSON) that
@@ -95,7 +98,7 @@ class IngestService:
                 inserted = await conn.fetch(queries.INSERT_READINGS, *_columns(rows))
                 inserted_keys = [(r[0], r[1], r[2], r[3]) for r in inserted]
                 await conn.execute(queries.TOUCH_DEVICES, list({m.device.device_id for m in messages}))
-            rejections = [
+            rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
                 (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
             ]
             rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
@@ -106,6 +109,23 @@ class IngestService:
         if touched:
             await self._notify(touched)
         return answers
+
+    async def stored(self, rows: Sequence[Row]) -> list[asyncpg.Record | None]:
+        """The stored reading of each row (by its dedup key), just inserted or already there; None if absent."""
+        found: list[asyncpg.Record | None] = [None] * len(rows)
+        if rows:
+            records = await self.pool.fetch(
+                queries.STORED_BY_KEY,
+                [r.patient_id for r in rows],
+                [r.device_id for r in rows],
+                [r.kind for r in rows],
+                [r.device_time for r in rows],
+                [r.value_raw for r in rows],
+                list(range(len(rows))),
+            )
+            for record in records:
+                found[record["position"]] = record
+        return found
 
     async def reject(self, source: str, device_id: str | None, reason: str, raw: Any) -> None:
         """Record a message refused before it reached a device (not JSON, unknown device, too large)."""

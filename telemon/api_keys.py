@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from telemon.db import Conn
 from telemon.security import new_secret, secret_hash
 from telemon.settings import SettingsError
 
@@ -37,11 +38,13 @@ def parse_scopes(text: str) -> list[str]:
     scopes = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
-        raise SettingsError(f"--scopes: unknown scope {', '.join(unknown) or '(none given)'}; choose from {', '.join(SCOPES)}")
+        raise SettingsError(
+            f"--scopes: unknown scope {', '.join(unknown) or '(none given)'}; choose from {', '.join(SCOPES)}"
+        )
     return scopes
 
 
-async def create_api_key(conn: asyncpg.Connection, *, label: str, scopes: list[str]) -> NewApiKey:
+async def create_api_key(conn: Conn, *, label: str, scopes: list[str]) -> NewApiKey:
     key_id = uuid.uuid4()
     key = new_secret("tmk_")
     await conn.execute(
@@ -54,7 +57,7 @@ async def create_api_key(conn: asyncpg.Connection, *, label: str, scopes: list[s
     return NewApiKey(key_id, key)
 
 
-async def by_key(pool: asyncpg.Pool | asyncpg.Connection, key: str) -> ApiKey | None:
+async def by_key(pool: asyncpg.Pool | Conn, key: str) -> ApiKey | None:
     row = await pool.fetchrow(
         # last use is written at most once a minute per key, not on every request
         "WITH k AS (SELECT id, label, scopes, last_used_at FROM api_keys WHERE key_hash = $1 AND active),"

@@ -7,9 +7,11 @@ from typing import Any
 
 import asyncpg
 
+from telemon.db import Conn
+
 
 async def record(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn | asyncpg.Pool,
     *,
     actor: str,
     action: str,

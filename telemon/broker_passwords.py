@@ -25,8 +25,9 @@ MOSQUITTO_DEFAULT_ITERATIONS = 101  # mosquitto 2.0 PW_DEFAULT_ITERATIONS, what 
 _FORBIDDEN_IN_USERNAME = frozenset(":\n\r\0+#/")
 
 
-def mosquitto_password_hash(password: str, *, iterations: int = MOSQUITTO_DEFAULT_ITERATIONS,
-                            salt: bytes | None = None) -> str:
+def mosquitto_password_hash(
+    password: str, *, iterations: int = MOSQUITTO_DEFAULT_ITERATIONS, salt: bytes | None = None
+) -> str:
     """Hash ``password`` the way ``mosquitto_passwd`` (Mosquitto 2, ``-H sha512-pbkdf2``) does.
 
     ``salt`` is for reproducible tests; leave it out in production so that a fresh random salt is drawn.

@@ -12,12 +12,13 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from telemon import api_keys, audit, devices, patients, runtime, teams
-from telemon.db import connect, describe
+from telemon.db import Conn, connect, describe
 from telemon.migrate import migrate
 from telemon.settings import ROLES, Settings, SettingsError, parse_roles
 
@@ -34,17 +35,17 @@ def _date(where: str) -> Callable[[str], dt.date]:
     return parse
 
 
-async def cmd_migrate(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_migrate(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     return {"applied": args.applied}
 
 
-async def cmd_create_team(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_create_team(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     team_id = await teams.create_team(conn, args.name)
     await audit.record(conn, actor="cli", action="team.create", detail={"team_id": str(team_id)})
     return {"id": str(team_id)}
 
 
-async def cmd_create_clinician(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_create_clinician(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     team = await teams.find_team(conn, args.team)
     clinician_id = await teams.create_clinician(
         conn,
@@ -60,7 +61,7 @@ async def cmd_create_clinician(args: argparse.Namespace, conn: asyncpg.Connectio
     return {"id": str(clinician_id)}
 
 
-async def cmd_create_patient(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_create_patient(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     team = await teams.find_team(conn, args.team)
     patient_id = await patients.create_patient(
         conn,
@@ -78,44 +79,45 @@ async def cmd_create_patient(args: argparse.Namespace, conn: asyncpg.Connection)
     return {"id": str(patient_id)}
 
 
-async def cmd_add_device(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_add_device(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     patient = await patients.find_patient(conn, args.patient)
     new = await devices.add_device(conn, patient_id=patient.id, kind=args.kind, label=args.label)
-    await audit.record(conn, actor="cli", action="device.add", patient_id=patient.id, detail={"device_id": new.device_id})
+    await audit.record(
+        conn, actor="cli", action="device.add", patient_id=patient.id, detail={"device_id": new.device_id}
+    )
     return {"device_id": new.device_id, "token": new.token}
 
 
-async def cmd_set_device(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_set_device(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     if not await devices.set_active(conn, args.device, args.active):
         raise SettingsError(f"--device: no device {args.device!r}")
-    await audit.record(conn, actor="cli", action="device.enable" if args.active else "device.disable",
-                       detail={"device_id": args.device})
+    await audit.record(
+        conn,
+        actor="cli",
+        action="device.enable" if args.active else "device.disable",
+        detail={"device_id": args.device},
+    )
     return {"device_id": args.device, "active": args.active}
 
 
-async def cmd_create_api_key(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_create_api_key(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     scopes = api_keys.parse_scopes(args.scopes)
     new = await api_keys.create_api_key(conn, label=args.label, scopes=scopes)
     await audit.record(conn, actor="cli", action="api_key.create", detail={"api_key_id": str(new.id), "scopes": scopes})
     return {"id": str(new.id), "key": new.key}
 
 
-async def cmd_broker_passwords(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_broker_passwords(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     from telemon.broker_passwords import mosquitto_password_hash, render_password_file
 
     accounts = await devices.broker_accounts(conn)
     if args.service_password:
         accounts.insert(0, (args.service_user, mosquitto_password_hash(args.service_password)))
-    text = render_password_file(accounts)
-    if args.file == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.file, "w", encoding="utf-8") as out:
-            out.write(text)
+    await asyncio.to_thread(Path(args.file).write_text, render_password_file(accounts), encoding="utf-8")
     return {"accounts": len(accounts), "file": args.file}
 
 
-async def cmd_run_job(args: argparse.Namespace, conn: asyncpg.Connection) -> dict[str, Any]:
+async def cmd_run_job(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     from telemon.db import create_pool
     from telemon.jobs import all_jobs
     from telemon.scheduler import run_job
@@ -184,12 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True)
     p.set_defaults(active=True)
 
-    p = admin("create-api-key", cmd_create_api_key, "create a scoped API key for an integration; prints its id and key (shown once)")
+    p = admin(
+        "create-api-key",
+        cmd_create_api_key,
+        "create a scoped API key for an integration; prints its id and key (shown once)",
+    )
     p.add_argument("--label", required=True)
     p.add_argument("--scopes", required=True, help=f"comma-separated among {', '.join(api_keys.SCOPES)}")
 
     p = admin("broker-passwords", cmd_broker_passwords, "write Mosquitto's password file for every active device")
-    p.add_argument("--file", default="-", help="output path, - for standard output")
+    p.add_argument("--file", required=True, help="where to write it (Mosquitto's password_file)")
     p.add_argument("--service-user", default="telemon", help="the consumer's broker account")
     p.add_argument("--service-password", help="its password (omit to leave it out of the file)")
 
@@ -221,11 +227,7 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import dataclasses
 
-    import uvicorn
-
-    from telemon import logs
-    from telemon.app import create_app
-    from telemon.services import open_services
+    from telemon.server import serve
 
     overrides: dict[str, Any] = {}
     if args.roles:
@@ -236,19 +238,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 1 <= args.port <= 65535:
             raise SettingsError(f"--port: {args.port} is outside 1..65535")
         overrides["port"] = args.port
-    settings = dataclasses.replace(settings, **overrides)
-    logs.configure(settings.log_level)
-
-    async def run() -> bool:
-        async with open_services(settings) as services:
-            app = create_app(services=services)
-            config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
-            server = uvicorn.Server(config)
-            await server.serve()
-            return server.started
-
-    if not asyncio.run(run()):
-        raise SettingsError(f"TELEMON_PORT: could not serve on {settings.host}:{settings.port} (see the log above)")
+    serve(dataclasses.replace(settings, **overrides))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,8 +258,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _print(args, result)
     return 0
-
-
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from telemon.settings import SettingsError, redact
 
@@ -14,8 +14,8 @@ from telemon.settings import SettingsError, redact
 LOCK_MIGRATIONS = 7_461_001
 LOCK_SCHEDULER = 7_461_002
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+# A connection of one's own or one borrowed from the pool: query functions take either.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -35,7 +35,7 @@ async def create_pool(url: str, *, max_size: int = 10, min_size: int = 1, timeou
             command_timeout=60,
             server_settings={"application_name": "telemon"},
         )
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise SettingsError(f"TELEMON_DATABASE_URL: cannot connect to {redact(url)}: {describe(exc)}") from exc
     assert pool is not None
     return pool
@@ -45,7 +45,7 @@ async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
     """One connection (for the command line and fixtures), with the same error as ``create_pool``."""
     try:
         conn: asyncpg.Connection = await asyncpg.connect(url, timeout=timeout)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise SettingsError(f"TELEMON_DATABASE_URL: cannot connect to {redact(url)}: {describe(exc)}") from exc
     await _init_connection(conn)
     return conn

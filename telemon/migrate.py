@@ -8,10 +8,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
-
 from telemon import partitions
-from telemon.db import LOCK_MIGRATIONS
+from telemon.db import LOCK_MIGRATIONS, Conn
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ def available() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Conn) -> list[str]:
     """Apply what is missing; returns the names applied (empty when the schema is current)."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_MIGRATIONS)
@@ -69,7 +67,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
-async def pending(conn: asyncpg.Connection) -> list[int]:
+async def pending(conn: Conn) -> list[int]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if exists else set()
     return [m.version for m in available() if m.version not in done]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from telemon.settings import parse_mqtt_url
 
@@ -14,7 +14,7 @@ def new_client(
     url: str,
     client_id: str = "",
     *,
-    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311,
     persistent: bool = False,
     manual_ack: bool = False,
     username: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import asyncpg
+from telemon.db import Conn
 
 MONTHS_BACK = 12
 MONTHS_AHEAD = 3
@@ -29,7 +29,7 @@ def partition_name(month: dt.date) -> str:
     return f"readings_p{month:%Y%m}"
 
 
-async def ensure(conn: asyncpg.Connection, today: dt.date | None = None) -> list[str]:
+async def ensure(conn: Conn, today: dt.date | None = None) -> list[str]:
     """Create the missing monthly partitions around ``today``; returns their names."""
     today = today or dt.datetime.now(dt.UTC).date()
     existing = {r["relname"] for r in await conn.fetch(EXISTING)}
@@ -44,7 +44,7 @@ async def ensure(conn: asyncpg.Connection, today: dt.date | None = None) -> list
     return created
 
 
-async def _create(conn: asyncpg.Connection, name: str, start: dt.date, end: dt.date) -> None:
+async def _create(conn: Conn, name: str, start: dt.date, end: dt.date) -> None:
     # Identifiers cannot be parameters; ``name`` is built from a date by partition_name, never from input.
     lower = dt.datetime.combine(start, dt.time(), dt.UTC)
     upper = dt.datetime.combine(end, dt.time(), dt.UTC)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
+from telemon.db import Conn
 from telemon.settings import SettingsError
 
 PROFILES = ("FR", "NICE", "ADA")
@@ -62,7 +63,7 @@ def check_choice(value: str, choices: tuple[str, ...], where: str) -> str:
 
 
 async def create_patient(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     team_id: uuid.UUID,
     external_id: str,
@@ -102,12 +103,12 @@ async def create_patient(
     return patient_id
 
 
-async def get_patient(conn: asyncpg.Connection | asyncpg.Pool, patient_id: uuid.UUID) -> Patient | None:
+async def get_patient(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) -> Patient | None:
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM patients WHERE id = $1", patient_id)
     return Patient(**dict(row)) if row else None
 
 
-async def find_patient(conn: asyncpg.Connection, ref: str) -> Patient:
+async def find_patient(conn: Conn, ref: str) -> Patient:
     """A patient by telemon id or by external id (when it is unique across teams)."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2", ref.strip()

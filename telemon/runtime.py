@@ -55,7 +55,8 @@ async def broker(settings: Settings) -> AsyncIterator[str]:
 async def endpoints(settings: Settings, *, with_broker: bool) -> AsyncIterator[Endpoints]:
     async with contextlib.AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(database(settings))
-        mqtt_url = await stack.enter_async_context(broker(settings)) if with_broker else None
+        # a configured broker is always known (readiness checks it); the embedded one starts only for the mqtt role
+        mqtt_url = await stack.enter_async_context(broker(settings)) if with_broker else settings.mqtt_url
         found = Endpoints(database_url, mqtt_url)
         marker = endpoints_file(settings.state_dir)
         if settings.database_url is None or (with_broker and settings.mqtt_url is None):

@@ -14,7 +14,7 @@ import time
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from telemon.db import LOCK_SCHEDULER
+from telemon.db import LOCK_SCHEDULER, Conn
 from telemon.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,19 @@ class Scheduler:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.retry_seconds)
 
-    async def _run_as_leader(self, conn: asyncpg.Connection) -> None:
+    async def _run_as_leader(self, conn: Conn) -> None:
         self.is_leader = True
         scheduler = AsyncIOScheduler(timezone="UTC")
         for job in self.jobs.values():
             scheduler.add_job(
-                run_job, job.trigger, args=[self.pool, job], id=job.name, name=job.name,
-                coalesce=True, max_instances=1, **job.trigger_args,
+                run_job,
+                job.trigger,
+                args=[self.pool, job],
+                id=job.name,
+                name=job.name,
+                coalesce=True,
+                max_instances=1,
+                **job.trigger_args,
             )
         scheduler.start()
         log.info("scheduler is the leader", extra={"jobs": sorted(self.jobs)})

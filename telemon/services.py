@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from ingest.service import IngestService
 from telemon import runtime
 from telemon.db import connect, create_pool
 from telemon.jobs import all_jobs
 from telemon.migrate import migrate
 from telemon.scheduler import Scheduler
 from telemon.settings import Settings
-
-from ingest.service import IngestService
 
 if TYPE_CHECKING:
     from ingest.mqtt import MqttConsumer

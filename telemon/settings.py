@@ -27,16 +27,32 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("TELEMON_DATABASE_URL", "", "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset: embedded PostgreSQL in the state directory"),
-    Setting("TELEMON_MQTT_URL", "", "MQTT broker URL (`mqtt://user:pass@host:1883`); unset: in-process amqtt broker on a free loopback port"),
+    Setting(
+        "TELEMON_DATABASE_URL",
+        "",
+        "PostgreSQL URL (`postgresql://user:pass@host:5432/db`); unset: embedded PostgreSQL in the state directory",
+    ),
+    Setting(
+        "TELEMON_MQTT_URL",
+        "",
+        "MQTT broker URL (`mqtt://user:pass@host:1883`); unset: in-process amqtt broker on a free loopback port",
+    ),
     Setting("TELEMON_STATE_DIR", ".telemon", "directory for the embedded PostgreSQL data and other local state"),
     Setting("TELEMON_ROLES", "api,mqtt,scheduler", "roles this process runs: any of `api`, `mqtt`, `scheduler`"),
     Setting("TELEMON_HOST", "127.0.0.1", "address the HTTP server listens on"),
     Setting("TELEMON_PORT", "8000", "port the HTTP server listens on"),
     Setting("TELEMON_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
     Setting("TELEMON_DB_POOL_SIZE", "10", "largest number of database connections a process holds"),
-    Setting("TELEMON_MQTT_CLIENT_ID", "telemon-consumer", "MQTT client id of the consumer (persistent session); give each consumer its own"),
-    Setting("TELEMON_MQTT_SHARED_GROUP", "", "shared-subscription group so several consumers split the load (`telemon` gives `$share/telemon/...`); empty: plain subscription"),
+    Setting(
+        "TELEMON_MQTT_CLIENT_ID",
+        "telemon-consumer",
+        "MQTT client id of the consumer (persistent session); give each consumer its own",
+    ),
+    Setting(
+        "TELEMON_MQTT_SHARED_GROUP",
+        "",
+        "shared-subscription group so several consumers split the load (`telemon` gives `$share/telemon/...`); empty: plain subscription",
+    ),
     Setting("TELEMON_MAX_BATCH_READINGS", "10000", "most readings accepted in one HTTP or MQTT message"),
     Setting("TELEMON_MAX_BODY_BYTES", "5242880", "largest HTTP body or MQTT payload accepted, in bytes"),
 )
@@ -96,7 +112,9 @@ def parse_roles(text: str, where: str) -> tuple[str, ...]:
     roles = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
-        raise SettingsError(f"{where}: unknown role {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROLES)}")
+        raise SettingsError(
+            f"{where}: unknown role {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROLES)}"
+        )
     return roles
 
 

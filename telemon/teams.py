@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from telemon.db import Conn
 from telemon.security import hash_password
 from telemon.settings import SettingsError
 
@@ -21,7 +22,7 @@ class Team:
     name: str
 
 
-async def create_team(conn: asyncpg.Connection, name: str) -> uuid.UUID:
+async def create_team(conn: Conn, name: str) -> uuid.UUID:
     name = name.strip()
     if not name:
         raise SettingsError("--name: a team needs a name")
@@ -33,7 +34,7 @@ async def create_team(conn: asyncpg.Connection, name: str) -> uuid.UUID:
     return team_id
 
 
-async def find_team(conn: asyncpg.Connection, ref: str) -> Team:
+async def find_team(conn: Conn, ref: str) -> Team:
     """A team by id or by name."""
     row = await conn.fetchrow(
         "SELECT id, name FROM care_teams WHERE id::text = $1 OR name = $1 ORDER BY name = $1 LIMIT 1", ref.strip()
@@ -44,7 +45,7 @@ async def find_team(conn: asyncpg.Connection, ref: str) -> Team:
 
 
 async def create_clinician(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     email: str,
     password: str,

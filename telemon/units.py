@@ -17,9 +17,19 @@ TO_MGDL = {MGDL: 1.0, MMOLL: MMOLL_TO_MGDL, GL: 100.0}
 PLAUSIBLE_MGDL = (10.0, 600.0)
 
 _SPELLINGS = {
-    "mg/dl": MGDL, "mgdl": MGDL, "mg/100ml": MGDL, "mg_dl": MGDL, "mg per dl": MGDL,
-    "mmol/l": MMOLL, "mmoll": MMOLL, "mmol": MMOLL, "mmol_l": MMOLL, "mm": MMOLL,
-    "g/l": GL, "gl": GL, "g_l": GL,
+    "mg/dl": MGDL,
+    "mgdl": MGDL,
+    "mg/100ml": MGDL,
+    "mg_dl": MGDL,
+    "mg per dl": MGDL,
+    "mmol/l": MMOLL,
+    "mmoll": MMOLL,
+    "mmol": MMOLL,
+    "mmol_l": MMOLL,
+    "mm": MMOLL,
+    "g/l": GL,
+    "gl": GL,
+    "g_l": GL,
 }
 
 

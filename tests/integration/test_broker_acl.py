@@ -2,15 +2,17 @@
 
 A private Mosquitto runs ``deploy/mosquitto/mosquitto.conf`` (its paths rewritten into the test's directory)
 with the real ``deploy/mosquitto/acl`` and a password file made by ``telemon.broker_passwords``. Absence of a
-message is checked without sleeping: a message that must not arrive is sent first, then an allowed "sentinel"
-message on the same connections; once the sentinel is in, the forbidden one would have been too.
+message is checked without sleeping: a message that must not arrive is sent, and acknowledged by the broker,
+before an allowed "sentinel" message to the same subscriber; once the sentinel is in, the other would have been.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
-import re
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -21,16 +23,16 @@ from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from telemon.broker_passwords import mosquitto_password_hash, render_password_file
-from tests.support.mosquitto import mosquitto_available, start_mosquitto
+from tests.support.mosquitto import MosquittoError, mosquitto_available, shipped_config, start_mosquitto
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 WAIT = 5.0  # seconds; every wait polls and returns as soon as its condition holds
 
 SERVICE_USER, SERVICE_PASSWORD = "telemon", "service-secret"
@@ -51,28 +53,31 @@ def receipts(device: str) -> str:
 
 
 def reading_payload(value: float) -> bytes:
-    body = {"readings": [{"id": str(uuid.uuid4()), "measured_at": "2024-05-02T07:05:00+02:00", "value": value,
-                          "unit": "mmol/L", "kind": "smbg", "context": "fasting"}]}
+    body = {
+        "readings": [
+            {
+                "id": str(uuid.uuid4()),
+                "measured_at": "2024-05-02T07:05:00+02:00",
+                "value": value,
+                "unit": "mmol/L",
+                "kind": "smbg",
+                "context": "fasting",
+            }
+        ]
+    }
     return json.dumps(body).encode()
 
 
-def shipped_config(tmp_path: Path) -> str:
-    """deploy/mosquitto/mosquitto.conf with its file paths moved into ``tmp_path`` and its listener removed."""
+def provisioned_config(tmp_path: Path) -> str:
+    """The shipped configuration with a password file for the service account and the two test devices."""
     passwd = tmp_path / "passwd"
-    passwd.write_text(render_password_file(
-        [(SERVICE_USER, mosquitto_password_hash(SERVICE_PASSWORD))]
-        + [(device, mosquitto_password_hash(token)) for device, token in TOKENS.items()]
-    ))
-    data = tmp_path / "data"
-    data.mkdir()
-    paths = {"password_file": str(passwd), "acl_file": str(DEPLOY / "acl"), "persistence_location": f"{data}/"}
-    text = (DEPLOY / "mosquitto.conf").read_text()
-    for key, path in paths.items():
-        text, count = re.subn(rf"^{key}\s.*$", f"{key} {path}", text, flags=re.MULTILINE)
-        assert count == 1, f"{key} should appear once in the shipped mosquitto.conf"
-    text, listeners = re.subn(r"^listener\s.*$", "", text, flags=re.MULTILINE)
-    assert listeners == 1
-    return text
+    passwd.write_text(
+        render_password_file(
+            [(SERVICE_USER, mosquitto_password_hash(SERVICE_PASSWORD))]
+            + [(device, mosquitto_password_hash(token)) for device, token in TOKENS.items()]
+        )
+    )
+    return shipped_config(tmp_path, passwd)
 
 
 @dataclass
@@ -83,18 +88,20 @@ class Client:
     username: str | None
     password: str | None = None
     client_id: str = ""
-    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5
+    protocol: MQTTProtocolVersion = mqtt.MQTTv5
     clean_session: bool = True
     messages: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
         self.client_id = self.client_id or f"test-{uuid.uuid4().hex[:12]}"
-        kwargs: dict[str, object] = {}
-        if self.protocol != mqtt.MQTTv5:
-            kwargs["clean_session"] = self.clean_session
         # No automatic reconnection: a connection the broker closes must show, not be silently reopened.
-        self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=self.protocol,
-                                reconnect_on_failure=False, **kwargs)  # type: ignore[arg-type]
+        self.paho = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=self.protocol,
+            clean_session=None if self.protocol == mqtt.MQTTv5 else self.clean_session,
+            reconnect_on_failure=False,
+        )
         if self.username is not None:
             self.paho.username_pw_set(self.username, self.password)
         self._connack: queue.Queue[ReasonCode] = queue.Queue()
@@ -102,7 +109,7 @@ class Client:
         self._pubacks: dict[int, ReasonCode] = {}
         self._lock = threading.Lock()
         self.paho.on_connect = lambda _c, _u, _f, reason, _p: self._connack.put(reason)
-        self.paho.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, msg.payload))
+        self.paho.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         self.paho.on_subscribe = self._on_subscribe
         self.paho.on_publish = self._on_publish
 
@@ -117,10 +124,11 @@ class Client:
     def connect(self) -> ReasonCode:
         """Connect and return the broker's CONNACK reason; the network loop is stopped if it was refused."""
         if self.protocol == mqtt.MQTTv5:
-            properties = Properties(mqtt.PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0 if self.clean_session else 3600
-            self.paho.connect("127.0.0.1", self.port, keepalive=30, clean_start=self.clean_session,
-                              properties=properties)
+            self.paho.connect(
+                "127.0.0.1", self.port, keepalive=30, clean_start=self.clean_session, properties=properties
+            )
         else:
             self.paho.connect("127.0.0.1", self.port, keepalive=30)
         self.paho.loop_start()
@@ -131,7 +139,7 @@ class Client:
 
     def subscribe(self, topic: str) -> ReasonCode:
         result, mid = self.paho.subscribe(topic, qos=1)
-        assert result == mqtt.MQTT_ERR_SUCCESS
+        assert result == mqtt.MQTT_ERR_SUCCESS and mid is not None
         return _poll(lambda: self._subacks.get(mid), f"SUBACK for {topic}")[0]
 
     def publish(self, topic: str, payload: bytes) -> ReasonCode:
@@ -169,7 +177,7 @@ def _poll(get: Callable[[], T | None], what: str) -> T:
 
 @pytest.fixture
 def port(tmp_path: Path) -> Iterator[int]:
-    with start_mosquitto(shipped_config(tmp_path), tmp_path) as (_host, broker_port):
+    with start_mosquitto(provisioned_config(tmp_path), tmp_path) as (_host, broker_port):
         yield broker_port
     print((tmp_path / "mosquitto.log").read_text())  # pytest shows it when the test failed
 
@@ -197,12 +205,18 @@ def connect(port: int) -> Iterator[Callable[..., Client]]:
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
 @pytest.mark.parametrize(
     ("username", "password"),
-    [("dev-a", "token-of-dev-b"), ("dev-a", ""), (SERVICE_USER, "token-of-dev-a"), ("dev-c", "token-of-dev-a"),
-     (None, None)],
+    [
+        ("dev-a", "token-of-dev-b"),
+        ("dev-a", ""),
+        (SERVICE_USER, "token-of-dev-a"),
+        ("dev-c", "token-of-dev-a"),
+        (None, None),
+    ],
     ids=["wrong-token", "empty-token", "service-with-device-token", "unknown-device", "anonymous"],
 )
-def test_bad_credentials_are_refused(port: int, username: str | None, password: str | None,
-                                     protocol: mqtt.MQTTProtocolVersion) -> None:
+def test_bad_credentials_are_refused(
+    port: int, username: str | None, password: str | None, protocol: MQTTProtocolVersion
+) -> None:
     client = Client(port, username, password, protocol=protocol)
     reason = client.connect()
     assert reason.is_failure
@@ -233,8 +247,9 @@ def test_a_device_reading_reaches_the_service(connect: Callable[..., Client], su
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
-def test_a_device_cannot_publish_readings_for_another_device(connect: Callable[..., Client],
-                                                             protocol: mqtt.MQTTProtocolVersion) -> None:
+def test_a_device_cannot_publish_readings_for_another_device(
+    connect: Callable[..., Client], protocol: MQTTProtocolVersion
+) -> None:
     service = connect(SERVICE_USER, SERVICE_PASSWORD)
     service.subscribe(READINGS_ALL)
     dev_a = connect("dev-a", TOKENS["dev-a"], protocol=protocol)
@@ -253,8 +268,9 @@ def test_a_device_cannot_publish_readings_for_another_device(connect: Callable[.
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
-def test_a_device_receives_its_own_receipts_and_nothing_else(connect: Callable[..., Client],
-                                                             protocol: mqtt.MQTTProtocolVersion) -> None:
+def test_a_device_receives_its_own_receipts_and_nothing_else(
+    connect: Callable[..., Client], protocol: MQTTProtocolVersion
+) -> None:
     dev_a = connect("dev-a", TOKENS["dev-a"], protocol=protocol)
     for subscription in (receipts("dev-a"), receipts("dev-b"), RECEIPTS_ALL, READINGS_ALL, readings("dev-b"), "#"):
         dev_a.subscribe(subscription)  # Mosquitto 2.0 grants them all; what it delivers is checked below
@@ -262,7 +278,8 @@ def test_a_device_receives_its_own_receipts_and_nothing_else(connect: Callable[.
     dev_b.subscribe(receipts("dev-b"))
     service = connect(SERVICE_USER, SERVICE_PASSWORD)
     service.subscribe(READINGS_ALL)
-    for_b, for_a = b'{"accepted": 2, "duplicates": 0, "rejected": []}', b'{"accepted": 1, "duplicates": 1, "rejected": []}'
+    for_b = b'{"accepted": 2, "duplicates": 0, "rejected": []}'
+    for_a = b'{"accepted": 1, "duplicates": 1, "rejected": []}'
     reading_b, reading_a = reading_payload(6.2), reading_payload(6.3)
 
     assert dev_b.publish(readings("dev-b"), reading_b) == "Success"
@@ -277,13 +294,15 @@ def test_a_device_receives_its_own_receipts_and_nothing_else(connect: Callable[.
 
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_IDS)
 @pytest.mark.parametrize("target", ["dev-a", "dev-b"])
-def test_a_device_cannot_forge_receipts(connect: Callable[..., Client], protocol: mqtt.MQTTProtocolVersion,
-                                        target: str) -> None:
+def test_a_device_cannot_forge_receipts(
+    connect: Callable[..., Client], protocol: MQTTProtocolVersion, target: str
+) -> None:
     listener = connect(target, TOKENS[target])
     listener.subscribe(receipts(target))
     forger = connect("dev-a", TOKENS["dev-a"], protocol=protocol)
     service = connect(SERVICE_USER, SERVICE_PASSWORD)
-    forged, sentinel = b'{"accepted": 99, "duplicates": 0, "rejected": []}', b'{"accepted": 1, "duplicates": 0, "rejected": []}'
+    forged = b'{"accepted": 99, "duplicates": 0, "rejected": []}'
+    sentinel = b'{"accepted": 1, "duplicates": 0, "rejected": []}'
 
     forged_ack = forger.publish(receipts(target), forged)
     assert service.publish(receipts(target), sentinel) == "Success"
@@ -303,11 +322,13 @@ def test_a_device_can_publish_nowhere_else(connect: Callable[..., Client], topic
 # "Nothing lost" (DESIGN.md section 5) --------------------------------------------------------------------
 
 
-def test_an_offline_consumer_session_keeps_more_than_mosquittos_default_queue(connect: Callable[..., Client],
-                                                                            port: int) -> None:
+def test_an_offline_consumer_session_keeps_more_than_mosquittos_default_queue(
+    connect: Callable[..., Client], port: int
+) -> None:
     consumer_id = "telemon-consumer-offline-test"
-    consumer = connect(SERVICE_USER, SERVICE_PASSWORD, client_id=consumer_id, protocol=mqtt.MQTTv311,
-                       clean_session=False)
+    consumer = connect(
+        SERVICE_USER, SERVICE_PASSWORD, client_id=consumer_id, protocol=mqtt.MQTTv311, clean_session=False
+    )
     consumer.subscribe(READINGS_ALL)
     consumer.close()
     device = connect("dev-a", TOKENS["dev-a"])
@@ -316,8 +337,44 @@ def test_an_offline_consumer_session_keeps_more_than_mosquittos_default_queue(co
     for info in infos:
         info.wait_for_publish(timeout=WAIT)
 
-    back = connect(SERVICE_USER, SERVICE_PASSWORD, client_id=consumer_id, protocol=mqtt.MQTTv311,
-                   clean_session=False)
+    back = connect(SERVICE_USER, SERVICE_PASSWORD, client_id=consumer_id, protocol=mqtt.MQTTv311, clean_session=False)
 
     received = back.receive_until(f"{count - 1}".encode())
     assert sorted(int(payload) for _topic, payload in received) == list(range(count))
+
+
+# The password file and the test broker itself ----------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed")
+def test_the_hash_is_the_one_mosquitto_passwd_writes(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(path), "dev-a", "token-of-dev-a"], check=True)
+    username, reference = path.read_text().strip().split(":", 1)
+    _empty, kind, iterations, salt, _digest = reference.split("$")
+
+    ours = mosquitto_password_hash("token-of-dev-a", iterations=int(iterations), salt=base64.b64decode(salt))
+
+    assert (username, kind) == ("dev-a", "7")
+    assert ours == reference
+    assert render_password_file([("dev-a", ours)]) == f"dev-a:{reference}\n"
+
+
+@pytest.mark.parametrize("username", ["", "dev:a", "dev/a", "dev+a", "dev#a", "dev\na"])
+def test_the_password_file_refuses_usernames_mosquitto_would_misread(username: str) -> None:
+    with pytest.raises(ValueError, match="cannot appear"):
+        render_password_file([(username, mosquitto_password_hash("x"))])
+
+
+def test_the_password_file_refuses_duplicates_and_plain_passwords() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        render_password_file([("dev-a", mosquitto_password_hash("x")), ("dev-a", mosquitto_password_hash("y"))])
+    with pytest.raises(ValueError, match="not a Mosquitto hash"):
+        render_password_file([("dev-a", "plain-token")])
+
+
+def test_a_broker_that_cannot_start_reports_its_log(tmp_path: Path) -> None:
+    config = f"allow_anonymous false\npassword_file {tmp_path / 'missing'}\n"
+
+    with pytest.raises(MosquittoError, match="Unable to open pwfile"), start_mosquitto(config, tmp_path, timeout=5):
+        pass

@@ -55,15 +55,18 @@ def start_mosquitto(config: str, tmp_path: Path, *, timeout: float = 10.0) -> It
         conf_path.write_text(f"{config.rstrip()}\nlistener {port} {HOST}\n", encoding="utf-8")
         conf_path.chmod(0o644)
         with log_path.open("wb") as log:
-            process = subprocess.Popen([MOSQUITTO, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         try:
             started = _wait_for_port(process, port, timeout)
             if not started and _PORT_IN_USE in _read_log(log_path) and attempt < 2:
                 continue
             if not started:
-                raise MosquittoError(f"mosquitto did not accept connections on {HOST}:{port} within {timeout} s "
-                                     f"(exit code {process.poll()}); its log:\n{_read_log(log_path)}")
+                raise MosquittoError(
+                    f"mosquitto did not accept connections on {HOST}:{port} within {timeout} s "
+                    f"(exit code {process.poll()}); its log:\n{_read_log(log_path)}"
+                )
             try:
                 yield HOST, port
             except Exception as exc:
@@ -110,3 +113,20 @@ def _read_log(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return "(no log written)"
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+
+
+def shipped_config(tmp_path: Path, password_file: Path) -> str:
+    """deploy/mosquitto/mosquitto.conf with its file paths moved into ``tmp_path`` and its listener removed."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    paths = {"password_file": str(password_file), "acl_file": str(DEPLOY / "acl"), "persistence_location": f"{data}/"}
+    text = (DEPLOY / "mosquitto.conf").read_text()
+    for key, path in paths.items():
+        text, count = re.subn(rf"^{key}\s.*$", f"{key} {path}", text, flags=re.MULTILINE)
+        assert count == 1, f"{key} should appear once in the shipped mosquitto.conf"
+    text, listeners = re.subn(r"^listener\s.*$", "", text, flags=re.MULTILINE)
+    assert listeners == 1
+    return text

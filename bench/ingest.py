@@ -1,0 +1,475 @@
+"""Ingest throughput against the database's own ceiling, measured in one run on loopback.
+
+``python -m bench.ingest [--quick]`` (``make bench``) creates a fresh, uniquely named database (migrated with
+``telemon.migrate.migrate``, dropped at the end even on failure) on the PostgreSQL the tests use (127.0.0.1:5432
+if it answers, else an embedded one) and uses the tests' broker (127.0.0.1:1883 if it answers, else an embedded
+amqtt). It registers devices (one patient each) and writes the same valid readings (inside each pregnancy, never
+in the future, unique per device) in every phase, starting each phase from an empty ``readings`` table:
+
+- ``copy``: ``copy_records_to_table`` of the very rows the service writes (the ceiling);
+- ``naive``: one autocommitted INSERT per reading (a sample);
+- ``http_batch``: ``telemon serve --roles api`` as a subprocess, fed by httpx with bodies of 1,000 readings,
+  a few requests in flight; done when every response came back (they come after the commit);
+- ``mqtt_batch`` / ``mqtt_single``: the real consumer (``open_services`` with the ``mqtt`` role) in a subprocess,
+  fed QoS 1 messages of 50 readings / 1 reading for many devices; done when the consumer has stored them all;
+- ``mqtt_raw``: a bare QoS 1 subscriber (manual ack, acks at once, stores nothing) in a subprocess, fed the
+  same single-reading stream.
+
+Every server runs in its own process so that the client does not share a GIL with it; on a 2-core machine
+client, server, broker and PostgreSQL still share the CPUs, as they would on a small production host.
+The publisher keeps a bounded number of messages unconfirmed (``--window``) so the broker never queues more than
+its ``max_queued_messages`` (Mosquitto's default: 1000); every phase checks that the table holds exactly what was
+sent and fails loudly otherwise. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.common import (
+    READINGS_COLUMNS,
+    BenchDevice,
+    BenchError,
+    Helper,
+    Publisher,
+    clean_env,
+    clean_session,
+    device_readings,
+    dumps,
+    free_port,
+    fresh_database,
+    say,
+)
+from ingest.mqtt import broker_speaks_mqtt5, readings_topic
+from ingest.readings import prepare
+from ingest.service import devices_by_ids
+from telemon.db import create_pool
+from telemon.settings import redact
+from tests.support.factories import patient_with_device
+from tests.support.services import mqtt_broker, postgres_server
+
+HTTP_BATCH = 1000
+MQTT_BATCH = 50
+TARGETS = (  # (ratio key, threshold, what)
+    ("http_vs_copy", 0.40, "HTTP batch >= 40 % of COPY"),
+    ("mqtt_batch_vs_copy", 0.40, "MQTT 50-reading >= 40 % of COPY"),
+    ("mqtt_single_vs_raw", 0.70, "MQTT single >= 70 % of raw MQTT"),
+)
+DB_CHECK_TIMEOUT_S = 10.0
+STALL_S = 30.0
+
+
+@dataclass(frozen=True)
+class Params:
+    mode: str
+    devices: int
+    per_device: int  # readings per device in copy, http and mqtt 50-reading phases
+    single_per_device: int  # single-reading messages per device (mqtt single and raw)
+    naive: int
+    http_concurrency: int
+    window: int  # MQTT messages published but not yet confirmed by the receiving process
+    publisher_inflight: int
+
+    @property
+    def readings(self) -> int:
+        return self.devices * self.per_device
+
+    @property
+    def single_messages(self) -> int:
+        return self.devices * self.single_per_device
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    count: int
+    seconds: float
+    unit: str = "readings"
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+def parse_args(argv: Sequence[str] | None) -> Params:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller volumes (under a minute)")
+    parser.add_argument("--devices", type=int, help="devices (one patient each); default 100")
+    parser.add_argument("--per-device", type=int, help="readings per device, a multiple of 1000")
+    parser.add_argument("--single-per-device", type=int, help="single-reading MQTT messages per device")
+    parser.add_argument("--naive", type=int, help="readings in the one-INSERT-each sample")
+    parser.add_argument("--http-concurrency", type=int, default=4, help="HTTP requests in flight (default 4)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=1000,
+        help="MQTT messages unconfirmed at most (default 1000 = Mosquitto's max_queued_messages)",
+    )
+    parser.add_argument("--publisher-inflight", type=int, default=0,
+                        help="publisher's paho max_inflight_messages (default 0 = unlimited: --window bounds it;"
+                             " a limit makes paho rescan its whole queue on every PUBACK)")
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    params = Params(
+        mode="quick" if quick else "full",
+        devices=args.devices or 100,
+        per_device=args.per_device or (1000 if quick else 3000),
+        single_per_device=args.single_per_device or (150 if quick else 500),
+        naive=args.naive or (2000 if quick else 10_000),
+        http_concurrency=args.http_concurrency,
+        window=args.window,
+        publisher_inflight=args.publisher_inflight,
+    )
+    if params.per_device % HTTP_BATCH or params.per_device % MQTT_BATCH or params.per_device <= 0:
+        parser.error(f"--per-device must be a positive multiple of {HTTP_BATCH}")
+    if not 0 < params.single_per_device <= params.per_device:
+        parser.error("--single-per-device must be between 1 and --per-device")
+    if params.window < 1 or params.devices < 1 or params.http_concurrency < 1:
+        parser.error("--window, --devices and --http-concurrency must be positive")
+    return params
+
+
+# --- set-up -----------------------------------------------------------------------------------------------------
+
+
+async def make_devices(pool: asyncpg.Pool, count: int, per_device: int, now: dt.datetime) -> list[BenchDevice]:
+    setups = [await patient_with_device(pool, kind="meter" if i % 4 == 3 else "cgm") for i in range(count)]
+    contexts = await devices_by_ids(pool, [s.device_id for s in setups])
+    return [
+        BenchDevice(s.device_id, s.token, contexts[s.device_id], device_readings(i, per_device, now))
+        for i, s in enumerate(setups)
+    ]
+
+
+def rows_for_copy(devices: list[BenchDevice], now: dt.datetime) -> list[tuple[Any, ...]]:
+    """The rows the service would write for every reading, through its own parse → validate → normalise."""
+    records: list[tuple[Any, ...]] = []
+    for device in devices:
+        prepared = prepare({"readings": device.readings}, device.context, now=now, source="copy", max_readings=10**9)
+        if prepared.rejected:
+            raise BenchError(f"generated readings refused: {prepared.rejected[0].reason}")
+        records.extend(tuple(getattr(row, column) for column in READINGS_COLUMNS) for row in prepared.rows)
+    return records
+
+
+def interleave(per_device: list[list[Any]]) -> list[Any]:
+    """Item 0 of every device, then item 1 of every device, and so on."""
+    longest = max(len(items) for items in per_device)
+    return [items[i] for i in range(longest) for items in per_device if i < len(items)]
+
+
+def chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def mqtt_messages(devices: list[BenchDevice], size: int, per_device: int) -> list[tuple[str, bytes]]:
+    return interleave(
+        [[(readings_topic(d.device_id), dumps({"readings": c})) for c in chunks(d.readings[:per_device], size)]
+         for d in devices]
+    )  # fmt: skip
+
+
+# --- checks -----------------------------------------------------------------------------------------------------
+
+
+async def reset_tables(pool: asyncpg.Pool) -> None:
+    await pool.execute("TRUNCATE readings, ingest_rejections")
+
+
+async def check_stored(pool: asyncpg.Pool, phase: str, expected: int, wait: float = 0.0) -> None:
+    """The table holds exactly ``expected`` readings and nothing was refused; fail loudly otherwise."""
+    deadline = time.perf_counter() + wait
+    while True:
+        stored = await pool.fetchval("SELECT count(*) FROM readings")
+        if stored >= expected or time.perf_counter() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    refused = await pool.fetch("SELECT reason FROM ingest_rejections LIMIT 3")
+    if stored != expected or refused:
+        reasons = "; ".join(r["reason"] for r in refused)
+        raise BenchError(
+            f"{phase}: {stored} readings stored of {expected} sent"
+            + (f"; rejections recorded: {reasons}" if refused else "")
+            + (" - DATA LOST" if stored < expected else "")
+        )
+
+
+def report(phase: Phase, note: str = "") -> None:
+    say(
+        f"  {phase.name:<24} {phase.count:>9,} {phase.unit:<8} in {phase.seconds:7.2f} s"
+        f" = {phase.rate:>10,.0f} {phase.unit}/s{('  ' + note) if note else ''}"
+    )
+
+
+# --- phases -----------------------------------------------------------------------------------------------------
+
+
+async def phase_copy(pool: asyncpg.Pool, records: list[tuple[Any, ...]]) -> Phase:
+    await reset_tables(pool)
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        await conn.copy_records_to_table("readings", records=records, columns=list(READINGS_COLUMNS))
+        seconds = time.perf_counter() - started
+    await check_stored(pool, "copy", len(records))
+    return Phase("COPY (ceiling)", len(records), seconds)
+
+
+async def phase_naive(pool: asyncpg.Pool, records: list[tuple[Any, ...]]) -> Phase:
+    await reset_tables(pool)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(READINGS_COLUMNS) + 1))
+    insert = f"INSERT INTO readings ({', '.join(READINGS_COLUMNS)}) VALUES ({placeholders})"
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        for record in records:
+            await conn.execute(insert, *record)
+        seconds = time.perf_counter() - started
+    await check_stored(pool, "naive", len(records))
+    return Phase("naive INSERT per reading", len(records), seconds)
+
+
+async def start_api_server(db_url: str, state_dir: Path) -> tuple[Helper, str]:
+    port = free_port()
+    env = clean_env({
+        "TELEMON_DATABASE_URL": db_url, "TELEMON_ROLES": "api", "TELEMON_HOST": "127.0.0.1",
+        "TELEMON_PORT": str(port), "TELEMON_STATE_DIR": str(state_dir), "TELEMON_LOG_LEVEL": "INFO",
+    })  # fmt: skip
+    server = Helper("api server (telemon serve --roles api)", state_dir / "api.log")
+    await server.start([sys.executable, "-m", "telemon", "serve", "--roles", "api"], env, progress=False)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        deadline = time.perf_counter() + 60
+        while True:
+            if not server.alive():
+                raise server.died()
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{base}/readyz", timeout=2)).status_code == 200:
+                    return server, base
+            if time.perf_counter() > deadline:
+                raise BenchError(f"api server not ready after 60 s:\n{server.log_tail()}")
+            await asyncio.sleep(0.1)
+
+
+async def post_all(base: str, requests: list[tuple[str, bytes, int]], concurrency: int) -> float:
+    """POST every body (``concurrency`` in flight); check each answer; returns the seconds taken."""
+    pending = iter(requests)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for token, body, count in pending:
+            response = await client.post(
+                f"{base}/api/v1/readings", content=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            if response.status_code != 200:
+                raise BenchError(f"HTTP {response.status_code}: {response.text[:300]}")
+            answer = response.json()
+            if answer.get("accepted") != count or answer.get("rejected"):
+                raise BenchError(f"HTTP answer {str(answer)[:300]} for {count} new readings")
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(concurrency):
+                group.create_task(worker(client))
+        return time.perf_counter() - started
+
+
+async def phase_http(
+    pool: asyncpg.Pool, db_url: str, state_dir: Path, devices: list[BenchDevice], warmup: BenchDevice, params: Params
+) -> Phase:
+    requests = interleave(
+        [[(d.token, dumps({"readings": c}), len(c)) for c in chunks(d.readings, HTTP_BATCH)] for d in devices]
+    )
+    server, base = await start_api_server(db_url, state_dir)
+    try:
+        warm = [(warmup.token, dumps({"readings": c}), len(c)) for c in chunks(warmup.readings, HTTP_BATCH)]
+        await post_all(base, warm[: params.http_concurrency], params.http_concurrency)
+        await reset_tables(pool)
+        seconds = await post_all(base, requests, params.http_concurrency)
+        if not server.alive():
+            raise server.died()
+    finally:
+        await server.stop()
+    total = sum(count for _, _, count in requests)
+    await check_stored(pool, "http_batch", total)
+    return Phase(f"HTTP {HTTP_BATCH}/request x{params.http_concurrency}", total, seconds)
+
+
+async def start_mqtt_helper(kind: str, mqtt_url: str, client_id: str, state_dir: Path, extra: dict[str, str]) -> Helper:
+    env = clean_env({"BENCH_MQTT_URL": mqtt_url, "BENCH_CLIENT_ID": client_id, "BENCH_STATE_DIR": str(state_dir),
+                     **extra})  # fmt: skip
+    helper = Helper(f"{kind} ({client_id})", state_dir / f"{kind}.log")
+    await helper.start([sys.executable, "-m", "bench.common", kind], env, progress=True)
+    await helper.wait_ready(60)
+    await asyncio.sleep(0.5)  # let the SUBACK land before anything is published
+    return helper
+
+
+async def publish_and_wait(
+    publisher: Publisher, helper: Helper, messages: list[tuple[str, bytes]], window: int
+) -> float:
+    base = helper.done
+    started = await publisher.send_paced(messages, helper, window, base)
+    finished = await helper.wait_progress(base + len(messages), STALL_S)
+    return finished - started
+
+
+async def phases_mqtt(
+    pool: asyncpg.Pool,
+    db_url: str,
+    mqtt_url: str,
+    mqtt5: bool,
+    state_dir: Path,
+    run_id: str,
+    devices: list[BenchDevice],
+    warmup: BenchDevice,
+    params: Params,
+) -> list[Phase]:
+    batch_messages = mqtt_messages(devices, MQTT_BATCH, params.per_device)
+    single_messages = mqtt_messages(devices, 1, params.single_per_device)
+    warm = mqtt_messages([warmup], MQTT_BATCH, len(warmup.readings))[:20]
+    phases: list[Phase] = []
+    publisher = Publisher(mqtt_url, f"telemon-bench-pub-{run_id}", mqtt5, params.publisher_inflight)
+    await asyncio.to_thread(publisher.connect)
+    try:
+        consumer_id = f"telemon-bench-consumer-{run_id}"
+        consumer: Helper | None = None
+        try:
+            consumer = await start_mqtt_helper("consumer", mqtt_url, consumer_id, state_dir,
+                                               {"BENCH_DATABASE_URL": db_url})  # fmt: skip
+            await publish_and_wait(publisher, consumer, warm, params.window)
+            await reset_tables(pool)
+            seconds = await publish_and_wait(publisher, consumer, batch_messages, params.window)
+            await check_stored(pool, "mqtt_batch", params.readings, DB_CHECK_TIMEOUT_S)
+            phases.append(Phase(f"MQTT {MQTT_BATCH}/message", params.readings, seconds))
+            report(phases[-1], f"({len(batch_messages):,} messages)")
+
+            await reset_tables(pool)
+            seconds = await publish_and_wait(publisher, consumer, single_messages, params.window)
+            await check_stored(pool, "mqtt_single", len(single_messages), DB_CHECK_TIMEOUT_S)
+            phases.append(Phase("MQTT 1/message", len(single_messages), seconds))
+            report(phases[-1])
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            await asyncio.to_thread(clean_session, mqtt_url, consumer_id, mqtt5)
+
+        raw_id = f"telemon-bench-raw-{run_id}"
+        ids_file = state_dir / "devices.txt"
+        ids_file.write_text("\n".join(d.device_id for d in [*devices, warmup]), encoding="utf-8")
+        raw: Helper | None = None
+        try:
+            raw = await start_mqtt_helper("raw", mqtt_url, raw_id, state_dir, {"BENCH_DEVICES_FILE": str(ids_file)})
+            await publish_and_wait(publisher, raw, warm, params.window)
+            base = raw.done
+            seconds = await publish_and_wait(publisher, raw, single_messages, params.window)
+            await asyncio.sleep(0.2)
+            if raw.done - base != len(single_messages):
+                raise BenchError(f"raw subscriber counted {raw.done - base} of {len(single_messages)} messages")
+            phases.append(Phase("raw MQTT subscriber", len(single_messages), seconds, "messages"))
+            report(phases[-1])
+        finally:
+            if raw is not None:
+                await raw.stop()
+            await asyncio.to_thread(clean_session, mqtt_url, raw_id, mqtt5)
+    finally:
+        await asyncio.to_thread(publisher.close)
+    return phases
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:10]
+    mqtt5 = await asyncio.to_thread(broker_speaks_mqtt5, mqtt_url)
+    say(
+        f"telemon ingest benchmark ({params.mode}): {params.devices} devices, {params.readings:,} readings,"
+        f" {params.single_messages:,} single-reading messages, run {run_id}, {os.cpu_count()} CPUs"
+    )
+    say(f"  PostgreSQL {redact(maintenance_url)}; broker {mqtt_url} (MQTT {'5' if mqtt5 else '3.1.1'})")
+    say("  servers run as subprocesses: telemon serve --roles api; the consumer (open_services, role mqtt);"
+        " the raw subscriber")  # fmt: skip
+    results: dict[str, Phase] = {}
+    async with fresh_database(maintenance_url) as db_url:
+        say(f"  database {db_url.rsplit('/', 1)[-1].split('?')[0]} created and migrated")
+        pool = await create_pool(db_url, max_size=4)
+        try:
+            now = dt.datetime.now(dt.UTC)
+            prepared_at = time.perf_counter()
+            everyone = await make_devices(pool, params.devices + 1, params.per_device, now)
+            devices, warmup = everyone[:-1], everyone[-1]
+            records = rows_for_copy(devices, now)
+            say(f"  {len(everyone)} patients and devices registered, readings generated"
+                f" in {time.perf_counter() - prepared_at:.1f} s")  # fmt: skip
+
+            results["copy"] = await phase_copy(pool, records)
+            report(results["copy"])
+            results["naive"] = await phase_naive(pool, records[: params.naive])
+            report(results["naive"])
+            results["http_batch"] = await phase_http(pool, db_url, work, devices, warmup, params)
+            report(results["http_batch"], f"({params.readings // HTTP_BATCH:,} requests)")
+            mqtt_phases = await phases_mqtt(pool, db_url, mqtt_url, mqtt5, work, run_id, devices, warmup, params)
+            results["mqtt_batch"], results["mqtt_single"], results["mqtt_raw"] = mqtt_phases
+        finally:
+            await pool.close()
+    rates = {f"{name}_rps": round(phase.rate, 1) for name, phase in results.items()}
+    ratios = {
+        "http_vs_copy": rates["http_batch_rps"] / rates["copy_rps"],
+        "mqtt_batch_vs_copy": rates["mqtt_batch_rps"] / rates["copy_rps"],
+        "mqtt_single_vs_raw": rates["mqtt_single_rps"] / rates["mqtt_raw_rps"],
+    }
+    say("targets:")
+    verdicts: dict[str, str] = {}
+    for key, threshold, what in TARGETS:
+        verdicts[key] = "PASS" if ratios[key] >= threshold else "MISS"
+        say(f"  {verdicts[key]}  {what}: {ratios[key]:.1%}")
+    return {
+        **rates,
+        **{key: round(value, 4) for key, value in ratios.items()},
+        "targets": verdicts,
+        "params": {
+            "mode": params.mode, "devices": params.devices, "readings": params.readings,
+            "readings_per_device": params.per_device, "http_batch": HTTP_BATCH,
+            "http_concurrency": params.http_concurrency, "mqtt_batch": MQTT_BATCH,
+            "mqtt_single_messages": params.single_messages, "naive_readings": params.naive,
+            "mqtt_window": params.window, "publisher_inflight": params.publisher_inflight,
+            "mqtt_protocol": "5" if mqtt5 else "3.1.1", "servers": "subprocess", "cpus": os.cpu_count(),
+            "run_id": run_id,
+        },
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    params = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="telemon-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            with postgres_server(work / "postgres") as maintenance_url, mqtt_broker() as mqtt_url:
+                summary = asyncio.run(run(params, maintenance_url, mqtt_url, work))
+        except BenchError as exc:
+            print(f"bench.ingest: FAILED: {exc}", file=sys.stderr, flush=True)
+            return 1
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
