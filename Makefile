@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MOSQUITTO := $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo test lint bench serve clean mosquitto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,15 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/telemon serve
 
-test: $(STAMP)
+# Tests that need their own broker configuration (ACL, crash) start a private mosquitto: install it if missing.
+mosquitto:
+ifeq ($(MOSQUITTO),)
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	else echo "make test needs mosquitto: sudo apt-get install mosquitto" >&2; exit 1; fi
+endif
+
+test: $(STAMP) mosquitto
 	$(BIN)/pytest
 
 lint: $(STAMP)

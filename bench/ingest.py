@@ -121,9 +121,13 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         default=1000,
         help="MQTT messages unconfirmed at most (default 1000 = Mosquitto's max_queued_messages)",
     )
-    parser.add_argument("--publisher-inflight", type=int, default=0,
-                        help="publisher's paho max_inflight_messages (default 0 = unlimited: --window bounds it;"
-                             " a limit makes paho rescan its whole queue on every PUBACK)")
+    parser.add_argument(
+        "--publisher-inflight",
+        type=int,
+        default=0,
+        help="publisher's paho max_inflight_messages (default 0 = unlimited: --window bounds it;"
+        " a limit makes paho rescan its whole queue on every PUBACK)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     params = Params(
@@ -462,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="telemon-bench-") as tmp:
         work = Path(tmp)
         try:
-            with postgres_server(work / "postgres") as maintenance_url, mqtt_broker() as mqtt_url:
+            with postgres_server() as maintenance_url, mqtt_broker() as mqtt_url:
                 summary = asyncio.run(run(params, maintenance_url, mqtt_url, work))
         except BenchError as exc:
             print(f"bench.ingest: FAILED: {exc}", file=sys.stderr, flush=True)

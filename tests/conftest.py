@@ -3,6 +3,7 @@ a pool, and the app served in-process against both."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,27 +29,42 @@ def _with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("embedded")) as url:
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-async def database_url(postgres_url: str) -> AsyncIterator[str]:
+def database_url(postgres_url: str) -> Iterator[str]:
+    """A uniquely named database, migrated, dropped at the end of the session. Set up and torn down on an event
+    loop of its own, so that its order against the tests' loop does not matter."""
     name = f"telemon_test_{uuid.uuid4().hex[:12]}"
-    admin = await connect(postgres_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
     url = _with_database(postgres_url, name)
-    try:
+
+    async def create() -> None:
+        admin = await connect(postgres_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
         conn = await connect(url)
         try:
             await migrate(conn)
         finally:
             await conn.close()
+
+    async def drop() -> None:
+        admin = await connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    try:
         yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from telemon.broker_passwords import mosquitto_password_hash, render_password_file
-from tests.support.mosquitto import MosquittoError, mosquitto_available, shipped_config, start_mosquitto
-
-pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
+from tests.support.mosquitto import MosquittoError, shipped_config, start_mosquitto
 
 WAIT = 5.0  # seconds; every wait polls and returns as soon as its condition holds
 

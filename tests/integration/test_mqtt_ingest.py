@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -12,6 +14,7 @@ import httpx
 from telemon.settings import Settings
 from tests.support.data import IGLU_DUE_DATE, IGLU_ZONE, iglu_by_subject, utc
 from tests.support.factories import Setup, patient_with_device
+from tests.support.mosquitto import start_mosquitto
 from tests.support.mqtt import Receipts, publish, publisher, running_consumer
 
 
@@ -191,3 +194,33 @@ async def test_unknown_and_disabled_devices_are_refused(settings: Settings, mqtt
         )
         == 2
     )
+
+
+async def test_two_consumers_split_the_load_through_a_shared_subscription(
+    settings: Settings, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # a private Mosquitto: the embedded amqtt broker has no shared subscriptions
+    with start_mosquitto("allow_anonymous true\n", tmp_path) as (host, port):
+        await _split_between_two_consumers(settings, f"mqtt://{host}:{port}", db)
+
+
+async def _split_between_two_consumers(settings: Settings, mqtt_url: str, db: asyncpg.Pool) -> None:
+    group = dataclasses.replace(settings, mqtt_shared_group=f"g{uuid.uuid4().hex[:8]}")
+    devices = [await patient_with_device(db) for _ in range(4)]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    async with running_consumer(group, mqtt_url) as first, running_consumer(group, mqtt_url) as second:
+        with Receipts(mqtt_url, [d.device_id for d in devices]) as receipts, publisher(mqtt_url) as pub:
+            for i in range(200):
+                moment = (start + dt.timedelta(minutes=i)).isoformat()
+                publish(
+                    pub, devices[i % 4].device_id, {"readings": [{"measured_at": moment, "value": 90, "unit": "mg/dL"}]}
+                )
+            answers = await receipts.wait_for(200)
+        assert first.consumer is not None and second.consumer is not None
+        assert first.consumer.stored_messages > 0 and second.consumer.stored_messages > 0
+        assert first.consumer.stored_messages + second.consumer.stored_messages == 200
+    assert sum(a["accepted"] for a in answers) == 200
+    stored = await db.fetchval(
+        "SELECT count(*) FROM readings WHERE patient_id = ANY($1::uuid[])", [d.patient_id for d in devices]
+    )
+    assert stored == 200

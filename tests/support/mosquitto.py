@@ -31,11 +31,6 @@ class MosquittoError(RuntimeError):
     """The test broker could not be started; the message carries its log."""
 
 
-def mosquitto_available() -> bool:
-    """Whether the Mosquitto binary is installed (for ``pytest.mark.skipif``)."""
-    return Path(MOSQUITTO).is_file()
-
-
 @contextmanager
 def start_mosquitto(config: str, tmp_path: Path, *, timeout: float = 10.0) -> Iterator[tuple[str, int]]:
     """Run a private Mosquitto with ``config`` on a free loopback port; yield ``(host, port)``.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 @contextmanager
-def postgres_server(tmp_dir: Path) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """The URL of a maintenance database on a server the tests may create databases on."""
     if not embedded_forced():
         explicit = os.environ.get("TELEMON_TEST_DATABASE_URL")
@@ -43,12 +45,16 @@ def postgres_server(tmp_dir: Path) -> Iterator[str]:
         if answers("127.0.0.1", 5432):
             yield LOCAL_DATABASE
             return
-    server = EmbeddedPostgres(tmp_dir, database="postgres")
+    # not under pytest's 0700 temporary directories: the server runs as another user when the tests run as root
+    state = Path(tempfile.mkdtemp(prefix="telemon-test-pg-"))
+    state.chmod(0o755)
+    server = EmbeddedPostgres(state, database="postgres")
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @contextmanager
