@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -27,7 +28,7 @@ async def test_read_back_in_time_order_with_pages(client: httpx.AsyncClient, db:
     headers = {"Authorization": f"Bearer {key}"}
     url = f"/api/v1/patients/{setup.patient_id}/readings"
 
-    items: list[dict[str, object]] = []
+    items: list[dict[str, Any]] = []
     cursor = None
     pages = 0
     while True:
@@ -47,7 +48,7 @@ async def test_read_back_in_time_order_with_pages(client: httpx.AsyncClient, db:
     assert items[3]["flags"] == ["manual"]
     assert items[4]["context_inferred"] is True
     assert items[0]["value"] == 4.0 and items[0]["unit"] == "mmol/L"
-    assert abs(items[0]["value_mgdl"] - 4.0 * 18.01559) < 0.01  # type: ignore[operator]
+    assert abs(items[0]["value_mgdl"] - 4.0 * 18.01559) < 0.01
     assert items[0]["device_id"] == setup.device_id
 
     window = await client.get(
