@@ -52,9 +52,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse(body, status_code=200 if ready else 503)
 
     if "api" in settings.roles:
+        from clinician_ui.routes import include_routes as include_ui
         from ingest.routes import include_routes as include_ingest
 
         include_ingest(app)
+        include_ui(app)
     return app
 
 
