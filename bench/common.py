@@ -9,8 +9,12 @@ Run as ``python -m bench.common consumer|raw`` it is one of those helper process
   acknowledges every message at once and stores nothing; it counts the messages of the devices listed (one id a
   line) in the file ``BENCH_DEVICES_FILE``.
 
-Both print ``P <messages done>`` on standard output whenever the count changes (polled every 2 ms) and stop
-cleanly when standard input closes or says ``stop``.
+Both print ``P <done> <confirmed>`` on standard output whenever it changes (polled every 2 ms) and stop cleanly
+when standard input closes or says ``stop``. ``done`` counts messages stored (the consumer's ``stored_messages``)
+or received (raw); ``confirmed`` is a lower bound of the messages whose PUBACK has left the process: ``done`` minus
+the packets still waiting in paho's outgoing queue. The consumer acknowledges after the commit, from the event
+loop, and its paho thread can fall thousands of packets behind (receipts and acknowledgements share one queue),
+so pacing the publisher on ``done`` alone lets the broker's queue overflow; pacing on ``confirmed`` does not.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -169,6 +173,7 @@ class Helper:
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.done = 0
+        self.confirmed = 0
         self.changed = asyncio.Event()
         self.ready = asyncio.Event()
         self._last_change = time.perf_counter()
@@ -192,7 +197,8 @@ class Helper:
         while line := await self.proc.stdout.readline():
             text = line.decode().strip()
             if text.startswith("P "):
-                self.done = int(text[2:])
+                done, confirmed = text[2:].split()
+                self.done, self.confirmed = int(done), int(confirmed)
                 self._last_change = time.perf_counter()
                 self.changed.set()
             elif text == "READY":
@@ -233,6 +239,8 @@ class Helper:
             if time.perf_counter() - self._last_change > stall:
                 raise BenchError(
                     f"{self.name}: stuck at {self.done} of {target} messages for {stall:.0f} s: messages were lost"
+                    " (a broker drops QoS 1 messages queued beyond its max_queued_messages: see its log);"
+                    f" last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 1.0)
@@ -331,19 +339,19 @@ class Publisher:
     async def send_paced(
         self, messages: Sequence[tuple[str, bytes]], helper: Helper, window: int, base: int = 0
     ) -> float:
-        """Publish ``messages`` keeping at most ``window`` of them not yet reported done by ``helper`` (whose
-        count starts at ``base``); returns the ``perf_counter`` time of the first publish."""
+        """Publish ``messages`` keeping at most ``window`` of them not yet confirmed (acknowledged) by
+        ``helper`` (whose count starts at ``base``); returns the ``perf_counter`` time of the first publish."""
         publish = self.client.publish
         started = time.perf_counter()
         sent = 0
         total = len(messages)
         while sent < total:
-            room = window - (sent - (helper.done - base))
+            room = window - (sent - (helper.confirmed - base))
             if room <= 0:
                 if not helper.alive():
                     raise helper.died()
                 helper.changed.clear()
-                if window - (sent - (helper.done - base)) <= 0:
+                if window - (sent - (helper.confirmed - base)) <= 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(helper.changed.wait(), 5)
                 continue
@@ -367,13 +375,20 @@ def _stdin_closed(stop: threading.Event) -> None:
     stop.set()
 
 
-def _report(get: Any, stop: threading.Event) -> None:
-    last = -1
+def _unsent_packets(client: mqtt.Client | None) -> int:
+    """Packets paho has queued but not yet written (a private attribute of paho 2.x, read for measurement only)."""
+    queue = getattr(client, "_out_packet", None)
+    return len(queue) if queue is not None else 0
+
+
+def _report(done: Callable[[], int], client: Callable[[], mqtt.Client | None], stop: threading.Event) -> None:
+    last: tuple[int, int] = (-1, -1)
     print("READY", flush=True)
     while not stop.is_set():
-        value = get()
+        count = done()
+        value = (count, max(0, count - _unsent_packets(client())))
         if value != last:
-            print(f"P {value}", flush=True)
+            print(f"P {value[0]} {value[1]}", flush=True)
             last = value
         time.sleep(PROGRESS_INTERVAL_S)
 
@@ -399,7 +414,9 @@ async def _run_consumer() -> None:
         consumer = services.consumer
         if consumer is None:
             raise BenchError("the mqtt role started no consumer")
-        reporter = threading.Thread(target=_report, args=(lambda: consumer.stored_messages, stop), daemon=True)
+        reporter = threading.Thread(
+            target=_report, args=(lambda: consumer.stored_messages, lambda: consumer._client, stop), daemon=True
+        )
         reporter.start()
         while not stop.is_set():
             await asyncio.sleep(0.05)
@@ -443,7 +460,7 @@ def _run_raw() -> None:
         raise BenchError("raw subscriber: no SUBACK")
     stop = threading.Event()
     threading.Thread(target=_stdin_closed, args=(stop,), daemon=True).start()
-    _report(lambda: counted[0], stop)
+    _report(lambda: counted[0], lambda: client, stop)
     client.disconnect()
     client.loop_stop()
 

@@ -116,7 +116,7 @@ class MqttConsumer:
         mqtt5 = await asyncio.to_thread(broker_speaks_mqtt5, self.url)
         protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
         client = new_client(self.url, self.settings.mqtt_client_id, protocol=protocol, persistent=True, manual_ack=True)
-        client.max_inflight_messages_set(1000)
+        client.max_inflight_messages_set(0)  # no cap: paho rescans its queue per PUBACK when capped
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect

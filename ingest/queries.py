@@ -9,22 +9,62 @@ DEVICE_CONTEXT_BY_IDS = DEVICE_CONTEXT + " WHERE d.id = ANY($1::text[])"
 DEVICE_CONTEXT_BY_TOKEN = DEVICE_CONTEXT + " WHERE d.token_hash = $1"
 DEVICE_CONTEXT_BY_NS_SECRET = DEVICE_CONTEXT + " WHERE d.ns_secret_hash = $1"
 
+# Readings are copied (COPY) into a per-connection staging table, then inserted from it in one statement.
+# ``message`` is the position of the message a row came from, ``position`` the row's place in the batch.
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
+    message int, position int, patient_id uuid, device_id text, kind text, device_time timestamptz,
+    value_raw float8, unit_raw text, measured_at timestamptz, value_mgdl float8, clock_offset_s int,
+    context text, context_inferred bool, meal text, minutes_after_meal int2, flags text[], source text,
+    external_id text, note text
+) ON COMMIT DELETE ROWS
+"""
+STAGING_COLUMNS = (
+    "message",
+    "position",
+    "patient_id",
+    "device_id",
+    "kind",
+    "device_time",
+    "value_raw",
+    "unit_raw",
+    "measured_at",
+    "value_mgdl",
+    "clock_offset_s",
+    "context",
+    "context_inferred",
+    "meal",
+    "minutes_after_meal",
+    "flags",
+    "source",
+    "external_id",
+    "note",
+)
+
 # The dedup key is the primary key (patient_id, device_id, kind, device_time, value_raw): what the device said.
-INSERT_READINGS = """
+INSERT_FROM_STAGING = """
 INSERT INTO readings (patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl,
                       clock_offset_s, context, context_inferred, meal, minutes_after_meal, flags, source,
                       external_id, note)
-SELECT r.patient_id, r.device_id, r.kind, r.device_time, r.value_raw, r.unit_raw, r.measured_at, r.value_mgdl,
-       r.clock_offset_s, r.context, r.context_inferred, r.meal, r.minutes_after_meal,
-       CASE WHEN r.flags = '' THEN '{}'::text[] ELSE string_to_array(r.flags, ',') END, r.source,
-       r.external_id, r.note
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::text[], $7::timestamptz[],
-            $8::float8[], $9::int[], $10::text[], $11::bool[], $12::text[], $13::int2[], $14::text[], $15::text[],
-            $16::text[], $17::text[])
-     AS r(patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl, clock_offset_s,
-          context, context_inferred, meal, minutes_after_meal, flags, source, external_id, note)
+SELECT patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl, clock_offset_s,
+       context, context_inferred, meal, minutes_after_meal, flags, source, external_id, note
+FROM ingest_staging
+ORDER BY position
 ON CONFLICT DO NOTHING
-RETURNING device_id, kind, device_time, value_raw
+"""
+
+# How many rows each message added, when several messages share a transaction and some rows were duplicates:
+# a row inserted by this transaction has its xmin; a key sent twice counts for the first message that sent it.
+INSERTED_PER_MESSAGE = """
+SELECT message, count(*) AS inserted FROM (
+    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_time, s.value_raw) s.message
+    FROM ingest_staging s
+    JOIN readings r ON r.patient_id = s.patient_id AND r.device_id = s.device_id AND r.kind = s.kind
+                   AND r.device_time = s.device_time AND r.value_raw = s.value_raw
+    WHERE r.xmin = pg_current_xact_id()::xid
+    ORDER BY s.patient_id, s.device_id, s.kind, s.device_time, s.value_raw, s.position
+) first_senders
+GROUP BY message
 """
 
 INSERT_REJECTIONS = """
@@ -32,7 +72,11 @@ INSERT INTO ingest_rejections (patient_id, device_id, source, item_index, reason
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
 """
 
-TOUCH_DEVICES = "UPDATE devices SET last_seen_at = now() WHERE id = ANY($1::text[])"
+# last_seen_at to the minute: a device syncing every few seconds does not rewrite its row every time
+TOUCH_DEVICES = """
+UPDATE devices SET last_seen_at = now()
+WHERE id = ANY($1::text[]) AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 minute')
+"""
 
 # Stored readings by their dedup key, whether just inserted or already there; $6 is the position of each key.
 STORED_BY_KEY = """

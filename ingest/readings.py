@@ -26,6 +26,8 @@ MAX_FUTURE = dt.timedelta(minutes=10)
 # A sync's device_time is trusted to correct the clock only past this skew: below it, network delay dominates.
 CLOCK_TOLERANCE = dt.timedelta(minutes=2)
 RAW_LIMIT = 4096  # characters of a refused item kept in ingest_rejections
+_NUMBER = (int, float)
+_ID = (str, int)
 
 
 class Rejection(ValueError):
@@ -48,9 +50,9 @@ class DeviceContext:
         return ZoneInfo(self.time_zone)
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
-    """One reading ready to store; the order of fields is the column order of ``queries.INSERT_READINGS``."""
+    """One reading ready to store; the order of fields is the column order of ``queries.STAGING_COLUMNS``."""
 
     patient_id: uuid.UUID
     device_id: str
@@ -69,6 +71,14 @@ class Row:
     source: str
     external_id: str | None
     note: str | None
+
+    def record(self) -> tuple[Any, ...]:
+        """The fields in order, for COPY (``dataclasses.astuple`` deep-copies: too slow on the hot path)."""
+        return (
+            self.patient_id, self.device_id, self.kind, self.device_time, self.value_raw, self.unit_raw,
+            self.measured_at, self.value_mgdl, self.clock_offset_s, self.context, self.context_inferred, self.meal,
+            self.minutes_after_meal, self.flags, self.source, self.external_id, self.note,
+        )  # fmt: skip
 
 
 @dataclass
@@ -163,7 +173,7 @@ def _choice(item: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | N
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise Rejection(f"{where}: expected a number, got {type(value).__name__}")
     number = float(value)
     if not math.isfinite(number):
@@ -171,18 +181,40 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def prepare_item(item: Any, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Row:
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """What every item of one sync shares, computed once per message."""
+
+    device: DeviceContext
+    zone: ZoneInfo
+    offset: dt.timedelta
+    latest: dt.datetime  # the latest acceptable measured_at (now + MAX_FUTURE)
+    earliest: dt.datetime  # the first instant of the pregnancy window, in the patient's zone
+    default_kind: str
+    source: str
+
+    @classmethod
+    def of(cls, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Sync:
+        zone = device.zone
+        earliest = dt.datetime.combine(device.pregnancy_start, dt.time(), zone).astimezone(dt.UTC)
+        kind = "cgm" if device.device_kind == "cgm" else "smbg"
+        return cls(device, zone, offset, now + MAX_FUTURE, earliest, kind, source)
+
+
+def prepare_item(item: Any, sync: Sync) -> Row:
     """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason."""
     if not isinstance(item, dict):
         raise Rejection(f"a reading must be an object, got {type(item).__name__}")
-    zone = device.zone
+    device = sync.device
+    zone = sync.zone
 
     flags = item.get("flags") or []
-    if not isinstance(flags, list) or any(not isinstance(f, str) or f not in FLAGS for f in flags):
-        raise Rejection(f"flags: each flag must be one of {', '.join(FLAGS)}")
-    flags = sorted(set(flags))
-    if "lo" in flags and "hi" in flags:
-        raise Rejection("flags: a reading cannot be both lo and hi")
+    if flags:
+        if not isinstance(flags, list) or any(not isinstance(f, str) or f not in FLAGS for f in flags):
+            raise Rejection(f"flags: each flag must be one of {', '.join(FLAGS)}")
+        flags = sorted(set(flags))
+        if "lo" in flags and "hi" in flags:
+            raise Rejection("flags: a reading cannot be both lo and hi")
 
     unit_text = item.get("unit")
     if not isinstance(unit_text, str):
@@ -211,16 +243,16 @@ def prepare_item(item: Any, device: DeviceContext, offset: dt.timedelta, now: dt
         )
 
     device_time = parse_instant(item.get("measured_at"), zone, "measured_at")
-    measured_at = device_time + offset
-    if measured_at > now + MAX_FUTURE:
+    measured_at = device_time + sync.offset
+    if measured_at > sync.latest:
         raise Rejection(f"measured_at: {measured_at.isoformat()} is in the future (after clock correction)")
-    if measured_at.astimezone(zone).date() < device.pregnancy_start:
+    if measured_at < sync.earliest:
         raise Rejection(
             f"measured_at: {measured_at.date().isoformat()} is before this pregnancy began"
             f" ({device.pregnancy_start.isoformat()})"
         )
 
-    kind = _choice(item, "kind", KINDS) or ("cgm" if device.device_kind == "cgm" else "smbg")
+    kind = _choice(item, "kind", KINDS) or sync.default_kind
     context = _choice(item, "context", CONTEXTS)
     meal = _choice(item, "meal", MEALS)
     inferred = context is None
@@ -232,7 +264,7 @@ def prepare_item(item: Any, device: DeviceContext, offset: dt.timedelta, now: dt
         raise Rejection("minutes_after_meal: expected a whole number of minutes between 0 and 600")
     external_id = item.get("id")
     if external_id is not None:
-        if not isinstance(external_id, str | int) or isinstance(external_id, bool) or len(str(external_id)) > 128:
+        if not isinstance(external_id, _ID) or isinstance(external_id, bool) or len(str(external_id)) > 128:
             raise Rejection("id: expected a string of at most 128 characters")
         external_id = str(external_id)
     note = item.get("note")
@@ -248,13 +280,13 @@ def prepare_item(item: Any, device: DeviceContext, offset: dt.timedelta, now: dt
         unit_raw=unit_text,
         measured_at=measured_at,
         value_mgdl=round(value_mgdl, 3),
-        clock_offset_s=int(offset.total_seconds()),
+        clock_offset_s=int(sync.offset.total_seconds()),
         context=context,
         context_inferred=inferred,
         meal=meal,
         minutes_after_meal=minutes,
         flags=flags,
-        source=source,
+        source=sync.source,
         external_id=external_id,
         note=note[:1000] if note else None,
     )
@@ -280,9 +312,10 @@ def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: st
     except Rejection as exc:
         prepared.rejected.append(RejectedItem(None, str(exc), raw_text(payload.get("device_time"))))
         return prepared
+    sync = Sync.of(device, offset, now, source)
     for index, item in enumerate(items):
         try:
-            prepared.rows.append(prepare_item(item, device, offset, now, source))
+            prepared.rows.append(prepare_item(item, sync))
         except Rejection as exc:
             prepared.rejected.append(RejectedItem(index, str(exc), raw_text(item)))
     return prepared

@@ -92,11 +92,10 @@ class IngestService:
         ``extra_rejections`` are message-level refusals with no device context (unknown device, not JSON) that
         the caller wants recorded in the same transaction."""
         rows = [row for message in messages for row in message.rows]
-        inserted_keys: list[tuple[str, str, dt.datetime, float]] = []
+        inserted: list[int] = [0] * len(messages)
         async with self.pool.acquire() as conn, conn.transaction():
             if rows:
-                inserted = await conn.fetch(queries.INSERT_READINGS, *_columns(rows))
-                inserted_keys = [(r[0], r[1], r[2], r[3]) for r in inserted]
+                inserted = await _insert(conn, messages, len(rows))
                 await conn.execute(queries.TOUCH_DEVICES, list({m.device.device_id for m in messages}))
             rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
                 (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
@@ -104,8 +103,11 @@ class IngestService:
             rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
             if rejections:
                 await conn.execute(queries.INSERT_REJECTIONS, *_rejection_columns(rejections))
-        answers = _answers(messages, inserted_keys)
-        touched = {row.patient_id for row in rows} if inserted_keys else set()
+        answers = [
+            Answer(accepted, len(m.rows) - accepted, [{"index": r.index, "reason": r.reason} for r in m.rejected])
+            for m, accepted in zip(messages, inserted, strict=True)
+        ]
+        touched = {m.device.patient_id for m, accepted in zip(messages, inserted, strict=True) if accepted}
         if touched:
             await self._notify(touched)
         return answers
@@ -147,26 +149,25 @@ class RejectedItemOf:
     item: RejectedItem
 
 
-def _columns(rows: list[Row]) -> list[list[Any]]:
-    return [
-        [r.patient_id for r in rows],
-        [r.device_id for r in rows],
-        [r.kind for r in rows],
-        [r.device_time for r in rows],
-        [r.value_raw for r in rows],
-        [r.unit_raw for r in rows],
-        [r.measured_at for r in rows],
-        [r.value_mgdl for r in rows],
-        [r.clock_offset_s for r in rows],
-        [r.context for r in rows],
-        [r.context_inferred for r in rows],
-        [r.meal for r in rows],
-        [r.minutes_after_meal for r in rows],
-        [",".join(r.flags) for r in rows],
-        [r.source for r in rows],
-        [r.external_id for r in rows],
-        [r.note for r in rows],
+async def _insert(conn: Conn, messages: Sequence[Prepared], total: int) -> list[int]:
+    """COPY the messages' rows to the staging table and insert them in one statement; the rows each message
+    added (the others were already stored: duplicates)."""
+    await conn.execute(queries.CREATE_STAGING)
+    records = [
+        (number, position, *row.record())
+        for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
     ]
+    await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
+    status = await conn.execute(queries.INSERT_FROM_STAGING)
+    count = int(status.rsplit(" ", 1)[1])
+    if count == total:
+        return [len(m.rows) for m in messages]
+    if len(messages) == 1:
+        return [count]
+    inserted = [0] * len(messages)
+    for row in await conn.fetch(queries.INSERTED_PER_MESSAGE):
+        inserted[row["message"]] = row["inserted"]
+    return inserted
 
 
 def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]]) -> list[list[Any]]:
@@ -178,21 +179,3 @@ def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str,
         [r[3].reason for r in rejections],
         [r[3].raw for r in rejections],
     ]
-
-
-def _answers(messages: Sequence[Prepared], inserted_keys: list[tuple[str, str, dt.datetime, float]]) -> list[Answer]:
-    """Attribute each inserted row to the first message (in order) that carried its key."""
-    answers = [Answer() for _ in messages]
-    if len(messages) == 1:
-        answers[0].accepted = len(inserted_keys)
-    else:
-        owner: dict[tuple[str, str, dt.datetime, float], int] = {}
-        for position, message in enumerate(messages):
-            for row in message.rows:
-                owner.setdefault((row.device_id, row.kind, row.device_time, row.value_raw), position)
-        for key in inserted_keys:
-            answers[owner[key]].accepted += 1
-    for answer, message in zip(answers, messages, strict=True):
-        answer.duplicates = len(message.rows) - answer.accepted
-        answer.rejected = [{"index": r.index, "reason": r.reason} for r in message.rejected]
-    return answers
