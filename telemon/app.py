@@ -52,11 +52,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse(body, status_code=200 if ready else 503)
 
     if "api" in settings.roles:
+        from alerts import api as alerts_api
         from clinician_ui.routes import include_routes as include_ui
         from ingest.routes import include_routes as include_ingest
 
         include_ingest(app)
         include_ui(app)
+        app.include_router(alerts_api.router)
     return app
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from alerts.engine import Engine, EngineWorker
 from ingest.service import IngestService
 from telemon import runtime
 from telemon.db import connect, create_pool
@@ -31,8 +32,10 @@ class Services:
     pool: asyncpg.Pool
     mqtt_url: str | None
     ingest: IngestService
+    engine: Engine
     consumer: MqttConsumer | None = None
     scheduler: Scheduler | None = None
+    worker: EngineWorker | None = None
 
 
 @contextlib.asynccontextmanager
@@ -47,7 +50,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pool = await create_pool(found.database_url, max_size=settings.db_pool_size)
         stack.push_async_callback(pool.close)
         ingest = IngestService(pool, max_readings=settings.max_batch_readings)
-        services = Services(settings, pool, found.mqtt_url, ingest)
+        engine = Engine(pool)
+        services = Services(settings, pool, found.mqtt_url, ingest, engine)
+        # the patients of every committed ingest batch are evaluated in the background
+        worker = EngineWorker(engine)
+        worker.start()
+        stack.push_async_callback(worker.stop)
+        ingest.on_commit(worker.submit)
+        services.worker = worker
         if "mqtt" in settings.roles and found.mqtt_url:
             from ingest.mqtt import MqttConsumer
 

@@ -1,0 +1,131 @@
+"""The alerts API for integrations (API keys): list, acknowledge, snooze, resolve."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from alerts import queries, store
+from telemon import audit
+from telemon.api_keys import ApiKey
+from telemon.auth import api_key, pool
+from telemon.pagination import decode_cursor, envelope, limit_param
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+Status = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["info", "warning", "urgent"]
+SEVERITY_ORDER = {"info": -1, "warning": -2, "urgent": -3}  # the list's first sort key: most urgent first
+BEGINNING: list[Any] = [-4, "1970-01-01T00:00:00+00:00", 0]
+
+
+def alert_out(row: asyncpg.Record) -> dict[str, Any]:
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": row["id"],
+        "patient_id": str(row["patient_id"]),
+        "rule": row["rule"],
+        "severity": row["severity"],
+        "status": row["status"],
+        "episode": row["episode_key"],
+        "opened_at": iso(row["opened_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "acknowledged_at": iso(row["acknowledged_at"]),
+        "acknowledged_by": row["acknowledged_by"],
+        "snoozed_until": iso(row["snoozed_until"]),
+        "resolved_at": iso(row["resolved_at"]),
+        "resolved_by": row["resolved_by"],
+        "message": row["message"],
+        "evidence": row["evidence"],
+    }
+
+
+@router.get("", summary="Alerts, most urgent first, then oldest")
+async def list_alerts(
+    patient_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    rule: str | None = None,
+    severity: Severity | None = None,
+    limit: int = Depends(limit_param),
+    cursor: str | None = Query(None),
+    key: ApiKey = Depends(api_key("alerts:read")),
+    db: asyncpg.Pool = Depends(pool),
+) -> dict[str, Any]:
+    position: list[Any] = decode_cursor(cursor) or BEGINNING
+    try:
+        rank, opened_at, after_id = int(position[0]), dt.datetime.fromisoformat(position[1]), int(position[2])
+    except (ValueError, IndexError, TypeError):
+        raise HTTPException(status_code=400, detail="cursor: not a cursor this API returned") from None
+    rows = await db.fetch(queries.LIST_ALERTS, patient_id, status, rule, severity, rank, opened_at, after_id, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    if patient_id is not None:
+        await audit.record(db, actor=f"api_key:{key.id}", action="alerts.read", patient_id=patient_id)
+    next_position = (
+        [SEVERITY_ORDER[last["severity"]], last["opened_at"].isoformat(), last["id"]] if last is not None else None
+    )
+    return envelope([alert_out(r) for r in rows], next_position)
+
+
+class SnoozeBody(BaseModel):
+    until: dt.datetime = Field(description="ISO 8601 with an offset; the alert stays out of the open list until then")
+
+
+async def _act(db: asyncpg.Pool, alert_id: int, key: ApiKey, action: str, until: dt.datetime | None = None) -> Any:
+    actor = f"api_key:{key.id}"
+    async with db.acquire() as conn, conn.transaction():
+        if action == "acknowledge":
+            row = await store.acknowledge(conn, alert_id, actor)
+        elif action == "snooze":
+            assert until is not None
+            row = await store.snooze(conn, alert_id, actor, until)
+        else:
+            row = await store.resolve(conn, alert_id, actor)
+        if row is None:
+            current = await conn.fetchrow(queries.GET_ALERT, alert_id)
+            if current is None:
+                raise HTTPException(status_code=404, detail=f"no alert {alert_id}")
+            raise HTTPException(status_code=409, detail=f"alert {alert_id} is {current['status']}; cannot {action}")
+        await audit.record(
+            conn, actor=actor, action=f"alert.{action}", patient_id=row["patient_id"], detail={"alert_id": alert_id}
+        )
+    return alert_out(row)
+
+
+@router.post("/{alert_id}/acknowledge", summary="Acknowledge an open alert")
+async def acknowledge(
+    alert_id: int, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+) -> dict[str, Any]:
+    result: dict[str, Any] = await _act(db, alert_id, key, "acknowledge")
+    return result
+
+
+@router.post("/{alert_id}/snooze", summary="Snooze an alert until a time")
+async def snooze(
+    alert_id: int,
+    body: SnoozeBody,
+    key: ApiKey = Depends(api_key("alerts:write")),
+    db: asyncpg.Pool = Depends(pool),
+) -> dict[str, Any]:
+    if body.until.tzinfo is None:
+        raise HTTPException(status_code=422, detail="until: give a time zone offset (for example Z)")
+    if body.until <= dt.datetime.now(dt.UTC):
+        raise HTTPException(status_code=422, detail="until: must be in the future")
+    result: dict[str, Any] = await _act(db, alert_id, key, "snooze", body.until)
+    return result
+
+
+@router.post("/{alert_id}/resolve", summary="Resolve an alert")
+async def resolve(
+    alert_id: int, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+) -> dict[str, Any]:
+    result: dict[str, Any] = await _act(db, alert_id, key, "resolve")
+    return result

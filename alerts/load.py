@@ -1,0 +1,65 @@
+"""Loading a cohort from the database: the recent window of readings of some patients, as numpy columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+import numpy as np
+
+from alerts import profiles, queries
+from alerts.cohort import PROFILE, TREATMENT, Cohort
+from telemon.db import Conn
+
+WINDOW = dt.timedelta(days=14)  # the longest look-back of any rule (CGM range review, fasting trend)
+
+
+async def load_cohort(
+    db: asyncpg.Pool | Conn, patient_ids: Sequence[uuid.UUID], *, now: float | None = None
+) -> tuple[Cohort, list[uuid.UUID]]:
+    """The cohort of ``patient_ids`` (those that exist, in the given order) and their ids in cohort order."""
+    now_s = int(now if now is not None else time.time())
+    since = dt.datetime.fromtimestamp(now_s, dt.UTC) - WINDOW
+    ids = list(patient_ids)
+    patients = await db.fetch(queries.COHORT_PATIENTS, ids, dt.datetime.fromtimestamp(now_s, dt.UTC))
+    found = [r["id"] for r in patients]
+    columns = await db.fetchrow(queries.COHORT_READINGS, found, since)
+    n_patients = len(found)
+
+    def col(name: str, dtype: type) -> np.ndarray:  # type: ignore[type-arg]
+        values = columns[name] if columns is not None else None
+        return np.asarray(values if values is not None else [], dtype=dtype)
+
+    patient = col("patient", np.int64)
+    offsets = np.zeros(n_patients + 1, dtype=np.int64)
+    np.cumsum(np.bincount(patient, minlength=n_patients), out=offsets[1:])
+    profile = np.array([PROFILE[r["profile"]] for r in patients], dtype=np.int8)
+    targets = profiles.patient_targets(profile, [r["target_overrides"] or {} for r in patients])
+    cohort = Cohort(
+        reading_id=col("reading_id", np.int64),
+        t=col("t", np.int64),
+        value=col("value", np.float64),
+        kind=col("kind", np.int8),
+        context=col("context", np.int8),
+        meal=col("meal", np.int8),
+        minutes_after_meal=col("minutes_after_meal", np.int16),
+        flags=col("flags", np.int8),
+        local_day=col("local_day", np.int32),
+        local_minute=col("local_minute", np.int16),
+        offsets=offsets,
+        profile=profile,
+        treatment=np.array([TREATMENT[r["treatment"]] for r in patients], dtype=np.int8),
+        target_fasting=targets[0],
+        target_post_1h=targets[1],
+        target_post_2h=targets[2],
+        readings_per_day=np.array([r["readings_per_day"] for r in patients], dtype=np.int16),
+        delivery_day=np.array([r["delivery_day"] for r in patients], dtype=np.int32),
+        devices=np.array([r["devices"] for r in patients], dtype=np.int8),
+        today=np.array([r["today"] for r in patients], dtype=np.int32),
+        utc_offset_s=np.array([r["utc_offset_s"] for r in patients], dtype=np.int32),
+        now=now_s,
+    )
+    return cohort, found

@@ -1,0 +1,1622 @@
+"""The alert rules: pure, vectorised functions from a :class:`~alerts.cohort.Cohort` to :class:`Candidates`.
+
+No rule loops over readings or patients in Python: they work on index subsets (``np.flatnonzero`` of a few
+whole-array masks, shared through ``Cohort.cache``), per-patient windows found by a vectorised bisection (one
+loop step per halving, over all patients at once), segment reductions (``np.bincount`` with weights,
+``np.add.reduceat``) and run detection on sorted index arrays. Only the few candidates are turned into
+messages and evidence with a Python loop.
+
+Shared conventions (see DESIGN §3 and telemon issue 4; the numbers and their sources are in
+:mod:`alerts.profiles`):
+
+- readings flagged ``control_solution`` are never glucose; *glycaemic* readings are the others measured
+  before the delivery local day (``local_day < delivery_day``);
+- per-reading rules (``hypo_*``, ``fasting_severe``, ``ketone_check``, ``*_above_target``,
+  ``consecutive_above_target``) open nothing for readings older than ``now - lookback_s`` (``t < cutoff``);
+  older readings are context only (a run that started before the cutoff keeps its episode key);
+- *runs* (episodes): consecutive readings of a sequence that all meet the condition. For hypoglycaemia and
+  ketones the sequence is every glycaemic reading of the patient, and a gap over 60 min also ends the run;
+  the episode key is ``"t<epoch s of the run's first reading>"``, stable while later readings extend the run;
+- stateful rules (time-driven, patterns, stale data) use the episode ``"current"``, set ``stateful=True``
+  and ``evaluated``: the patients the rule could judge (the rule applies and the data suffice) plus those it
+  no longer applies to (delivered, device gone), so that the engine resolves their open alerts;
+- windows of the stateful rules are ``now - W < t <= now`` (readings in the future are ignored there).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import math
+from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property, lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts import profiles as P
+from alerts.cohort import (
+    CONTEXT,
+    DEVICE_CGM,
+    DEVICE_METER,
+    F64,
+    FLAG_CONTROL,
+    I8,
+    I64,
+    KIND,
+    NO_DAY,
+    PROFILE,
+    TREATMENT,
+    B,
+    Candidates,
+    Cohort,
+)
+
+Rule = Callable[[Cohort], Candidates]
+
+_FASTING = CONTEXT["fasting"]
+_AFTER_MEAL = CONTEXT["after_meal"]
+_SMBG = KIND["smbg"]
+_CGM = KIND["cgm"]
+_EPOCH = dt.date(1970, 1, 1)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nightscout-compatible building blocks
+# ---------------------------------------------------------------------------------------------------------------
+
+URGENT_LOW, LOW, IN_RANGE, HIGH, URGENT_HIGH = -2, -1, 0, 1, 2
+
+
+def threshold_levels(
+    values: npt.ArrayLike,
+    urgent_low: float,
+    low: float,
+    high: float,
+    urgent_high: float,
+    inclusive: bool = False,
+) -> I8:
+    """Classify values: -2 urgent low, -1 low, 0 in range, 1 high, 2 urgent high (NaN: 0).
+
+    ``inclusive=False`` compares strictly (``v < low``, ``v > high``), as Nightscout's simplealarms plugin
+    does (``lastSGV > bg_high`` → urgent high, ``> bg_target_top`` → high, ``< bg_low`` → urgent low,
+    ``< bg_target_bottom`` → low): with 55/80/180/260 this gives Nightscout's alarm levels. ``inclusive=True``
+    counts a value equal to a threshold as out of range (``v <= low``, ``v >= high``). Nightscout checks the
+    high side first, so a value that is both (absurd thresholds) is high here too.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    out = np.zeros(v.shape, dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        if inclusive:
+            out[v <= low] = LOW
+            out[v <= urgent_low] = URGENT_LOW
+            out[v >= high] = HIGH
+            out[v >= urgent_high] = URGENT_HIGH
+        else:
+            out[v < low] = LOW
+            out[v < urgent_low] = URGENT_LOW
+            out[v > high] = HIGH
+            out[v > urgent_high] = URGENT_HIGH
+    return out
+
+
+def ar2_points(mean_now: F64, mean_5min_ago: F64) -> F64:
+    """Nightscout's AR2 forecast (lib/plugins/ar2.js): ``AR2_STEPS`` points, 5, 10, ... min after the last
+    reading, in whole mg/dL: the AR(2) model ``y[k+1] = -0.723 y[k-1] + 1.716 y[k]`` on ``y = ln(bg / 140)``,
+    each point ``Math.round(140 e^y)`` clamped to [36, 400]. Arrays of shape (m,) in, (m, 6) out; rows whose
+    inputs cannot be forecast (non-positive 5-min-ago value) are NaN."""
+    a0, a1 = P.AR2_COEFFICIENTS
+    ok = (mean_5min_ago > 0) & (mean_now > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prev = np.log(np.where(ok, mean_5min_ago, np.nan) / P.AR2_BG_REF)
+        curr = np.log(np.where(ok, mean_now, np.nan) / P.AR2_BG_REF)
+        out = np.empty((len(mean_now), P.AR2_STEPS), dtype=np.float64)
+        for step in range(P.AR2_STEPS):  # forecast steps, not readings
+            prev, curr = curr, a0 * prev + a1 * curr
+            # JavaScript's Math.round rounds half up; x + 0.5 is exact for these magnitudes.
+            out[:, step] = np.clip(np.floor(P.AR2_BG_REF * np.exp(curr) + 0.5), P.AR2_BG_MIN, P.AR2_BG_MAX)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vectorised helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _ranges(lo: I64, hi: I64) -> tuple[I64, I64]:
+    """Concatenation of ``arange(lo[i], hi[i])`` and, for each element, its ``i``."""
+    lens = np.maximum(hi - lo, 0)
+    total = int(lens.sum())
+    owner = np.repeat(np.arange(len(lo), dtype=np.int64), lens)
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), owner
+    shift = np.repeat(lo - (np.cumsum(lens) - lens), lens)
+    return np.arange(total, dtype=np.int64) + shift, owner
+
+
+def _seg_search(key_at: Callable[[I64], npt.NDArray[Any]], lo: I64, hi: I64, x: npt.NDArray[Any], right: bool) -> I64:
+    """Per segment ``[lo[i], hi[i])`` whose keys ``key_at(position)`` are sorted: the first position whose key is
+    ``>= x[i]`` (``right=False``) or ``> x[i]`` (``right=True``). A vectorised bisection: one loop step per
+    halving of the longest segment, each over all segments at once."""
+    lo = lo.astype(np.int64, copy=True)
+    hi = hi.astype(np.int64, copy=True)
+    active = np.flatnonzero(lo < hi)
+    while len(active):
+        a_lo, a_hi = lo[active], hi[active]
+        mid = (a_lo + a_hi) // 2
+        key = key_at(mid)
+        go = key <= x[active] if right else key < x[active]
+        a_lo = np.where(go, mid + 1, a_lo)
+        a_hi = np.where(go, a_hi, mid)
+        lo[active], hi[active] = a_lo, a_hi
+        active = active[a_lo < a_hi]
+    return lo
+
+
+def _bounds(owner: I64, m: int) -> tuple[I64, I64]:
+    """For a sorted owner array, each owner's [lo, hi) slice."""
+    keys = np.arange(m, dtype=np.int64)
+    return np.searchsorted(owner, keys).astype(np.int64), np.searchsorted(owner, keys, side="right").astype(np.int64)
+
+
+def _take(a: npt.NDArray[Any], i: I64, fill: Any) -> npt.NDArray[Any]:
+    """``a[i]`` where ``i >= 0``, else ``fill`` (also when ``a`` is empty)."""
+    if len(a) == 0:
+        return np.full(len(i), fill, dtype=a.dtype)
+    return np.where(i >= 0, a[np.clip(i, 0, len(a) - 1)], fill)
+
+
+def _window_sums(x: npt.NDArray[Any], lo: I64, hi: I64) -> npt.NDArray[Any]:
+    """Sums of ``x[lo[i]:hi[i]]`` for ordered, non-overlapping windows (``hi[i] <= lo[i + 1]``), with one
+    ``np.add.reduceat`` over the whole array (no gathering)."""
+    out = np.zeros(len(lo), dtype=np.add.reduce(x[:0]).dtype)
+    ne = np.flatnonzero(lo < hi)
+    if len(ne) == 0:
+        return out
+    bounds = np.empty(2 * len(ne), dtype=np.int64)
+    bounds[0::2] = lo[ne]
+    bounds[1::2] = hi[ne]
+    if bounds[-1] >= len(x):  # reduceat indices must be < len(x); the last window then runs to the end
+        bounds = bounds[:-1]
+    out[ne] = np.add.reduceat(x, bounds)[0::2]
+    return out
+
+
+def _in_sorted(x: npt.NDArray[Any], sorted_set: I64) -> B:
+    """Element-wise membership of ``x`` in a sorted array."""
+    if len(sorted_set) == 0 or len(x) == 0:
+        return np.zeros(len(x), dtype=np.bool_)
+    k = np.minimum(np.searchsorted(sorted_set, x), len(sorted_set) - 1)
+    return np.asarray(sorted_set[k] == x, dtype=np.bool_)
+
+
+def _drop_sorted(idx: npt.NDArray[Any], drop: I64) -> I64:
+    """``idx`` (sorted) without the elements of ``drop`` (sorted): the work is proportional to ``len(drop)``."""
+    idx = idx.astype(np.int64, copy=False)
+    if len(drop) == 0 or len(idx) == 0:
+        return idx
+    k = np.searchsorted(idx, drop)
+    hit = k < len(idx)
+    hit[hit] = idx[k[hit]] == drop[hit]
+    return np.delete(idx, k[hit]) if hit.any() else idx
+
+
+def _run_starts(new_run: B) -> tuple[I64, I64]:
+    """Run boundaries from a "this element starts a run" mask (``new_run[0]`` must be True): (lo, hi)."""
+    lo = np.flatnonzero(new_run).astype(np.int64)
+    hi = np.append(lo[1:], len(new_run)).astype(np.int64)
+    return lo, hi
+
+
+def _seg_sum(x: npt.NDArray[Any], lo: I64, hi: I64) -> npt.NDArray[Any]:
+    """Sums of ``x[lo[i]:hi[i]]`` for contiguous, ordered, non-empty runs tiling ``x`` (np.add.reduceat)."""
+    if len(lo) == 0:
+        return np.zeros(0, dtype=x.dtype)
+    return np.add.reduceat(x, lo)
+
+
+def _group_days(pid: I64, day: npt.NDArray[Any]) -> tuple[I64, I64, I64]:
+    """Group elements by (patient, local day): order (stable), group bounds (lo, hi) into that order."""
+    key = pid.astype(np.int64) * (1 << 32) + day.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    new = np.ones(len(ks), dtype=np.bool_)
+    new[1:] = ks[1:] != ks[:-1]
+    lo, hi = _run_starts(new) if len(ks) else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return order.astype(np.int64), lo, hi
+
+
+class _Sub:
+    """An index subset of the cohort's readings (sorted), with per-patient segments into it."""
+
+    def __init__(self, c: Cohort, idx: npt.NDArray[Any]) -> None:
+        self.c = c
+        self.idx: I64 = idx.astype(np.int64, copy=False)
+        self.seg: I64 = np.searchsorted(self.idx, c.offsets).astype(np.int64)
+
+    @cached_property
+    def pid(self) -> I64:
+        return np.repeat(np.arange(self.c.n_patients, dtype=np.int64), np.diff(self.seg))
+
+    @cached_property
+    def t(self) -> I64:
+        return self.c.t[self.idx]
+
+    @cached_property
+    def v(self) -> F64:
+        return self.c.value[self.idx]
+
+    def search(self, times: npt.NDArray[Any], right: bool = False, patients: I64 | None = None) -> I64:
+        """Per patient (or per patient of ``patients``), the first position whose time is ``>= times[i]``
+        (``> times[i]`` if ``right``)."""
+        t, idx = self.c.t, self.idx
+        lo, hi = self.seg[:-1], self.seg[1:]
+        if patients is not None:
+            lo, hi = lo[patients], hi[patients]
+        return _seg_search(lambda pos: t[idx[pos]], lo, hi, times, right)
+
+    def window(self, start_excl: npt.NDArray[Any], end_incl: npt.NDArray[Any]) -> tuple[I64, I64]:
+        """Positions with ``start_excl < t <= end_incl`` per patient, and their patient: (pos, pid)."""
+        return _ranges(self.search(start_excl, right=True), self.search(end_incl, right=True))
+
+
+class _Derived:
+    """Arrays several rules share, computed once per cohort on first use."""
+
+    def __init__(self, c: Cohort) -> None:
+        self.c = c
+        self.P = c.n_patients
+        self.n = len(c.t)
+        self.cutoff = c.now - c.lookback_s
+
+    @cached_property
+    def delivered(self) -> B:
+        """Delivery recorded on or before the patient's today: monitoring has ended."""
+        return self.c.delivery_day <= self.c.today
+
+    @cached_property
+    def invalid_idx(self) -> I64:
+        return np.flatnonzero(self.c.flags & FLAG_CONTROL).astype(np.int64)
+
+    @cached_property
+    def nonglyc_idx(self) -> I64:
+        """Readings that are not glycaemic: control solution, or on/after the delivery local day."""
+        c = self.c
+        has = np.flatnonzero(c.delivery_day != NO_DAY)
+        pos, owner = _ranges(c.offsets[has], c.offsets[has + 1])
+        after = pos[c.local_day[pos] >= c.delivery_day[has][owner]]
+        if len(after) == 0:
+            return self.invalid_idx
+        both = np.sort(np.concatenate([self.invalid_idx, after]), kind="stable")  # two sorted runs: a merge
+        keep = np.ones(len(both), dtype=np.bool_)
+        keep[1:] = both[1:] != both[:-1]
+        return both[keep].astype(np.int64)
+
+    def nonglyc_between(self, a: I64, b: I64) -> I64:
+        """Number of non-glycaemic readings strictly between indices a < b (element-wise)."""
+        ng = self.nonglyc_idx
+        if len(ng) == 0:
+            return np.zeros(len(a), dtype=np.int64)
+        return (np.searchsorted(ng, b) - np.searchsorted(ng, a, side="right")).astype(np.int64)
+
+    @cached_property
+    def smbg(self) -> B:
+        return np.asarray(self.c.kind == _SMBG, dtype=np.bool_)
+
+    @cached_property
+    def fasting(self) -> _Sub:
+        """Glycaemic meter readings in the fasting context."""
+        mask = (self.c.context == _FASTING) & self.smbg
+        return _Sub(self.c, _drop_sorted(np.flatnonzero(mask), self.nonglyc_idx))
+
+    @cached_property
+    def post(self) -> _Sub:
+        """Glycaemic meter readings in the after-meal context."""
+        mask = (self.c.context == _AFTER_MEAL) & self.smbg
+        return _Sub(self.c, _drop_sorted(np.flatnonzero(mask), self.nonglyc_idx))
+
+    @cached_property
+    def cgm(self) -> _Sub:
+        """Valid CGM readings."""
+        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.kind == _CGM), self.invalid_idx))
+
+    @cached_property
+    def low(self) -> _Sub:
+        """Glycaemic readings below the highest hypoglycaemia threshold (NICE's 4.0 mmol/L floor)."""
+        top = max(P.HYPO_L1_MGDL, P.HYPO_L2_MGDL, P.NICE_INSULIN_FLOOR_MGDL)
+        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.value < top), self.nonglyc_idx))
+
+    @cached_property
+    def high(self) -> _Sub:
+        """Glycaemic readings at or above the ketone-check threshold."""
+        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.value >= P.KETONE_CHECK_MGDL), self.nonglyc_idx))
+
+    @cached_property
+    def end_now(self) -> I64:
+        """Per patient, the index after the last reading with ``t <= now``."""
+        c = self.c
+        t = c.t
+        return _seg_search(lambda pos: t[pos], c.offsets[:-1], c.offsets[1:], np.full(self.P, c.now), right=True)
+
+    def post_targets(self, sub: _Sub, pos: I64) -> tuple[F64, B]:
+        """Target and "1 h target" flag of after-meal readings at positions ``pos`` of ``sub``."""
+        c = self.c
+        i = sub.idx[pos]
+        p = sub.pid[pos]
+        return P.post_meal_target(c.minutes_after_meal[i], c.profile[p], c.target_post_1h[p], c.target_post_2h[p])
+
+
+def _derived(c: Cohort) -> _Derived:
+    d = c.cache.get("derived")
+    if not isinstance(d, _Derived):
+        d = _Derived(c)
+        c.cache["derived"] = d
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Messages and evidence (built per candidate, from Python lists made once per rule)
+# ---------------------------------------------------------------------------------------------------------------
+
+_HM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
+_MG: dict[float, str] = {}
+
+
+def _mg(value: float) -> str:
+    """A glucose value in mg/dL for a message: whole when it is, else one decimal (95.5 for 5.3 mmol/L)."""
+    s = _MG.get(value)
+    if s is None:
+        r = round(value)
+        s = f"{r:d}" if abs(value - r) < 0.05 else f"{value:.1f}"
+        if len(_MG) < 100_000:
+            _MG[value] = s
+    return s
+
+
+def _mg_fr(value: float) -> str:
+    return _mg(value).replace(".", ",")
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _num_fr(value: float, digits: int = 1) -> str:
+    return _num(value, digits).replace(".", ",")
+
+
+@lru_cache(maxsize=8192)
+def _date(day: int) -> str:
+    return (_EPOCH + dt.timedelta(days=day)).isoformat()
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+class _Batch:
+    """The readings of many candidates as Python lists: ``members`` concatenated, candidate ``g`` holding
+    ``[lo[g], hi[g])``. Converting once per rule keeps numpy scalars out of the per-candidate loop."""
+
+    def __init__(self, c: Cohort, members: I64, lo: I64, hi: I64) -> None:
+        self.members = members
+        self.ids: list[int] = c.reading_id[members].tolist()
+        self.v: list[float] = c.value[members].tolist()
+        self.t: list[int] = c.t[members].tolist()
+        self.day: list[int] = c.local_day[members].tolist()
+        self.minute: list[int] = c.local_minute[members].tolist()
+        self.lo: list[int] = lo.tolist()
+        self.hi: list[int] = hi.tolist()
+
+    @classmethod
+    def of_ranges(cls, c: Cohort, idx: I64, lo: I64, hi: I64) -> _Batch:
+        """Candidates holding ``idx[lo[g]:hi[g]]``."""
+        pos, _ = _ranges(lo, hi)
+        lens = hi - lo
+        new_hi = np.cumsum(lens)
+        return cls(c, idx[pos], new_hi - lens, new_hi)
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def evidence(self, g: int) -> dict[str, Any]:
+        a, b = self.lo[g], self.hi[g]
+        return {"reading_ids": self.ids[a:b], "values_mgdl": self.v[a:b], "measured_at": self.t[a:b]}
+
+    def when(self, k: int) -> str:
+        """Local date and time of the k-th member."""
+        return f"{_date(self.day[k])} {_HM[self.minute[k]]}"
+
+    def hm(self, k: int) -> str:
+        return _HM[self.minute[k]]
+
+
+def _readings(c: Cohort, idx: npt.NDArray[Any]) -> dict[str, Any]:
+    """The reading part of an evidence dict (JSON-ready)."""
+    return {
+        "reading_ids": c.reading_id[idx].tolist(),
+        "values_mgdl": c.value[idx].tolist(),
+        "measured_at": c.t[idx].tolist(),
+    }
+
+
+def _when(c: Cohort, i: int) -> str:
+    """Local date and time of reading ``i``."""
+    return f"{_date(int(c.local_day[i]))} {_HM[int(c.local_minute[i])]}"
+
+
+def _hm(c: Cohort, i: int) -> str:
+    return _HM[int(c.local_minute[i])]
+
+
+_NO_READINGS: dict[str, Any] = {"reading_ids": [], "values_mgdl": [], "measured_at": []}
+
+_Row = tuple[int, str, str, dict[str, Any], str, str]  # patient, severity, episode, evidence, en, fr
+
+
+def _candidates(rule: str, rows: Sequence[_Row], stateful: bool = False, evaluated: B | None = None) -> Candidates:
+    return Candidates(
+        rule=rule,
+        patient=np.array([r[0] for r in rows], dtype=np.int64),
+        severity=[r[1] for r in rows],
+        episode=[r[2] for r in rows],
+        evidence=[r[3] for r in rows],
+        message_en=[r[4] for r in rows],
+        message_fr=[r[5] for r in rows],
+        stateful=stateful,
+        evaluated=evaluated if evaluated is not None else np.zeros(0, dtype=np.bool_),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hypoglycaemia and ketones: runs over all glycaemic readings
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _episode_runs(d: _Derived, sub: _Sub, sel: B) -> tuple[I64, I64, I64]:
+    """Runs among the readings ``sub.idx[sel]`` (all meeting a condition): a new run starts at another patient,
+    after a gap over 60 min, or when a glycaemic reading not meeting the condition lies in between.
+    Returns the selected positions of ``sub`` and the runs' (lo, hi) into them."""
+    pos = np.flatnonzero(sel).astype(np.int64)
+    if len(pos) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return pos, empty, empty
+    idx = sub.idx[pos]
+    pid = sub.pid[pos]
+    t = sub.t[pos]
+    new = np.ones(len(pos), dtype=np.bool_)
+    a, b = idx[:-1], idx[1:]
+    adjacent = (b - a - 1) == d.nonglyc_between(a, b)
+    new[1:] = (pid[1:] != pid[:-1]) | ((t[1:] - t[:-1]) > P.EPISODE_MAX_GAP_S) | ~adjacent
+    lo, hi = _run_starts(new)
+    return pos, lo, hi
+
+
+_HYPO_TEXT = {
+    "hypo_l2": (
+        "Level 2 hypoglycaemia",
+        "Hypoglycémie de niveau 2",
+        "ADA level 2: below 54 mg/dL (3.0 mmol/L)",
+        "ADA niveau 2 : sous 54 mg/dL (3,0 mmol/L)",
+        "urgent",
+    ),
+    "hypo_l1": (
+        "Level 1 hypoglycaemia",
+        "Hypoglycémie de niveau 1",
+        "ADA level 1: 54 to 69 mg/dL (3.0–3.9 mmol/L)",
+        "ADA niveau 1 : de 54 à 69 mg/dL (3,0–3,9 mmol/L)",
+        "warning",
+    ),
+    "hypo_insulin_floor": (
+        "Below the glucose floor on insulin",
+        "Sous le seuil glycémique sous insuline",
+        "NICE NG3: on insulin, keep glucose above 4.0 mmol/L (72.1 mg/dL)",
+        "NICE NG3 : sous insuline, garder la glycémie au-dessus de 4,0 mmol/L (72,1 mg/dL)",
+        "warning",
+    ),
+}
+
+
+def _hypo(c: Cohort, rule: str, threshold: float, below: float, patients: B | None) -> Candidates:
+    """Runs of glycaemic readings < ``threshold`` that hold a recent reading and no recent reading < ``below``
+    (the more severe rule covers those); only ``patients`` when given."""
+    d = _derived(c)
+    sub = d.low
+    # urgent_low = below, low = threshold: which readings lie under each (strictly, as ADA's "<").
+    levels = threshold_levels(sub.v, below, threshold, math.inf, math.inf)
+    sel = levels <= LOW
+    if patients is not None:
+        sel &= patients[sub.pid]
+    pos, lo, hi = _episode_runs(d, sub, sel)
+    if len(lo) == 0:
+        return _candidates(rule, [])
+    recent = sub.t[pos] >= d.cutoff
+    worse = (recent & (levels[pos] == URGENT_LOW)).astype(np.int64)
+    fire = np.flatnonzero(recent[hi - 1] & (_seg_sum(worse, lo, hi) == 0))
+    batch = _Batch.of_ranges(c, sub.idx[pos], lo[fire], hi[fire])
+    patients_of = sub.pid[pos[lo[fire]]].tolist()
+    title_en, title_fr, why_en, why_fr, severity = _HYPO_TEXT[rule]
+    rows: list[_Row] = []
+    for g, p in enumerate(patients_of):
+        a, b = batch.lo[g], batch.hi[g]
+        values = batch.v[a:b]
+        nadir = min(values)
+        k = a + values.index(nadir)
+        n = b - a
+        evidence = batch.evidence(g) | {
+            "target_mgdl": threshold,
+            "nadir_mgdl": nadir,
+            "nadir_reading_id": batch.ids[k],
+            "episode_start": batch.t[a],
+            "episode_end": batch.t[b - 1],
+            "max_gap_s": P.EPISODE_MAX_GAP_S,
+        }
+        span_en = f"from {batch.when(a)} to {batch.when(b - 1)}" if n > 1 else f"at {batch.when(a)}"
+        span_fr = f"du {batch.when(a)} au {batch.when(b - 1)}" if n > 1 else f"le {batch.when(a)}"
+        en = (
+            f"{title_en}: {_plural(n, 'reading', 'readings')} below {_mg(threshold)} mg/dL {span_en}, "
+            f"lowest {_mg(nadir)} mg/dL at {batch.when(k)} ({why_en}). Rule {rule}."
+        )
+        fr = (
+            f"{title_fr} : {_plural(n, 'mesure', 'mesures')} sous {_mg_fr(threshold)} mg/dL {span_fr}, "
+            f"la plus basse {_mg_fr(nadir)} mg/dL le {batch.when(k)} ({why_fr}). Règle {rule}."
+        )
+        rows.append((p, severity, f"t{batch.t[a]}", evidence, en, fr))
+    return _candidates(rule, rows)
+
+
+def hypo_l2(c: Cohort) -> Candidates:
+    """A reading < 54 mg/dL (ADA level 2): urgent; one episode per run of readings < 54."""
+    return _hypo(c, "hypo_l2", P.HYPO_L2_MGDL, -math.inf, None)
+
+
+def hypo_l1(c: Cohort) -> Candidates:
+    """A reading ≥ 54 and < 70 mg/dL (ADA level 1): warning; one episode per run of readings < 70 that holds
+    no recent level-2 reading (hypo_l2 covers that episode)."""
+    return _hypo(c, "hypo_l1", P.HYPO_L1_MGDL, P.HYPO_L2_MGDL, None)
+
+
+def hypo_insulin_floor(c: Cohort) -> Candidates:
+    """NICE profile, on insulin: a reading < 4.0 mmol/L (72.06 mg/dL) and ≥ 70 mg/dL, not already hypo
+    (a run of readings < 72.06 with no recent reading < 70)."""
+    patients = (c.profile == PROFILE["NICE"]) & (c.treatment == TREATMENT["insulin"])
+    return _hypo(c, "hypo_insulin_floor", P.NICE_INSULIN_FLOOR_MGDL, P.HYPO_L1_MGDL, patients)
+
+
+def ketone_check(c: Cohort) -> Candidates:
+    """A reading ≥ 200 mg/dL: check ketones (warning); one episode per run of readings ≥ 200."""
+    d = _derived(c)
+    sub = d.high
+    levels = threshold_levels(sub.v, -math.inf, -math.inf, P.KETONE_CHECK_MGDL, math.inf, inclusive=True)
+    pos, lo, hi = _episode_runs(d, sub, levels >= HIGH)
+    if len(lo) == 0:
+        return _candidates("ketone_check", [])
+    fire = np.flatnonzero(sub.t[pos][hi - 1] >= d.cutoff)
+    batch = _Batch.of_ranges(c, sub.idx[pos], lo[fire], hi[fire])
+    rows: list[_Row] = []
+    for g, p in enumerate(sub.pid[pos[lo[fire]]].tolist()):
+        a, b = batch.lo[g], batch.hi[g]
+        values = batch.v[a:b]
+        peak = max(values)
+        k = a + values.index(peak)
+        n = b - a
+        evidence = batch.evidence(g) | {
+            "target_mgdl": P.KETONE_CHECK_MGDL,
+            "peak_mgdl": peak,
+            "peak_reading_id": batch.ids[k],
+            "episode_start": batch.t[a],
+            "episode_end": batch.t[b - 1],
+            "max_gap_s": P.EPISODE_MAX_GAP_S,
+        }
+        en = (
+            f"Glucose at or above 200 mg/dL: {_plural(n, 'reading', 'readings')} from {batch.when(a)}, "
+            f"highest {_mg(peak)} mg/dL at {batch.when(k)}. Check for ketones (threshold ≥ 200 mg/dL). "
+            f"Rule ketone_check."
+        )
+        fr = (
+            f"Glycémie supérieure ou égale à 200 mg/dL : {_plural(n, 'mesure', 'mesures')} depuis le "
+            f"{batch.when(a)}, la plus haute {_mg_fr(peak)} mg/dL le {batch.when(k)}. Rechercher une cétose "
+            f"(seuil ≥ 200 mg/dL). Règle ketone_check."
+        )
+        rows.append((p, "warning", f"t{batch.t[a]}", evidence, en, fr))
+    return _candidates("ketone_check", rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Targets: per-reading rules on the meter's fasting and after-meal sequences
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _recent(d: _Derived, sub: _Sub) -> tuple[I64, I64]:
+    """Positions of ``sub`` with ``t >= cutoff``, and their patient."""
+    return _ranges(sub.search(np.full(d.P, d.cutoff)), sub.seg[1:])
+
+
+def fasting_severe(c: Cohort) -> Candidates:
+    """FR profile: a fasting reading > 130 mg/dL (1.30 g/L) asks for an immediate insulin review (urgent);
+    one episode per local day."""
+    d = _derived(c)
+    sub = d.fasting
+    pos, pid = _recent(d, sub)
+    keep = (c.profile[pid] == PROFILE["FR"]) & (c.value[sub.idx[pos]] > P.FASTING_SEVERE_MGDL)
+    pos, pid = pos[keep], pid[keep]
+    order, lo, hi = _group_days(pid, c.local_day[sub.idx[pos]])
+    batch = _Batch(c, sub.idx[pos[order]], lo, hi)
+    rows: list[_Row] = []
+    for g, p in enumerate(pid[order[lo]].tolist()):
+        a, b = batch.lo[g], batch.hi[g]
+        day = _date(batch.day[a])
+        vals_en = ", ".join(f"{_mg(batch.v[k])} mg/dL at {batch.hm(k)}" for k in range(a, b))
+        vals_fr = ", ".join(f"{_mg_fr(batch.v[k])} mg/dL à {batch.hm(k)}" for k in range(a, b))
+        evidence = batch.evidence(g) | {"target_mgdl": P.FASTING_SEVERE_MGDL, "local_date": day}
+        en = (
+            f"Severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L). "
+            f"Insulin treatment to review now (CNGOF/SFD 2010). Rule fasting_severe."
+        )
+        fr = (
+            f"Hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L). "
+            f"Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010). Règle fasting_severe."
+        )
+        rows.append((p, "urgent", f"d{day}", evidence, en, fr))
+    return _candidates("fasting_severe", rows)
+
+
+_TARGET_KIND = ("fasting", "post_1h", "post_2h")
+_TARGET_LABEL_EN = {"fasting": "fasting target", "post_1h": "1 h target", "post_2h": "2 h target"}
+_TARGET_LABEL_FR = {"fasting": "cible à jeun", "post_1h": "cible à 1 h", "post_2h": "cible à 2 h"}
+
+
+def _target_kinds(fasting: bool, is_1h: B) -> list[str]:
+    if fasting:
+        return ["fasting"] * len(is_1h)
+    return [_TARGET_KIND[k] for k in np.where(is_1h, 1, 2).tolist()]
+
+
+def _above_target_rule(c: Cohort, rule: str, fasting: bool) -> Candidates:
+    d = _derived(c)
+    sub = d.fasting if fasting else d.post
+    pos, pid = _recent(d, sub)
+    idx = sub.idx[pos]
+    if fasting:
+        target = c.target_fasting[pid]
+        is_1h = np.zeros(len(pos), dtype=np.bool_)
+    else:
+        target, is_1h = d.post_targets(sub, pos)
+    above = c.value[idx] >= target
+    pos, pid, target, is_1h = pos[above], pid[above], target[above], is_1h[above]
+    order, lo, hi = _group_days(pid, c.local_day[sub.idx[pos]])
+    batch = _Batch(c, sub.idx[pos[order]], lo, hi)
+    targets: list[float] = target[order].tolist()
+    kinds = _target_kinds(fasting, is_1h[order])
+    patients = pid[order[lo]].tolist()
+    profs = [P.PROFILES[k] for k in c.profile[pid[order[lo]]].tolist()]
+    # per-reading message fragments, built in one pass
+    mg = [_mg(v) for v in batch.v]
+    hm = [_HM[m] for m in batch.minute]
+    if fasting:
+        frag_en = [f"{v} mg/dL at {h}" for v, h in zip(mg, hm, strict=True)]
+        frag_fr = [f"{v.replace('.', ',')} mg/dL à {h}" for v, h in zip(mg, hm, strict=True)]
+    else:
+        tg = [_mg(x) for x in targets]
+        frag_en = [
+            f"{v} mg/dL at {h} ({_TARGET_LABEL_EN[k]} < {x} mg/dL)"
+            for v, h, k, x in zip(mg, hm, kinds, tg, strict=True)
+        ]
+        frag_fr = [
+            f"{v} mg/dL à {h} ({_TARGET_LABEL_FR[k]} < {x} mg/dL)".replace(".", ",")
+            for v, h, k, x in zip(mg, hm, kinds, tg, strict=True)
+        ]
+    ids, vals, ts = batch.ids, batch.v, batch.t
+    rows: list[_Row] = []
+    for g, p in enumerate(patients):
+        a, b = batch.lo[g], batch.hi[g]
+        day = _date(batch.day[a])
+        prof = profs[g]
+        parts_en = ", ".join(frag_en[a:b])
+        parts_fr = ", ".join(frag_fr[a:b])
+        if fasting:
+            evidence = {
+                "reading_ids": ids[a:b],
+                "values_mgdl": vals[a:b],
+                "measured_at": ts[a:b],
+                "target_mgdl": targets[a],
+                "target_kind": "fasting",
+                "profile": prof.code,
+                "local_date": day,
+            }
+            target_en = _mg(targets[a])
+            en = (
+                f"Fasting glucose above target on {day}: {parts_en} (target < {target_en} mg/dL, {prof.label}). "
+                f"Rule {rule}."
+            )
+            fr = (
+                f"Glycémie à jeun au-dessus de la cible le {day} : {parts_fr} (cible < "
+                f"{target_en.replace('.', ',')} mg/dL, {prof.label}). Règle {rule}."
+            )
+        else:
+            evidence = {
+                "reading_ids": ids[a:b],
+                "values_mgdl": vals[a:b],
+                "measured_at": ts[a:b],
+                "target_mgdl": targets[a:b],
+                "target_kind": kinds[a:b],
+                "profile": prof.code,
+                "local_date": day,
+            }
+            en = f"After-meal glucose above target on {day}: {parts_en}; {prof.label} targets. Rule {rule}."
+            fr = f"Glycémie post-prandiale au-dessus de la cible le {day} : {parts_fr} ; cibles {prof.label}. Règle {rule}."
+        rows.append((p, "info", f"d{day}", evidence, en, fr))
+    return _candidates(rule, rows)
+
+
+def fasting_above_target(c: Cohort) -> Candidates:
+    """A fasting meter reading at or above the patient's fasting target: info, one episode per local day."""
+    return _above_target_rule(c, "fasting_above_target", fasting=True)
+
+
+def postprandial_above_target(c: Cohort) -> Candidates:
+    """An after-meal meter reading at or above its target (1 h or 2 h, see alerts.profiles): info, one
+    episode per local day."""
+    return _above_target_rule(c, "postprandial_above_target", fasting=False)
+
+
+def _extend_run_back(sub: _Sub, start: I64, p_of: I64, is_above: Callable[[I64, I64], B]) -> I64:
+    """For runs whose first known position is ``start`` (patient ``p_of``), the true first position: walk back
+    in doubling steps over the patient's earlier positions while they are all above target."""
+    out = start.copy()
+    seg_lo = sub.seg[p_of]
+    todo = np.flatnonzero(start > seg_lo)
+    step = 8
+    lo_known = start.copy()
+    while len(todo):
+        new_lo = np.maximum(seg_lo[todo], lo_known[todo] - step)
+        pos, owner = _ranges(new_lo, lo_known[todo])
+        above = is_above(pos, p_of[todo][owner])
+        breaks = pos[~above]
+        bowner = owner[~above]
+        # the last break of each run (positions are sorted within each owner)
+        last = np.full(len(todo), -1, dtype=np.int64)
+        if len(breaks):
+            is_last = np.ones(len(breaks), dtype=np.bool_)
+            is_last[:-1] = bowner[1:] != bowner[:-1]
+            last[bowner[is_last]] = breaks[is_last]
+        found = last >= 0
+        out[todo[found]] = last[found] + 1
+        exhausted = ~found & (new_lo == seg_lo[todo])
+        out[todo[exhausted]] = new_lo[exhausted]
+        lo_known[todo] = new_lo
+        todo = todo[~found & ~exhausted]
+        step *= 2
+    return out
+
+
+def consecutive_above_target(c: Cohort) -> Candidates:
+    """Three or more consecutive meter readings of the same context (fasting; after meal) at or above their
+    targets, consecutive within that context's own sequence (no gap limit): warning. The run must hold a
+    recent reading; episode ``"t<epoch s of its first reading>-<context>"``.
+
+    Only the recent part of each sequence is examined, plus, for a run reaching back past the cutoff, the
+    earlier readings of that run (found by walking back in doubling steps)."""
+    d = _derived(c)
+    rows: list[_Row] = []
+    for fasting in (True, False):  # the two context sequences
+        sub = d.fasting if fasting else d.post
+        context = "fasting" if fasting else "after_meal"
+
+        def above_at(pos: I64, pid: I64, sub: _Sub = sub, fasting: bool = fasting) -> B:
+            idx = sub.idx[pos]
+            if fasting:
+                return np.asarray(c.value[idx] >= c.target_fasting[pid], dtype=np.bool_)
+            return np.asarray(c.value[idx] >= d.post_targets(sub, pos)[0], dtype=np.bool_)
+
+        pos, pid = _recent(d, sub)
+        if len(pos) == 0:
+            continue
+        above = above_at(pos, pid)
+        new = np.ones(len(pos), dtype=np.bool_)
+        new[1:] = (pid[1:] != pid[:-1]) | ~above[:-1] | ~above[1:]
+        lo, hi = _run_starts(new)
+        keep = above[lo]
+        lo, hi = lo[keep], hi[keep]
+        first_pos = pos[lo]
+        p_run = pid[lo]
+        # a run starting at the patient's first recent position may have begun before the cutoff
+        at_window_start = (lo == 0) | (pid[np.maximum(lo - 1, 0)] != p_run)
+        start = first_pos.copy()
+        if at_window_start.any():
+            w = np.flatnonzero(at_window_start)
+            start[w] = _extend_run_back(sub, first_pos[w], p_run[w], above_at)
+        end = pos[hi - 1] + 1
+        fire = np.flatnonzero((end - start) >= 3)
+        if len(fire) == 0:
+            continue
+        batch = _Batch.of_ranges(c, sub.idx, start[fire], end[fire])
+        m_pos, _ = _ranges(start[fire], end[fire])
+        if fasting:
+            m_target: list[float] = c.target_fasting[sub.pid[m_pos]].tolist()
+            kinds = ["fasting"] * len(m_pos)
+        else:
+            tg, is_1h = d.post_targets(sub, m_pos)
+            m_target = tg.tolist()
+            kinds = _target_kinds(False, is_1h)
+        for g, p in enumerate(p_run[fire].tolist()):
+            rows.append(_consecutive_row(c, batch, g, p, m_target, kinds, context))
+    return _candidates("consecutive_above_target", rows)
+
+
+def _consecutive_row(
+    c: Cohort, batch: _Batch, g: int, p: int, targets_all: list[float], kinds_all: list[str], context: str
+) -> _Row:
+    a, b = batch.lo[g], batch.hi[g]
+    targets = targets_all[a:b]
+    prof = P.PROFILES[int(c.profile[p])]
+    n = b - a
+    evidence = batch.evidence(g) | {
+        "target_mgdl": targets,
+        "target_kind": kinds_all[a:b],
+        "context": context,
+        "profile": prof.code,
+        "run_length": n,
+    }
+    values_en = ", ".join(_mg(v) for v in batch.v[a:b])
+    values_fr = ", ".join(_mg_fr(v) for v in batch.v[a:b])
+    since = batch.when(a)
+    if context == "fasting":
+        en = (
+            f"{n} consecutive fasting readings above target since {since}: {values_en} mg/dL "
+            f"(target < {_mg(targets[0])} mg/dL, {prof.label}). Rule consecutive_above_target."
+        )
+        fr = (
+            f"{n} glycémies à jeun consécutives au-dessus de la cible depuis le {since} : {values_fr} mg/dL "
+            f"(cible < {_mg_fr(targets[0])} mg/dL, {prof.label}). Règle consecutive_above_target."
+        )
+    else:
+        tg_en = ", ".join(f"< {_mg(x)}" for x in targets)
+        tg_fr = ", ".join(f"< {_mg_fr(x)}" for x in targets)
+        en = (
+            f"{n} consecutive after-meal readings above target since {since}: {values_en} mg/dL "
+            f"(targets {tg_en} mg/dL, {prof.label}). Rule consecutive_above_target."
+        )
+        fr = (
+            f"{n} glycémies post-prandiales consécutives au-dessus de la cible depuis le {since} : "
+            f"{values_fr} mg/dL (cibles {tg_fr} mg/dL, {prof.label}). Règle consecutive_above_target."
+        )
+    return (p, "warning", f"t{batch.t[a]}-{context}", evidence, en, fr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Treatment escalation patterns (stateful)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _evaluated(d: _Derived, applicable: B, judgeable: B) -> B:
+    """Patients a stateful rule judged: those it applies to with enough data, and those it no longer applies to
+    (so that their open alerts resolve)."""
+    return ~applicable | judgeable
+
+
+def pattern_above_target(c: Cohort) -> Candidates:
+    """≥ 30 % of the past 7 days' meter readings that have a target (fasting, after meal) at or above it, out of
+    at least 8: warning (DESIGN §3, DECIDE working rule). Stateful; not after delivery."""
+    d = _derived(c)
+    start = np.full(d.P, c.now - P.PATTERN_WINDOW_S)
+    end = np.full(d.P, c.now)
+    fpos, fpid = d.fasting.window(start, end)
+    ppos, ppid = d.post.window(start, end)
+    f_target = c.target_fasting[fpid]
+    f_above = c.value[d.fasting.idx[fpos]] >= f_target
+    p_target, p_1h = d.post_targets(d.post, ppos)
+    p_above = c.value[d.post.idx[ppos]] >= p_target
+    n = np.bincount(fpid, minlength=d.P) + np.bincount(ppid, minlength=d.P)
+    k = np.bincount(fpid[f_above], minlength=d.P) + np.bincount(ppid[p_above], minlength=d.P)
+    applicable = ~d.delivered
+    judgeable = n >= P.PATTERN_MIN_READINGS
+    fire = applicable & judgeable & (k * 100 >= P.PATTERN_ABOVE_PCT * n)
+    # the above-target readings of the firing patients, fasting and after-meal merged in reading order
+    f_sel = f_above & fire[fpid]
+    p_sel = p_above & fire[ppid]
+    idx = np.concatenate([d.fasting.idx[fpos[f_sel]], d.post.idx[ppos[p_sel]]])
+    order = np.argsort(idx, kind="stable")
+    idx = idx[order]
+    pid = np.concatenate([fpid[f_sel], ppid[p_sel]])[order]
+    targets: list[float] = np.concatenate([f_target[f_sel], p_target[p_sel]])[order].tolist()
+    kind_code = np.concatenate([np.zeros(int(f_sel.sum()), np.int64), np.where(p_1h[p_sel], 1, 2)])[order]
+    kinds = [_TARGET_KIND[x] for x in kind_code.tolist()]
+    firing = np.flatnonzero(fire)
+    lo = np.searchsorted(pid, firing)
+    hi = np.searchsorted(pid, firing, side="right")
+    batch = _Batch(c, idx, lo, hi)
+    rows: list[_Row] = []
+    for g, p in enumerate(firing.tolist()):
+        a, b = batch.lo[g], batch.hi[g]
+        nn, kk = int(n[p]), int(k[p])
+        pct = 100.0 * kk / nn
+        prof = P.PROFILES[int(c.profile[p])]
+        evidence = batch.evidence(g) | {
+            "target_mgdl": targets[a:b],
+            "target_kind": kinds[a:b],
+            "readings_with_target": nn,
+            "readings_above": kk,
+            "percent_above": pct,
+            "threshold_percent": P.PATTERN_ABOVE_PCT,
+            "min_readings": P.PATTERN_MIN_READINGS,
+            "window_days": 7,
+            "profile": prof.code,
+        }
+        en = (
+            f"{_num(pct, 0)} % of the past 7 days' readings are above target ({kk} of {nn} fasting and after-meal "
+            f"readings, {prof.label} targets). At least 30 % of at least 8 readings suggests escalating the "
+            f"treatment (DECIDE working rule). Rule pattern_above_target."
+        )
+        fr = (
+            f"{_num_fr(pct, 0)} % des glycémies des 7 derniers jours sont au-dessus de la cible ({kk} sur {nn} "
+            f"glycémies à jeun et post-prandiales, cibles {prof.label}). Au moins 30 % d'au moins 8 mesures fait "
+            f"envisager une intensification du traitement (règle de travail DECIDE). Règle pattern_above_target."
+        )
+        rows.append((p, "warning", "current", evidence, en, fr))
+    return _candidates("pattern_above_target", rows, True, _evaluated(d, applicable, judgeable))
+
+
+def fasting_pattern(c: Cohort) -> Candidates:
+    """≥ 50 % of the past 7 days' fasting readings > 115 mg/dL, out of at least 4: warning (DESIGN §3).
+    Stateful; not after delivery."""
+    d = _derived(c)
+    sub = d.fasting
+    pos, pid = sub.window(np.full(d.P, c.now - P.PATTERN_WINDOW_S), np.full(d.P, c.now))
+    high = c.value[sub.idx[pos]] > P.FASTING_PATTERN_MGDL
+    n = np.bincount(pid, minlength=d.P)
+    k = np.bincount(pid[high], minlength=d.P)
+    applicable = ~d.delivered
+    judgeable = n >= P.FASTING_PATTERN_MIN_READINGS
+    fire = applicable & judgeable & (k * 100 >= P.FASTING_PATTERN_PCT * n)
+    rows: list[_Row] = []
+    b_lo, b_hi = _bounds(pid, d.P)
+    for p in np.flatnonzero(fire):
+        idx = sub.idx[pos[b_lo[p] : b_hi[p]]]
+        nn, kk = int(n[p]), int(k[p])
+        pct = 100.0 * kk / nn
+        evidence = _readings(c, idx) | {
+            "target_mgdl": P.FASTING_PATTERN_MGDL,
+            "fasting_readings": nn,
+            "readings_above": kk,
+            "percent_above": pct,
+            "threshold_percent": P.FASTING_PATTERN_PCT,
+            "min_readings": P.FASTING_PATTERN_MIN_READINGS,
+            "window_days": 7,
+        }
+        values_en = ", ".join(_mg(float(v)) for v in c.value[idx])
+        values_fr = ", ".join(_mg_fr(float(v)) for v in c.value[idx])
+        en = (
+            f"{kk} of {nn} fasting readings of the past 7 days are above 115 mg/dL ({_num(pct, 0)} %): "
+            f"{values_en} mg/dL. At least half of at least 4 suggests escalating the treatment (DECIDE "
+            f"working rule). Rule fasting_pattern."
+        )
+        fr = (
+            f"{kk} des {nn} glycémies à jeun des 7 derniers jours dépassent 115 mg/dL ({_num_fr(pct, 0)} %) : "
+            f"{values_fr} mg/dL. Au moins la moitié d'au moins 4 mesures fait envisager une intensification du "
+            f"traitement (règle de travail DECIDE). Règle fasting_pattern."
+        )
+        rows.append((int(p), "warning", "current", evidence, en, fr))
+    return _candidates("fasting_pattern", rows, True, _evaluated(d, applicable, judgeable))
+
+
+def fasting_trend_rising(c: Cohort) -> Candidates:
+    """Least-squares slope of the fasting readings of the past 14 days > 1 mg/dL per day, with at least 7
+    readings: info. Stateful; not after delivery."""
+    d = _derived(c)
+    sub = d.fasting
+    pos, pid = sub.window(np.full(d.P, c.now - P.TREND_WINDOW_S), np.full(d.P, c.now))
+    idx = sub.idx[pos]
+    x = (c.t[idx] - c.now) / 86400.0  # days, ≤ 0
+    y = c.value[idx]
+    n = np.bincount(pid, minlength=d.P)
+    safe_n = np.maximum(n, 1)
+    mx = np.bincount(pid, weights=x, minlength=d.P) / safe_n
+    my = np.bincount(pid, weights=y, minlength=d.P) / safe_n
+    dx = x - mx[pid]
+    dy = y - my[pid]
+    sxx = np.bincount(pid, weights=dx * dx, minlength=d.P)
+    sxy = np.bincount(pid, weights=dx * dy, minlength=d.P)
+    applicable = ~d.delivered
+    judgeable = (n >= P.TREND_MIN_POINTS) & (sxx > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(judgeable, sxy / np.where(sxx > 0, sxx, 1.0), np.nan)
+    fire = applicable & judgeable & (slope > P.TREND_MIN_SLOPE_MGDL_PER_DAY)
+    rows: list[_Row] = []
+    b_lo, b_hi = _bounds(pid, d.P)
+    for p in np.flatnonzero(fire):
+        members = idx[b_lo[p] : b_hi[p]]
+        s = float(slope[p])
+        evidence = _readings(c, members) | {
+            "slope_mgdl_per_day": s,
+            "threshold_mgdl_per_day": P.TREND_MIN_SLOPE_MGDL_PER_DAY,
+            "points": int(n[p]),
+            "min_points": P.TREND_MIN_POINTS,
+            "mean_mgdl": float(my[p]),
+            "window_days": 14,
+        }
+        en = (
+            f"Fasting glucose is rising by {_num(s)} mg/dL per day over the past 14 days (least-squares slope of "
+            f"{int(n[p])} fasting readings, mean {_mg(float(my[p]))} mg/dL; threshold > 1 mg/dL per day). "
+            f"Rule fasting_trend_rising."
+        )
+        fr = (
+            f"La glycémie à jeun augmente de {_num_fr(s)} mg/dL par jour sur les 14 derniers jours (pente des "
+            f"moindres carrés de {int(n[p])} glycémies à jeun, moyenne {_mg_fr(float(my[p]))} mg/dL ; seuil "
+            f"> 1 mg/dL par jour). Règle fasting_trend_rising."
+        )
+        rows.append((int(p), "info", "current", evidence, en, fr))
+    return _candidates("fasting_trend_rising", rows, True, _evaluated(d, applicable, judgeable))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Adherence and silence (stateful)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _first_valid(d: _Derived) -> I64:
+    """Per patient, the index of the first valid reading (-1 if none)."""
+    c = d.c
+    lo, hi = c.offsets[:-1], c.offsets[1:]
+    bad = d.invalid_idx
+    j = lo.copy()
+    if len(bad):
+        # blocks of consecutive invalid indices: a reading at a block's start is followed by the block's end + 1
+        k = np.searchsorted(bad, j)
+        hit = (k < len(bad)) & (bad[np.minimum(k, len(bad) - 1)] == j)
+        brk = np.ones(len(bad), dtype=np.bool_)
+        brk[1:] = np.diff(bad) != 1
+        block_end = np.flatnonzero(np.append(brk[1:], True))  # last element of each block
+        block_of = np.cumsum(brk) - 1
+        j = np.where(hit, bad[block_end[block_of[np.minimum(k, len(bad) - 1)]]] + 1, j)
+    return np.where(j < hi, j, -1)
+
+
+def _last_valid_before(d: _Derived, end: I64) -> I64:
+    """Per patient, the index of the last valid reading before index ``end[p]`` in its segment (-1 if none)."""
+    c = d.c
+    lo = c.offsets[:-1]
+    bad = d.invalid_idx
+    j = end - 1
+    if len(bad):
+        k = np.searchsorted(bad, j, side="right") - 1
+        kk = np.maximum(k, 0)
+        hit = (k >= 0) & (bad[kk] == j)
+        brk = np.ones(len(bad), dtype=np.bool_)
+        brk[1:] = np.diff(bad) != 1
+        block_start = np.flatnonzero(brk)
+        block_of = np.cumsum(brk) - 1
+        j = np.where(hit, bad[block_start[block_of[kk]]] - 1, j)
+    return np.where(j >= lo, j, -1)
+
+
+def low_adherence(c: Cohort) -> Candidates:
+    """Meter/app patients: fewer than 80 % of the prescribed meter readings over the last 7 full local days
+    (today-7 .. today-1): info. Judged once the patient's first reading is at least 7 days old. Stateful; not
+    after delivery."""
+    d = _derived(c)
+    applicable = ~d.delivered & ((c.devices & DEVICE_METER) != 0)
+    first = _first_valid(d)
+    judgeable = (first >= 0) & (_take(c.t, first, c.now) <= c.now - P.ADHERENCE_DAYS * 86400)
+    todo = np.flatnonzero(applicable & judgeable)
+    # local days today-7 .. today-1 lie within [now - 10 days, now + 2 days) whatever the UTC offset; the
+    # exact selection is by local_day.
+    t = c.t
+    lo_all = _seg_search(
+        lambda pos: t[pos],
+        c.offsets[:-1][todo],
+        c.offsets[1:][todo],
+        np.full(len(todo), c.now - 10 * 86400),
+        right=False,
+    )
+    hi_all = _seg_search(
+        lambda pos: t[pos],
+        c.offsets[:-1][todo],
+        c.offsets[1:][todo],
+        np.full(len(todo), c.now + 2 * 86400),
+        right=False,
+    )
+    pos, owner = _ranges(lo_all, hi_all)
+    p_of = todo[owner]
+    rel = c.today[p_of].astype(np.int64) - c.local_day[pos].astype(np.int64)  # 1..7 in the window
+    counted = (rel >= 1) & (rel <= P.ADHERENCE_DAYS) & (c.kind[pos] == _SMBG) & ~_in_sorted(pos, d.invalid_idx)
+    day_key = p_of[counted] * P.ADHERENCE_DAYS + (P.ADHERENCE_DAYS - rel[counted])
+    per_day = np.bincount(day_key, minlength=d.P * P.ADHERENCE_DAYS).reshape(d.P, P.ADHERENCE_DAYS)
+    count = per_day.sum(axis=1)
+    expected = P.ADHERENCE_DAYS * c.readings_per_day.astype(np.int64)
+    fire = applicable & judgeable & (count * 100 < P.ADHERENCE_MIN_PCT * expected)
+    rows: list[_Row] = []
+    c_pos, c_p = pos[counted], p_of[counted]
+    b_lo, b_hi = _bounds(c_p, d.P)
+    for p in np.flatnonzero(fire):
+        members = c_pos[b_lo[p] : b_hi[p]]
+        cnt, exp = int(count[p]), int(expected[p])
+        pct = 100.0 * cnt / exp
+        first_day, last_day = int(c.today[p]) - P.ADHERENCE_DAYS, int(c.today[p]) - 1
+        evidence = _readings(c, members) | {
+            "readings": cnt,
+            "expected": exp,
+            "readings_per_day": int(c.readings_per_day[p]),
+            "percent": pct,
+            "threshold_percent": P.ADHERENCE_MIN_PCT,
+            "per_day": per_day[p].tolist(),
+            "first_date": _date(first_day),
+            "last_date": _date(last_day),
+        }
+        en = (
+            f"{cnt} meter readings over the last 7 full days ({_date(first_day)} to {_date(last_day)}) for "
+            f"{exp} prescribed ({int(c.readings_per_day[p])} a day): {_num(pct, 0)} %, below 80 %. "
+            f"Per day: {', '.join(map(str, per_day[p].tolist()))}. Rule low_adherence."
+        )
+        fr = (
+            f"{cnt} glycémies capillaires sur les 7 derniers jours complets (du {_date(first_day)} au "
+            f"{_date(last_day)}) pour {exp} prescrites ({int(c.readings_per_day[p])} par jour) : "
+            f"{_num_fr(pct, 0)} %, sous 80 %. Par jour : {', '.join(map(str, per_day[p].tolist()))}. "
+            f"Règle low_adherence."
+        )
+        rows.append((int(p), "info", "current", evidence, en, fr))
+    return _candidates("low_adherence", rows, True, _evaluated(d, applicable, judgeable))
+
+
+def no_data(c: Cohort) -> Candidates:
+    """Meter/app patients without a CGM: no reading for more than 48 h (and at least one before): warning.
+    Stateful; not after delivery."""
+    d = _derived(c)
+    applicable = ~d.delivered & ((c.devices & DEVICE_METER) != 0) & ((c.devices & DEVICE_CGM) == 0)
+    last = _last_valid_before(d, d.end_now)
+    judgeable = last >= 0
+    age = c.now - _take(c.t, last, c.now)
+    fire = applicable & judgeable & (age > P.METER_SILENT_S)
+    rows: list[_Row] = []
+    for p in np.flatnonzero(fire):
+        i = int(last[p])
+        # nothing in the evidence or message changes while the silence lasts: the alert is not updated every pass
+        evidence = _readings(c, np.array([i])) | {"threshold_s": P.METER_SILENT_S}
+        en = (
+            f"No reading since {_when(c, i)} (last: {_mg(float(c.value[i]))} mg/dL). "
+            f"The meter or app has been silent for more than 48 h. Rule no_data."
+        )
+        fr = (
+            f"Aucune mesure depuis le {_when(c, i)} (dernière : {_mg_fr(float(c.value[i]))} mg/dL). "
+            f"Le lecteur ou l'application est silencieux depuis plus de 48 h. Règle no_data."
+        )
+        rows.append((int(p), "warning", "current", evidence, en, fr))
+    return _candidates("no_data", rows, True, _evaluated(d, applicable, judgeable))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CGM (stateful)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _cgm_last(d: _Derived) -> tuple[B, I64, I64]:
+    """CGM rules' applicability, and per patient the position in ``d.cgm`` of the last reading with
+    ``t <= now`` (-1 if none), and the number of CGM positions up to it."""
+    c = d.c
+    applicable = ~d.delivered & ((c.devices & DEVICE_CGM) != 0)
+    sub = d.cgm
+    end = sub.search(np.full(d.P, c.now), right=True)
+    last = np.where(end > sub.seg[:-1], end - 1, -1)
+    return applicable, last, end
+
+
+def cgm_stale(c: Cohort) -> Candidates:
+    """CGM patients: last CGM reading older than 15 min → warning, 30 min → urgent (episode "current", the
+    severity follows the silence). Stateful; judged once the patient has a CGM reading; not after delivery."""
+    d = _derived(c)
+    sub = d.cgm
+    applicable, last, _ = _cgm_last(d)
+    judgeable = last >= 0
+    last_i = _take(sub.idx, last, -1)
+    age = c.now - _take(c.t, last_i, c.now)
+    fire = applicable & judgeable & (age > P.CGM_STALE_WARNING_S)
+    rows: list[_Row] = []
+    for p in np.flatnonzero(fire):
+        i = int(last_i[p])
+        urgent = int(age[p]) > P.CGM_STALE_URGENT_S
+        # stable while the silence lasts (only the severity steps up): no update every minute
+        evidence = _readings(c, np.array([i])) | {
+            "warning_after_s": P.CGM_STALE_WARNING_S,
+            "urgent_after_s": P.CGM_STALE_URGENT_S,
+        }
+        en = (
+            f"CGM silent since {_when(c, i)} (last reading {_mg(float(c.value[i]))} mg/dL; "
+            f"warning after 15 min, urgent after 30 min). Rule cgm_stale."
+        )
+        fr = (
+            f"Capteur (CGM) silencieux depuis le {_when(c, i)} (dernière mesure {_mg_fr(float(c.value[i]))} mg/dL ; "
+            f"alerte après 15 min, urgente après 30 min). Règle cgm_stale."
+        )
+        rows.append((int(p), "urgent" if urgent else "warning", "current", evidence, en, fr))
+    return _candidates("cgm_stale", rows, True, _evaluated(d, applicable, judgeable))
+
+
+def _ar2(d: _Derived) -> dict[str, Any]:
+    """Nightscout's AR2 inputs and forecast for every CGM patient with a fresh last reading (cached).
+
+    As bgnow.js: four 5-minute buckets around the last reading L (bucket k holds readings with
+    ``L - 150 s - k·300 s <= t <= L + 150 s - k·300 s``, a reading on a boundary going to the lower k); the
+    "recent" bucket is bucket 0, "previous" the first bucket whose newest non-error reading (> 39 mg/dL) is
+    older than bucket 0's. A bucket's value is the mean of its non-error readings. mean5MinsAgo is the previous
+    mean, or when the two are more than 9 minutes apart the line between them evaluated 5 minutes before
+    the recent reading. ar2.js then forecasts from (mean5MinsAgo, recent mean)."""
+    if "ar2" in d.c.cache:
+        cached: dict[str, Any] = d.c.cache["ar2"]
+        return cached
+    c = d.c
+    sub = d.cgm
+    applicable, last, end = _cgm_last(d)
+    has = last >= 0
+    last_t = _take(sub.t, last, 0)
+    fresh = applicable & has & (c.now - last_t <= P.CGM_FRESH_S)
+    pts = np.flatnonzero(fresh)
+    lo = sub.search(last_t - 1050)
+    pos, owner = _ranges(lo[pts], end[pts])
+    L = last_t[pts]
+    dist = L[owner] - sub.t[pos]  # ≥ 0
+    bucket = np.maximum((dist - 150 + 299) // 300, 0)
+    v = sub.v[pos]
+    ok = v > P.NIGHTSCOUT_ERROR_MGDL
+    m = len(pts)
+    key = owner * 4 + bucket
+    n_all = np.bincount(key, minlength=4 * m).reshape(m, 4)
+    n_ok = np.bincount(key[ok], minlength=4 * m).reshape(m, 4)
+    s_ok = np.bincount(key[ok], weights=v[ok], minlength=4 * m).reshape(m, 4)
+    t_flat = np.full(4 * m, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(t_flat, key[ok], sub.t[pos][ok])
+    t_ok = t_flat.reshape(m, 4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s_ok / n_ok
+    recent_ok = n_ok[:, 0] > 0
+    cand = (n_all > 0) & (n_ok > 0) & (t_ok < t_ok[:, :1])
+    cand &= recent_ok[:, None]
+    has_prev: B = np.asarray(cand.any(axis=1), dtype=np.bool_)
+    k_prev = np.argmax(cand, axis=1)
+    rows = np.arange(m)
+    mean0 = mean[:, 0]
+    mean_p = mean[rows, k_prev]
+    elapsed = (t_ok[:, 0] - t_ok[rows, k_prev]) / 60.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        absolute = mean0 - mean_p
+        interpolated = elapsed > 9
+        m5 = np.where(interpolated, mean0 - absolute / elapsed * 5, mean0 - absolute)
+    computable = has_prev & (m5 > 0) & (mean0 >= P.AR2_BG_MIN)
+    points = ar2_points(np.where(computable, mean0, np.nan), np.where(computable, m5, np.nan))
+    used = np.asarray((bucket == 0) | (bucket == k_prev[owner]), dtype=np.bool_)
+    result = {
+        "patients": pts,
+        "computable": computable,
+        "points": points,
+        "mean_now": mean0,
+        "mean_5min_ago": m5,
+        "elapsed_min": elapsed,
+        "interpolated": interpolated,
+        "pos": pos,
+        "owner": owner,
+        "used": used & has_prev[owner],
+        "applicable": applicable,
+    }
+    c.cache["ar2"] = result
+    return result
+
+
+def ar2_forecast(c: Cohort) -> tuple[I64, F64]:
+    """Patients with an AR2 forecast, and their forecast points (m, 6) in mg/dL, 5..30 min after their last
+    CGM reading (Nightscout equivalence is tested on this)."""
+    r = _ar2(_derived(c))
+    ok = r["computable"]
+    return r["patients"][ok], r["points"][ok]
+
+
+def cgm_predicted_low(c: Cohort) -> Candidates:
+    """CGM patients: Nightscout's AR2 forecast from the last readings predicts ≤ 55 mg/dL within 20 min (one of
+    the points 5, 10, 15, 20 min after the last reading): urgent. Judged when the last reading is fresh
+    (≤ 15 min) and the forecast computable. Stateful; not after delivery."""
+    d = _derived(c)
+    r = _ar2(d)
+    pts, computable, points = r["patients"], r["computable"], r["points"]
+    horizon = P.PREDICTED_LOW_HORIZON_MIN // 5
+    low_at = computable & (
+        np.where(computable[:, None], points[:, :horizon], np.inf).min(axis=1) <= P.PREDICTED_LOW_MGDL
+    )
+    judgeable = np.zeros(d.P, dtype=np.bool_)
+    judgeable[pts[computable]] = True
+    rows: list[_Row] = []
+    sub = d.cgm
+    o_lo, o_hi = _bounds(r["owner"], len(pts))
+    for j in np.flatnonzero(low_at):
+        p = int(pts[j])
+        sl = slice(o_lo[j], o_hi[j])
+        members = sub.idx[r["pos"][sl][r["used"][sl]]]
+        last_i = int(members[-1])
+        forecast = points[j].tolist()
+        k = next(i for i, x in enumerate(forecast[:horizon]) if x <= P.PREDICTED_LOW_MGDL)
+        evidence = _readings(c, members) | {
+            "target_mgdl": P.PREDICTED_LOW_MGDL,
+            "forecast_mgdl": forecast,
+            "forecast_minutes": [5 * (i + 1) for i in range(P.AR2_STEPS)],
+            "horizon_min": P.PREDICTED_LOW_HORIZON_MIN,
+            "mean_now_mgdl": float(r["mean_now"][j]),
+            "mean_5min_ago_mgdl": float(r["mean_5min_ago"][j]),
+            "model": "Nightscout AR2 (ar2.js): ln(bg/140), coefficients [-0.723, 1.716], 5-min steps",
+        }
+        points_txt = ", ".join(f"{int(x)}" for x in forecast[:horizon])
+        en = (
+            f"Predicted low: the AR2 forecast (Nightscout) reaches {int(forecast[k])} mg/dL {5 * (k + 1)} min "
+            f"after the last CGM reading ({_mg(float(c.value[last_i]))} mg/dL at {_when(c, last_i)}); forecast at "
+            f"5, 10, 15, 20 min: {points_txt} mg/dL (threshold ≤ 55 mg/dL within 20 min). Rule cgm_predicted_low."
+        )
+        fr = (
+            f"Hypoglycémie prévue : la prévision AR2 (Nightscout) atteint {int(forecast[k])} mg/dL {5 * (k + 1)} min "
+            f"après la dernière mesure du capteur ({_mg_fr(float(c.value[last_i]))} mg/dL le {_when(c, last_i)}) ; "
+            f"prévision à 5, 10, 15, 20 min : {points_txt} mg/dL (seuil ≤ 55 mg/dL dans les 20 min). "
+            f"Règle cgm_predicted_low."
+        )
+        rows.append((p, "urgent", "current", evidence, en, fr))
+    return _candidates("cgm_predicted_low", rows, True, _evaluated(d, r["applicable"], judgeable))
+
+
+def cgm_rapid_fall(c: Cohort) -> Candidates:
+    """CGM patients: least-squares rate of change of the CGM readings of the 15 min up to the (fresh) last
+    reading ≤ −3 mg/dL/min, over at least 3 readings spanning at least 10 min: warning. Stateful; not after
+    delivery."""
+    d = _derived(c)
+    sub = d.cgm
+    applicable, last, end = _cgm_last(d)
+    has = last >= 0
+    last_t = _take(sub.t, last, 0)
+    fresh = applicable & has & (c.now - last_t <= P.CGM_FRESH_S)
+    pts = np.flatnonzero(fresh)
+    lo = sub.search(last_t - P.RAPID_FALL_WINDOW_S)
+    pos, owner = _ranges(lo[pts], end[pts])
+    m = len(pts)
+    t = sub.t[pos]
+    x = (t - last_t[pts][owner]) / 60.0  # minutes, ≤ 0
+    y = sub.v[pos]
+    n = np.bincount(owner, minlength=m)
+    safe = np.maximum(n, 1)
+    mx = np.bincount(owner, weights=x, minlength=m) / safe
+    my = np.bincount(owner, weights=y, minlength=m) / safe
+    dx = x - mx[owner]
+    dy = y - my[owner]
+    sxx = np.bincount(owner, weights=dx * dx, minlength=m)
+    sxy = np.bincount(owner, weights=dx * dy, minlength=m)
+    first_t = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
+    if len(pos):
+        starts = np.flatnonzero(np.append(True, owner[1:] != owner[:-1]))
+        first_t[owner[starts]] = t[starts]
+    span = last_t[pts] - first_t
+    ok = (n >= P.RAPID_FALL_MIN_READINGS) & (span >= P.RAPID_FALL_MIN_SPAN_S) & (sxx > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(ok, sxy / np.where(sxx > 0, sxx, 1.0), np.nan)
+    judgeable = np.zeros(d.P, dtype=np.bool_)
+    judgeable[pts[ok]] = True
+    fire_j = np.flatnonzero(ok & (slope <= P.RAPID_FALL_MGDL_PER_MIN))
+    rows: list[_Row] = []
+    o_lo, o_hi = _bounds(owner, m)
+    for j in fire_j:
+        p = int(pts[j])
+        members = sub.idx[pos[o_lo[j] : o_hi[j]]]
+        s = float(slope[j])
+        a, b = int(members[0]), int(members[-1])
+        evidence = _readings(c, members) | {
+            "rate_mgdl_per_min": s,
+            "threshold_mgdl_per_min": P.RAPID_FALL_MGDL_PER_MIN,
+            "window_s": P.RAPID_FALL_WINDOW_S,
+        }
+        en = (
+            f"Glucose falling fast: {_num(s)} mg/dL per minute over the last 15 min ({int(n[j])} CGM readings, "
+            f"{_mg(float(c.value[a]))} mg/dL at {_hm(c, a)} to {_mg(float(c.value[b]))} mg/dL at {_when(c, b)}; "
+            f"threshold ≤ −3 mg/dL/min). Rule cgm_rapid_fall."
+        )
+        fr = (
+            f"Glycémie en chute rapide : {_num_fr(s)} mg/dL par minute sur les 15 dernières minutes "
+            f"({int(n[j])} mesures du capteur, de {_mg_fr(float(c.value[a]))} mg/dL à {_hm(c, a)} à "
+            f"{_mg_fr(float(c.value[b]))} mg/dL le {_when(c, b)} ; seuil ≤ −3 mg/dL/min). Règle cgm_rapid_fall."
+        )
+        rows.append((p, "warning", "current", evidence, en, fr))
+    return _candidates("cgm_rapid_fall", rows, True, _evaluated(d, applicable, judgeable))
+
+
+def cgm_range_review(c: Cohort) -> Candidates:
+    """CGM patients, over the last 14 days with ≥ 70 % of the expected 5-minute readings (distinct 5-minute
+    slots holding a reading, so 1-minute sensors do not count more): time in range 63–140 < 70 %, or below 63
+    ≥ 4 %, or below 54 ≥ 1 %, or above 140 ≥ 25 %, or CV > 36 % (Battelino 2019, pregnancy): warning. Percentages
+    are of readings. Stateful; not after delivery."""
+    d = _derived(c)
+    sub = d.cgm
+    applicable, _, _ = _cgm_last(d)
+    pts = np.flatnonzero(applicable)
+    m = len(pts)
+    # each patient's window is a contiguous range of the CGM subset: window sums over the whole subset arrays
+    lo = sub.search(np.full(m, c.now - P.CGM_REVIEW_S), right=True, patients=pts)
+    hi = sub.search(np.full(m, c.now), right=True, patients=pts)
+    v, t = sub.v, sub.t
+    slot = (c.now - t) // P.CGM_INTERVAL_S
+    new_slot = np.ones(len(t), dtype=np.int32)
+    new_slot[1:] = slot[1:] != slot[:-1]
+    new_slot[lo[lo < hi]] = 1  # a window's first reading opens a slot
+    slots = _window_sums(new_slot, lo, hi)
+    expected = P.CGM_REVIEW_S // P.CGM_INTERVAL_S
+    n = hi - lo
+    n_in = _window_sums(((v >= P.CGM_RANGE_LOW_MGDL) & (v <= P.CGM_RANGE_HIGH_MGDL)).view(np.int8), lo, hi)
+    n_63 = _window_sums((v < P.CGM_RANGE_LOW_MGDL).view(np.int8), lo, hi)
+    n_54 = _window_sums((v < P.HYPO_L2_MGDL).view(np.int8), lo, hi)
+    n_140 = _window_sums((v > P.CGM_RANGE_HIGH_MGDL).view(np.int8), lo, hi)
+    safe = np.maximum(n, 1)
+    mean = _window_sums(v, lo, hi) / safe
+    # two-pass variance: the window mean spread over the window's positions
+    spread = np.zeros(len(v) + 1, dtype=np.float64)
+    ne = lo < hi
+    np.add.at(spread, lo[ne], mean[ne])
+    np.add.at(spread, hi[ne], -mean[ne])
+    dev = v - np.cumsum(spread)[:-1]
+    ss = _window_sums(dev * dev, lo, hi)
+    sd = np.sqrt(ss / np.maximum(n - 1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = 100.0 * sd / mean
+    ok = (slots.astype(np.int64) * 100 >= P.CGM_MIN_DATA_PCT * expected) & (n >= 2)
+    fails = np.stack(
+        [
+            n_in.astype(np.int64) * 100 < P.CGM_TIR_MIN_PCT * n,
+            n_63.astype(np.int64) * 100 >= P.CGM_TBR63_MAX_PCT * n,
+            n_54.astype(np.int64) * 100 >= P.CGM_TBR54_MAX_PCT * n,
+            n_140.astype(np.int64) * 100 >= P.CGM_TAR_MAX_PCT * n,
+            cv > P.CGM_CV_MAX_PCT,
+        ],
+        axis=1,
+    )
+    fire_j = np.flatnonzero(ok & fails.any(axis=1))
+    judgeable = np.zeros(d.P, dtype=np.bool_)
+    judgeable[pts[ok]] = True
+    names = ["time_in_range", "below_63", "below_54", "above_140", "cv"]
+    names_en = ["time in range < 70 %", "below 63 ≥ 4 %", "below 54 ≥ 1 %", "above 140 ≥ 25 %", "CV > 36 %"]
+    names_fr = ["temps dans la cible < 70 %", "sous 63 ≥ 4 %", "sous 54 ≥ 1 %", "au-dessus de 140 ≥ 25 %", "CV > 36 %"]
+    rows: list[_Row] = []
+    for j in fire_j:
+        p = int(pts[j])
+        nn = int(n[j])
+        metrics = {
+            "time_in_range_pct": 100.0 * int(n_in[j]) / nn,
+            "below_63_pct": 100.0 * int(n_63[j]) / nn,
+            "below_54_pct": 100.0 * int(n_54[j]) / nn,
+            "above_140_pct": 100.0 * int(n_140[j]) / nn,
+            "cv_pct": float(cv[j]),
+            "mean_mgdl": float(mean[j]),
+            "sd_mgdl": float(sd[j]),
+            "gmi_pct": P.GMI_INTERCEPT + P.GMI_SLOPE * float(mean[j]),
+            "data_pct": 100.0 * int(slots[j]) / expected,
+            "readings": nn,
+        }
+        failing = [names[i] for i in range(5) if fails[j, i]]
+        evidence: dict[str, Any] = (
+            {"reading_ids": [], "values_mgdl": [], "measured_at": []}
+            | metrics
+            | {
+                "failing": failing,
+                "first_reading_id": int(c.reading_id[sub.idx[lo[j]]]),
+                "last_reading_id": int(c.reading_id[sub.idx[hi[j] - 1]]),
+                "window_days": 14,
+                "targets": {
+                    "time_in_range_pct": "> 70",
+                    "below_63_pct": "< 4",
+                    "below_54_pct": "< 1",
+                    "above_140_pct": "< 25",
+                    "cv_pct": "<= 36",
+                    "data_pct": ">= 70",
+                },
+            }
+        )
+        f_en = ", ".join(names_en[i] for i in range(5) if fails[j, i])
+        f_fr = ", ".join(names_fr[i] for i in range(5) if fails[j, i])
+        mt = metrics
+        en = (
+            f"CGM review over the last 14 days ({_num(mt['data_pct'], 0)} % of data): time in range 63–140 mg/dL "
+            f"{_num(mt['time_in_range_pct'])} % (target > 70 %), below 63 {_num(mt['below_63_pct'])} % (< 4 %), "
+            f"below 54 {_num(mt['below_54_pct'])} % (< 1 %), above 140 {_num(mt['above_140_pct'])} % (< 25 %), "
+            f"CV {_num(mt['cv_pct'])} % (≤ 36 %), mean {_mg(mt['mean_mgdl'])} mg/dL, GMI {_num(mt['gmi_pct'])} %. "
+            f"Outside the pregnancy targets (Battelino 2019): {f_en}. Rule cgm_range_review."
+        )
+        fr = (
+            f"Bilan du capteur sur les 14 derniers jours ({_num_fr(mt['data_pct'], 0)} % de données) : temps dans "
+            f"la cible 63–140 mg/dL {_num_fr(mt['time_in_range_pct'])} % (objectif > 70 %), sous 63 "
+            f"{_num_fr(mt['below_63_pct'])} % (< 4 %), sous 54 {_num_fr(mt['below_54_pct'])} % (< 1 %), au-dessus "
+            f"de 140 {_num_fr(mt['above_140_pct'])} % (< 25 %), CV {_num_fr(mt['cv_pct'])} % (≤ 36 %), moyenne "
+            f"{_mg_fr(mt['mean_mgdl'])} mg/dL, GMI {_num_fr(mt['gmi_pct'])} %. Hors des objectifs de grossesse "
+            f"(Battelino 2019) : {f_fr}. Règle cgm_range_review."
+        )
+        rows.append((p, "warning", "current", evidence, en, fr))
+    return _candidates("cgm_range_review", rows, True, _evaluated(d, applicable, judgeable))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# After delivery
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def postpartum_test_due(c: Cohort) -> Candidates:
+    """Delivery recorded and today inside the profile's postpartum glucose test window (ADA 4–12 weeks, NICE
+    6–13, FR 6–8): info, episode "postpartum" (not stateful: it stays until a clinician resolves it)."""
+    d = _derived(c)
+    days = c.today.astype(np.int64) - c.delivery_day.astype(np.int64)
+    prof = c.profile.astype(np.int64)
+    fire = d.delivered & (days >= P.PROFILE_POSTPARTUM_START[prof]) & (days <= P.PROFILE_POSTPARTUM_END[prof])
+    rows: list[_Row] = []
+    for p in np.flatnonzero(fire):
+        pr = P.PROFILES[int(c.profile[p])]
+        dd = int(c.delivery_day[p])
+        evidence: dict[str, Any] = {"reading_ids": [], "values_mgdl": [], "measured_at": []} | {
+            "delivery_date": _date(dd),
+            "days_since_delivery": int(days[p]),
+            "window_start_date": _date(dd + pr.postpartum_start_days),
+            "window_end_date": _date(dd + pr.postpartum_end_days),
+            "profile": pr.code,
+            "test": pr.postpartum_test_en,
+        }
+        en = (
+            f"Postpartum glucose test due: delivery on {_date(dd)} ({int(days[p])} days ago); {pr.label} asks for a "
+            f"{pr.postpartum_test_en}, by {_date(dd + pr.postpartum_end_days)}. Rule postpartum_test_due."
+        )
+        fr = (
+            f"Dépistage postnatal du diabète à prévoir : accouchement le {_date(dd)} (il y a {int(days[p])} jours) ; "
+            f"{pr.label} recommande : {pr.postpartum_test_fr}, avant le {_date(dd + pr.postpartum_end_days)}. "
+            f"Règle postpartum_test_due."
+        )
+        rows.append((int(p), "info", "postpartum", evidence, en, fr))
+    return _candidates("postpartum_test_due", rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------
+
+ALL_RULES: tuple[Rule, ...] = (
+    hypo_l2,
+    hypo_l1,
+    hypo_insulin_floor,
+    fasting_severe,
+    ketone_check,
+    fasting_above_target,
+    postprandial_above_target,
+    consecutive_above_target,
+    pattern_above_target,
+    fasting_pattern,
+    fasting_trend_rising,
+    low_adherence,
+    no_data,
+    cgm_stale,
+    cgm_predicted_low,
+    cgm_rapid_fall,
+    cgm_range_review,
+    postpartum_test_due,
+)
+# The time-driven CGM rules, for a frequent scheduled pass over CGM patients only.
+CGM_RULES: tuple[Rule, ...] = (cgm_stale, cgm_predicted_low, cgm_rapid_fall, cgm_range_review)
+RULES_BY_ID: dict[str, Rule] = {r.__name__: r for r in ALL_RULES}
+STATEFUL_RULES = frozenset(
+    {
+        "pattern_above_target",
+        "fasting_pattern",
+        "fasting_trend_rising",
+        "low_adherence",
+        "no_data",
+        "cgm_stale",
+        "cgm_predicted_low",
+        "cgm_rapid_fall",
+        "cgm_range_review",
+    }
+)
+
+
+def evaluate(c: Cohort, rules: Iterable[Rule] = ALL_RULES) -> list[Candidates]:
+    """Run ``rules`` on the cohort: one :class:`Candidates` per rule, in order.
+
+    The cyclic garbage collector is paused meanwhile: building many small evidence dicts and lists otherwise
+    triggers repeated full collections (about half the time of a population pass with many candidates)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return [rule(c) for rule in rules]
+    finally:
+        if paused:
+            gc.enable()

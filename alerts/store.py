@@ -1,0 +1,128 @@
+"""The alert store: reconciling rule candidates with the alerts table, the clinician's actions, and NOTIFY.
+
+One open alert per (patient, rule, episode): new evidence updates it; stateful rules resolve their alert
+themselves when the condition clears; evaluating twice opens nothing twice. Every change is announced on the
+PostgreSQL channel ``telemon_alerts`` (payload: JSON with id, patient_id, rule, severity, status, change).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from alerts import queries
+from alerts.cohort import Candidates
+from telemon.db import Conn
+
+CHANNEL = "telemon_alerts"
+SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    patient_id: uuid.UUID
+    rule: str
+    severity: str
+    status: str
+    change: str  # opened | updated | resolved | acknowledged | snoozed
+
+    def payload(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "patient_id": str(self.patient_id),
+                "rule": self.rule,
+                "severity": self.severity,
+                "status": self.status,
+                "change": self.change,
+            }
+        )
+
+
+async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequence[uuid.UUID]) -> list[Change]:
+    """Apply one evaluation of ``patient_ids`` (cohort order) in the caller's transaction; returns the changes."""
+    upserts: dict[tuple[uuid.UUID, str, str], tuple[str, dict[str, str], dict[str, Any], bool]] = {}
+    evaluated: list[tuple[uuid.UUID, str]] = []
+    firing: list[tuple[uuid.UUID, str, str]] = []
+    for result in results:
+        for k in range(len(result)):
+            patient = patient_ids[int(result.patient[k])]
+            key = (patient, result.rule, result.episode[k])
+            candidate = (
+                result.severity[k],
+                {"en": result.message_en[k], "fr": result.message_fr[k]},
+                result.evidence[k],
+                result.stateful,
+            )
+            previous = upserts.get(key)
+            if previous is None or SEVERITY_RANK[candidate[0]] >= SEVERITY_RANK[previous[0]]:
+                upserts[key] = candidate
+            if result.stateful:
+                firing.append(key)
+        if result.stateful:
+            evaluated += [(patient_ids[int(p)], result.rule) for p in result.evaluated.nonzero()[0]]
+    changes: list[Change] = []
+    if upserts:
+        keys = list(upserts)
+        values = [upserts[k] for k in keys]
+        rows = await conn.fetch(
+            queries.UPSERT_ALERTS,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [v[0] for v in values],
+            [v[1] for v in values],
+            [v[2] for v in values],
+            [v[3] for v in values],
+        )
+        changes += [_change(r, "opened" if r["opened"] else "updated") for r in rows]
+    if evaluated:
+        rows = await conn.fetch(
+            queries.RESOLVE_CLEARED,
+            [e[0] for e in evaluated],
+            [e[1] for e in evaluated],
+            [f[0] for f in firing],
+            [f[1] for f in firing],
+            [f[2] for f in firing],
+        )
+        changes += [_change(r, "resolved") for r in rows]
+    await notify(conn, changes)
+    return changes
+
+
+async def notify(conn: Conn, changes: Sequence[Change]) -> None:
+    if changes:
+        await conn.execute(queries.NOTIFY, [c.payload() for c in changes])
+
+
+def _change(row: asyncpg.Record, change: str) -> Change:
+    return Change(row["id"], row["patient_id"], row["rule"], row["severity"], row["status"], change)
+
+
+# --- a clinician's or an integration's actions ------------------------------------------------------------------
+
+
+async def acknowledge(conn: Conn, alert_id: int, actor: str) -> asyncpg.Record | None:
+    return await _act(conn, queries.ACKNOWLEDGE, "acknowledged", alert_id, actor)
+
+
+async def snooze(conn: Conn, alert_id: int, actor: str, until: dt.datetime) -> asyncpg.Record | None:
+    return await _act(conn, queries.SNOOZE, "snoozed", alert_id, actor, until)
+
+
+async def resolve(conn: Conn, alert_id: int, actor: str) -> asyncpg.Record | None:
+    return await _act(conn, queries.RESOLVE, "resolved", alert_id, actor)
+
+
+async def _act(conn: Conn, sql: str, change: str, alert_id: int, actor: str, *extra: Any) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(sql, alert_id, actor, *extra)
+    if row is not None:
+        await notify(conn, [_change(row, change)])
+    return row

@@ -1,0 +1,536 @@
+"""A plain-Python reference of every alert rule: loops over patients and readings, no numpy, written from the
+rule table of issue 4 (and the conventions in ``alerts/rules.py``'s docstring), not from the vectorised code.
+
+``reference(c)`` returns every candidate as ``RefCandidate(patient, rule, episode, severity, reading_ids)``,
+the patients each stateful rule judged, and a few rule-specific numbers (slopes, CGM metrics, forecasts) to
+compare with the engine's evidence.
+
+It also holds literal transcriptions of Nightscout's ``lib/plugins/simplealarms.js`` and of the parts of
+``lib/plugins/bgnow.js`` and ``lib/plugins/ar2.js`` that produce the AR2 forecast (nightscout/cgm-remote-monitor),
+in Nightscout's own terms (entries with ``mills`` and ``mgdl``), for the equivalence tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.cohort import Cohort
+
+# The numbers of the rule table (issue 4, DESIGN §3), restated here on purpose.
+MMOL = 18.01559
+L2, L1, NICE_FLOOR = 54.0, 70.0, 4.0 * MMOL
+GAP = 3600
+FASTING_SEVERE = 130.0
+KETONE = 200.0
+DAY = 86400
+CONTROL = 4
+SMBG, CGM = 0, 1
+FASTING, AFTER_MEAL = 0, 2
+FR, NICE, ADA = 0, 1, 2
+INSULIN = 2
+METER_DEVICE, CGM_DEVICE = 1, 2
+USUAL_POST_IS_1H = {FR: False, NICE: True, ADA: True}
+POSTPARTUM_WINDOW = {ADA: (28, 84), NICE: (42, 91), FR: (42, 56)}
+STATEFUL = (
+    "pattern_above_target",
+    "fasting_pattern",
+    "fasting_trend_rising",
+    "low_adherence",
+    "no_data",
+    "cgm_stale",
+    "cgm_predicted_low",
+    "cgm_rapid_fall",
+    "cgm_range_review",
+)
+
+
+@dataclass(frozen=True)
+class RefCandidate:
+    patient: int
+    rule: str
+    episode: str
+    severity: str
+    reading_ids: tuple[int, ...]
+
+
+@dataclass
+class RefResult:
+    candidates: set[RefCandidate] = field(default_factory=set)
+    evaluated: dict[str, set[int]] = field(default_factory=lambda: {r: set() for r in STATEFUL})
+    numbers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    forecasts: dict[int, list[float]] = field(default_factory=dict)  # patient → AR2 points (computable only)
+
+
+def iso(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+class _Patient:
+    """One patient's readings as plain lists."""
+
+    def __init__(self, c: Cohort, cols: dict[str, list[Any]], p: int) -> None:
+        a, b = int(c.offsets[p]), int(c.offsets[p + 1])
+        self.p = p
+        self.ids: list[int] = cols["reading_id"][a:b]
+        self.t: list[int] = cols["t"][a:b]
+        self.v: list[float] = cols["value"][a:b]
+        self.kind: list[int] = cols["kind"][a:b]
+        self.ctx: list[int] = cols["context"][a:b]
+        self.mam: list[int] = cols["minutes_after_meal"][a:b]
+        self.flags: list[int] = cols["flags"][a:b]
+        self.day: list[int] = cols["local_day"][a:b]
+        self.n = b - a
+        self.profile = int(c.profile[p])
+        self.treatment = int(c.treatment[p])
+        self.fasting_target = float(c.target_fasting[p])
+        self.t1h = float(c.target_post_1h[p])
+        self.t2h = float(c.target_post_2h[p])
+        self.rpd = int(c.readings_per_day[p])
+        self.delivery = int(c.delivery_day[p])
+        self.devices = int(c.devices[p])
+        self.today = int(c.today[p])
+
+    def valid(self, i: int) -> bool:
+        return not (self.flags[i] & CONTROL)
+
+    def glyc(self, i: int) -> bool:
+        return self.valid(i) and self.day[i] < self.delivery
+
+    @property
+    def delivered(self) -> bool:
+        return self.delivery <= self.today
+
+    def post_target(self, i: int) -> float:
+        has_1h = not math.isnan(self.t1h)
+        m = self.mam[i]
+        use_1h = USUAL_POST_IS_1H[self.profile] if m < 0 else m <= 90
+        return self.t1h if (use_1h and has_1h) else self.t2h
+
+    def target(self, i: int) -> float | None:
+        if self.kind[i] != SMBG or not self.glyc(i):
+            return None
+        if self.ctx[i] == FASTING:
+            return self.fasting_target
+        if self.ctx[i] == AFTER_MEAL:
+            return self.post_target(i)
+        return None
+
+
+def reference(c: Cohort) -> RefResult:
+    cols: dict[str, list[Any]] = {
+        name: getattr(c, name).tolist()
+        for name in ("reading_id", "t", "value", "kind", "context", "minutes_after_meal", "flags", "local_day")
+    }
+    out = RefResult()
+    for p in range(c.n_patients):
+        pt = _Patient(c, cols, p)
+        _hypo_rules(c, pt, out)
+        _ketone(c, pt, out)
+        _fasting_severe(c, pt, out)
+        _above_target(c, pt, out)
+        _consecutive(c, pt, out)
+        _patterns(c, pt, out)
+        _adherence(c, pt, out)
+        _no_data(c, pt, out)
+        _cgm(c, pt, out)
+        _postpartum(pt, out)
+    return out
+
+
+def _add(out: RefResult, pt: _Patient, rule: str, episode: str, severity: str, idx: list[int]) -> None:
+    out.candidates.add(RefCandidate(pt.p, rule, episode, severity, tuple(pt.ids[i] for i in idx)))
+
+
+def _runs_below_or_above(pt: _Patient, inside: Any) -> list[list[int]]:
+    """Runs of glycaemic readings meeting ``inside(value)``: a glycaemic reading outside, or a gap over an hour,
+    ends a run."""
+    runs: list[list[int]] = []
+    current: list[int] = []
+    for i in range(pt.n):
+        if not pt.glyc(i):
+            continue
+        if inside(pt.v[i]):
+            if current and pt.t[i] - pt.t[current[-1]] <= GAP:
+                current.append(i)
+            else:
+                if current:
+                    runs.append(current)
+                current = [i]
+        else:
+            if current:
+                runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _hypo_rules(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    cutoff = c.now - c.lookback_s
+    specs = [("hypo_l2", L2, None, "urgent"), ("hypo_l1", L1, L2, "warning")]
+    if pt.profile == NICE and pt.treatment == INSULIN:
+        specs.append(("hypo_insulin_floor", NICE_FLOOR, L1, "warning"))
+    for rule, threshold, worse, severity in specs:
+        for run in _runs_below_or_above(pt, lambda v, th=threshold: v < th):
+            recent = [i for i in run if pt.t[i] >= cutoff]
+            if not recent:
+                continue
+            if worse is not None and any(pt.v[i] < worse for i in recent):
+                continue
+            _add(out, pt, rule, f"t{pt.t[run[0]]}", severity, run)
+
+
+def _ketone(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    cutoff = c.now - c.lookback_s
+    for run in _runs_below_or_above(pt, lambda v: v >= KETONE):
+        if any(pt.t[i] >= cutoff for i in run):
+            _add(out, pt, "ketone_check", f"t{pt.t[run[0]]}", "warning", run)
+
+
+def _by_day(pt: _Patient, idx: list[int]) -> dict[int, list[int]]:
+    days: dict[int, list[int]] = {}
+    for i in idx:
+        days.setdefault(pt.day[i], []).append(i)
+    return days
+
+
+def _fasting_severe(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    if pt.profile != FR:
+        return
+    cutoff = c.now - c.lookback_s
+    hits = [
+        i
+        for i in range(pt.n)
+        if pt.glyc(i) and pt.kind[i] == SMBG and pt.ctx[i] == FASTING and pt.t[i] >= cutoff and pt.v[i] > FASTING_SEVERE
+    ]
+    for day, idx in _by_day(pt, hits).items():
+        _add(out, pt, "fasting_severe", f"d{iso(day)}", "urgent", idx)
+
+
+def _above_target(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    cutoff = c.now - c.lookback_s
+    for rule, ctx in (("fasting_above_target", FASTING), ("postprandial_above_target", AFTER_MEAL)):
+        hits = []
+        for i in range(pt.n):
+            if pt.ctx[i] != ctx or pt.t[i] < cutoff:
+                continue
+            target = pt.target(i)
+            if target is not None and pt.v[i] >= target:
+                hits.append(i)
+        for day, idx in _by_day(pt, hits).items():
+            _add(out, pt, rule, f"d{iso(day)}", "info", idx)
+
+
+def _consecutive(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    cutoff = c.now - c.lookback_s
+    for ctx, name in ((FASTING, "fasting"), (AFTER_MEAL, "after_meal")):
+        sequence = [i for i in range(pt.n) if pt.ctx[i] == ctx and pt.target(i) is not None]
+        runs: list[list[int]] = []
+        current: list[int] = []
+        for i in sequence:
+            target = pt.target(i)
+            assert target is not None
+            if pt.v[i] >= target:
+                current.append(i)
+            else:
+                if current:
+                    runs.append(current)
+                current = []
+        if current:
+            runs.append(current)
+        for run in runs:
+            if len(run) >= 3 and any(pt.t[i] >= cutoff for i in run):
+                _add(out, pt, "consecutive_above_target", f"t{pt.t[run[0]]}-{name}", "warning", run)
+
+
+def _patterns(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    applicable = not pt.delivered
+    week = [i for i in range(pt.n) if c.now - 7 * DAY < pt.t[i] <= c.now]
+    # pattern_above_target
+    with_target = [i for i in week if pt.target(i) is not None]
+    above = [i for i in with_target if pt.v[i] >= (pt.target(i) or 0.0)]
+    judgeable = len(with_target) >= 8
+    if not applicable or judgeable:
+        out.evaluated["pattern_above_target"].add(pt.p)
+    if applicable and judgeable and len(above) * 100 >= 30 * len(with_target):
+        _add(out, pt, "pattern_above_target", "current", "warning", above)
+    # fasting_pattern
+    fasting = [i for i in week if pt.kind[i] == SMBG and pt.ctx[i] == FASTING and pt.glyc(i)]
+    high = [i for i in fasting if pt.v[i] > 115.0]
+    judgeable = len(fasting) >= 4
+    if not applicable or judgeable:
+        out.evaluated["fasting_pattern"].add(pt.p)
+    if applicable and judgeable and len(high) * 100 >= 50 * len(fasting):
+        _add(out, pt, "fasting_pattern", "current", "warning", fasting)
+    # fasting_trend_rising: least squares, x in days before now
+    fortnight = [
+        i
+        for i in range(pt.n)
+        if c.now - 14 * DAY < pt.t[i] <= c.now and pt.kind[i] == SMBG and pt.ctx[i] == FASTING and pt.glyc(i)
+    ]
+    xs = [(pt.t[i] - c.now) / 86400.0 for i in fortnight]
+    ys = [pt.v[i] for i in fortnight]
+    n = len(xs)
+    slope = math.nan
+    judgeable = False
+    if n >= 7:
+        sx = 0.0
+        sy = 0.0
+        for x, y in zip(xs, ys, strict=True):
+            sx += x
+            sy += y
+        mx, my = sx / n, sy / n
+        sxx = 0.0
+        sxy = 0.0
+        for x, y in zip(xs, ys, strict=True):
+            sxx += (x - mx) * (x - mx)
+            sxy += (x - mx) * (y - my)
+        if sxx > 0:
+            judgeable = True
+            slope = sxy / sxx
+    if not applicable or judgeable:
+        out.evaluated["fasting_trend_rising"].add(pt.p)
+    if applicable and judgeable and slope > 1.0:
+        _add(out, pt, "fasting_trend_rising", "current", "info", fortnight)
+        out.numbers[("fasting_trend_rising", pt.p)] = {"slope_mgdl_per_day": slope}
+
+
+def _adherence(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    applicable = not pt.delivered and bool(pt.devices & METER_DEVICE)
+    first = next((i for i in range(pt.n) if pt.valid(i)), None)
+    judgeable = first is not None and pt.t[first] <= c.now - 7 * DAY
+    if not applicable or judgeable:
+        out.evaluated["low_adherence"].add(pt.p)
+    if not (applicable and judgeable):
+        return
+    counted = [
+        i for i in range(pt.n) if pt.kind[i] == SMBG and pt.valid(i) and pt.today - 7 <= pt.day[i] <= pt.today - 1
+    ]
+    if len(counted) * 100 < 80 * 7 * pt.rpd:
+        _add(out, pt, "low_adherence", "current", "info", counted)
+
+
+def _no_data(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    applicable = not pt.delivered and bool(pt.devices & METER_DEVICE) and not (pt.devices & CGM_DEVICE)
+    last = None
+    for i in range(pt.n):
+        if pt.valid(i) and pt.t[i] <= c.now:
+            last = i
+    if not applicable or last is not None:
+        out.evaluated["no_data"].add(pt.p)
+    if applicable and last is not None and c.now - pt.t[last] > 48 * 3600:
+        _add(out, pt, "no_data", "current", "warning", [last])
+
+
+def _cgm(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    applicable = not pt.delivered and bool(pt.devices & CGM_DEVICE)
+    cgm = [i for i in range(pt.n) if pt.kind[i] == CGM and pt.valid(i) and pt.t[i] <= c.now]
+    if not applicable:
+        for rule in ("cgm_stale", "cgm_predicted_low", "cgm_rapid_fall", "cgm_range_review"):
+            out.evaluated[rule].add(pt.p)
+        return
+    # stale
+    if cgm:
+        out.evaluated["cgm_stale"].add(pt.p)
+        last = cgm[-1]
+        age = c.now - pt.t[last]
+        if age > 30 * 60:
+            _add(out, pt, "cgm_stale", "current", "urgent", [last])
+        elif age > 15 * 60:
+            _add(out, pt, "cgm_stale", "current", "warning", [last])
+    fresh = bool(cgm) and c.now - pt.t[cgm[-1]] <= 15 * 60
+    # predicted low: Nightscout's bgnow + ar2 on entries up to now
+    if fresh:
+        entries = [{"mills": pt.t[i] * 1000, "mgdl": pt.v[i], "i": i} for i in cgm]
+        forecast = ns_ar2_forecast(entries, c.now * 1000)
+        predicted = forecast["predicted"]
+        if predicted and all(not math.isnan(x) for x in predicted):
+            out.evaluated["cgm_predicted_low"].add(pt.p)
+            out.forecasts[pt.p] = predicted
+            if min(predicted[:4]) <= 55:
+                used = sorted(e["i"] for e in forecast["used"])
+                _add(out, pt, "cgm_predicted_low", "current", "urgent", used)
+    # rapid fall: least squares over the 15 min up to the last reading
+    if fresh:
+        t_last = pt.t[cgm[-1]]
+        window = [i for i in cgm if t_last - 15 * 60 <= pt.t[i] <= t_last]
+        if len(window) >= 3 and t_last - pt.t[window[0]] >= 10 * 60:
+            xs = [(pt.t[i] - t_last) / 60.0 for i in window]
+            ys = [pt.v[i] for i in window]
+            sx = sy = 0.0
+            for x, y in zip(xs, ys, strict=True):
+                sx += x
+                sy += y
+            mx, my = sx / len(xs), sy / len(xs)
+            sxx = sxy = 0.0
+            for x, y in zip(xs, ys, strict=True):
+                sxx += (x - mx) * (x - mx)
+                sxy += (x - mx) * (y - my)
+            if sxx > 0:
+                out.evaluated["cgm_rapid_fall"].add(pt.p)
+                rate = sxy / sxx
+                if rate <= -3.0:
+                    _add(out, pt, "cgm_rapid_fall", "current", "warning", window)
+                    out.numbers[("cgm_rapid_fall", pt.p)] = {"rate_mgdl_per_min": rate}
+    # range review over 14 days
+    window = [i for i in cgm if c.now - 14 * DAY < pt.t[i]]
+    slots = {(c.now - pt.t[i]) // 300 for i in window}
+    n = len(window)
+    if len(slots) * 100 >= 70 * (14 * 288) and n >= 2:
+        out.evaluated["cgm_range_review"].add(pt.p)
+        values = [pt.v[i] for i in window]
+        total = 0.0
+        for v in values:
+            total += v
+        mean = total / n
+        ss = 0.0
+        for v in values:
+            ss += (v - mean) * (v - mean)
+        sd = math.sqrt(ss / (n - 1))
+        cv = 100.0 * sd / mean
+        n_in = sum(1 for v in values if 63 <= v <= 140)
+        n_63 = sum(1 for v in values if v < 63)
+        n_54 = sum(1 for v in values if v < 54)
+        n_140 = sum(1 for v in values if v > 140)
+        failing = n_in * 100 < 70 * n or n_63 * 100 >= 4 * n or n_54 * 100 >= n or n_140 * 100 >= 25 * n or cv > 36
+        if failing:
+            _add(out, pt, "cgm_range_review", "current", "warning", [])
+            out.numbers[("cgm_range_review", pt.p)] = {
+                "time_in_range_pct": 100.0 * n_in / n,
+                "below_63_pct": 100.0 * n_63 / n,
+                "below_54_pct": 100.0 * n_54 / n,
+                "above_140_pct": 100.0 * n_140 / n,
+                "cv_pct": cv,
+                "mean_mgdl": mean,
+                "gmi_pct": 3.31 + 0.02392 * mean,
+                "data_pct": 100.0 * len(slots) / (14 * 288),
+            }
+
+
+def _postpartum(pt: _Patient, out: RefResult) -> None:
+    if not pt.delivered:
+        return
+    start, end = POSTPARTUM_WINDOW[pt.profile]
+    days = pt.today - pt.delivery
+    if start <= days <= end:
+        _add(out, pt, "postpartum_test_due", "postpartum", "info", [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nightscout transcriptions (nightscout/cgm-remote-monitor; AGPL-3.0): the algorithms, in Python
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def ns_simplealarm_level(entries: list[dict[str, Any]], time_ms: int, thresholds: dict[str, float]) -> int:
+    """lib/plugins/simplealarms.js checkNotifications: the level (2 urgent, 1 warn, 0 none) and sign (high
+    positive, low negative) for the last entry. Thresholds: bg_high, bg_target_top, bg_target_bottom, bg_low."""
+    last = None
+    for e in entries:  # sbx.lastSGVEntry(): the newest entry not in the future
+        if e["mills"] <= time_ms:
+            last = e
+    if last is None or not (last["mgdl"] > 39) or not (time_ms - last["mills"] < 10 * 60 * 1000):
+        return 0
+    sgv = last["mgdl"]
+    if sgv > thresholds["bg_high"]:
+        return 2
+    if sgv > thresholds["bg_target_top"]:
+        return 1
+    if sgv < thresholds["bg_low"]:
+        return -2
+    if sgv < thresholds["bg_target_bottom"]:
+        return -1
+    return 0
+
+
+def _js_round(x: float) -> float:
+    """JavaScript Math.round: nearest integer, halves towards +infinity."""
+    if math.isnan(x):
+        return math.nan
+    return float(math.floor(x + 0.5))
+
+
+def ns_bgnow(entries: list[dict[str, Any]], time_ms: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """lib/plugins/bgnow.js: fillBuckets (4 buckets of 5 min around the last entry), analyzeBucket,
+    mostRecentBucket, previousBucket, calcDelta. Returns (bgnow = the recent bucket, delta)."""
+    last_mills = None
+    for e in entries:
+        if e["mills"] <= time_ms:
+            last_mills = e["mills"]
+    if last_mills is None:
+        return None, None
+    offset = 2.5 * 60 * 1000
+    bucket_ms = 5 * 60 * 1000
+    buckets: list[dict[str, Any]] = []
+    for index in range(4):
+        from_mills = last_mills - offset - index * bucket_ms
+        buckets.append({"index": index, "fromMills": from_mills, "toMills": from_mills + bucket_ms, "sgvs": []})
+    for sgv in entries:
+        if sgv["mills"] > time_ms:
+            continue
+        for bucket in buckets:  # buckets.find: the first bucket containing it
+            if bucket["fromMills"] <= sgv["mills"] <= bucket["toMills"]:
+                bucket["sgvs"].append(sgv)
+                break
+    analysed = []
+    for bucket in buckets:
+        if not bucket["sgvs"]:
+            analysed.append({**bucket, "isEmpty": True})
+            continue
+        details: dict[str, Any] = {}
+        sgvs = [s for s in bucket["sgvs"] if s["mgdl"] > 39]  # notError
+        total = 0.0
+        for s in sgvs:
+            total += s["mgdl"]
+        mean = total / len(sgvs) if sgvs else math.nan
+        if not math.isnan(mean):
+            details["mean"] = mean
+        most_recent = None
+        for s in sgvs:
+            if most_recent is None or s["mills"] > most_recent["mills"]:
+                most_recent = s
+        if most_recent is not None:
+            details["last"] = most_recent["mgdl"]
+            details["mills"] = most_recent["mills"]
+        analysed.append({**details, **bucket})
+    recent = next((b for b in analysed if not b.get("isEmpty")), None)
+    previous = None
+    if recent is not None:
+        for b in analysed:
+            if "mills" in b and "mills" in recent and b["mills"] < recent["mills"] and not b.get("isEmpty"):
+                previous = b
+                break
+    if recent is None or previous is None:
+        return recent, None
+    absolute = recent.get("mean", math.nan) - previous["mean"]
+    elapsed = (recent["mills"] - previous["mills"]) / 60000
+    interpolated = elapsed > 9
+    mean5 = recent["mean"] - absolute / elapsed * 5 if interpolated else recent["mean"] - absolute
+    delta = {"absolute": absolute, "elapsedMins": elapsed, "interpolated": interpolated, "mean5MinsAgo": mean5}
+    delta["previous"] = previous
+    return recent, delta
+
+
+def ns_ar2_forecast(entries: list[dict[str, Any]], time_ms: int) -> dict[str, Any]:
+    """lib/plugins/ar2.js forecast(): okToForecast, initAR2, six pushPoint steps (incrementAR2, ar2Point)."""
+    bgnow, delta = ns_bgnow(entries, time_ms)
+    result: dict[str, Any] = {"predicted": [], "used": []}
+    if bgnow is None or delta is None:
+        return result
+    mean = bgnow.get("mean")
+    mean5 = delta["mean5MinsAgo"]
+    # okToForecast: bgnow.mean >= BG_MIN && delta.mean5MinsAgo (truthy) && _.isNumber(...)
+    if mean is None or not (mean >= 36) or not mean5 or math.isnan(mean5):
+        return result
+    prev = math.log(mean5 / 140) if mean5 > 0 else math.nan
+    curr = math.log(mean / 140)
+    predicted: list[float] = []
+    for _ in range(6):
+        prev, curr = curr, -0.723 * prev + 1.716 * curr
+        mgdl = _js_round(140 * math.exp(curr)) if not math.isnan(curr) else math.nan
+        predicted.append(math.nan if math.isnan(mgdl) else max(36.0, min(400.0, mgdl)))
+    result["predicted"] = predicted
+    result["used"] = list(bgnow["sgvs"]) + list(delta["previous"]["sgvs"])
+    return result
