@@ -201,7 +201,176 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = admin("run-job", cmd_run_job, "run one scheduled job now, by name")
     p.add_argument("name", metavar="NAME")
+    _client_commands(sub, common)
     return parser
+
+
+# --- simulate and replay: clients of a running telemon ----------------------------------------------------------
+
+
+def _client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from telemon.simulator.clients import DEFAULT_URL
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--url", default=DEFAULT_URL, help=f"telemon's URL (default {DEFAULT_URL})")
+    client.add_argument(
+        "--mqtt-url",
+        help="the broker (default: TELEMON_MQTT_URL, else the one of the `telemon serve` running on embedded services)",
+    )
+    client.add_argument(
+        "--state", type=Path, help="state file keeping the device tokens (default: in TELEMON_STATE_DIR)"
+    )
+    client.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    p = sub.add_parser(
+        "simulate",
+        parents=[common, client],
+        help="feed a running telemon with a simulated GDM cohort, as real devices do",
+        description=(
+            "Create a synthetic cohort of GDM patients (team, patients and devices in the database), backfill "
+            "--days of their history, then keep sending live: meters over MQTT, phone apps over HTTP, CGM uploaders "
+            "through the Nightscout API. A second run continues the same cohort (its tokens are in the state file). "
+            "Prints what was sent and telemon's receipts; the plan (planned hypoglycaemias, patients who stopped "
+            "measuring, re-syncs, deliveries) is written beside the state file."
+        ),
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed makes the same cohort (default 1)")
+    p.add_argument("--patients", type=int, default=40, help="patients in the cohort (default 40)")
+    p.add_argument("--cgm", type=int, default=4, help="how many of them wear a CGM (default 4)")
+    p.add_argument("--days", type=float, default=21, help="days of history to backfill (default 21)")
+    p.add_argument("--team", default="Simulation", help="care team of the patients, created if missing")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="live pace in simulated seconds per second (60: a minute per second); never ahead of the clock: "
+        "with a --duration the backfill stops (speed - 1) x duration before now (default 1, real time)",
+    )
+    p.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the backfill, keep sending until Ctrl-C (default) or not",
+    )
+    p.add_argument("--duration", type=float, help="seconds of live traffic, then stop (implies --live)")
+    p.add_argument("--concurrency", type=int, default=8, help="devices sending at once (default 8)")
+    p.set_defaults(client_options=_simulate_options, client=_simulate)
+
+    p = sub.add_parser(
+        "replay",
+        parents=[common, client],
+        help="replay a CGM trace file (id,time,gl) as CGM patients",
+        description=(
+            "Replay a CSV of id,time,gl (plain, .csv.gz, or a .zip of one CSV; also a Dexcom Clarity export) as CGM "
+            "patients: one patient per subject (external id replay-<file stem>-<subject>), created or reused. Ends "
+            "with a summary that matches the file: rows = stored + duplicates + rejected + refused before sending."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", type=Path)
+    p.add_argument("--timezone", default="UTC", help="IANA time zone of the file's times (default UTC)")
+    p.add_argument("--shift-to-now", action="store_true", help="shift every time so that the last reading is now")
+    p.add_argument("--transport", choices=("mqtt", "http"), default="http", help="how to send (default http)")
+    p.add_argument("--chunk", type=int, default=500, help="readings per message (default 500)")
+    p.add_argument("--team", default="Replay", help="care team of the patients, created if missing")
+    p.set_defaults(client_options=_replay_options, client=_replay)
+
+
+def _mqtt_url(args: argparse.Namespace, settings: Settings) -> str | None:
+    from telemon.settings import parse_mqtt_url
+
+    url = args.mqtt_url or settings.mqtt_url
+    if url is None:
+        try:
+            found = json.loads(runtime.endpoints_file(settings.state_dir).read_text())
+            url = found.get("mqtt_url") if isinstance(found, dict) else None
+        except (OSError, ValueError):
+            url = None
+    if url is not None:
+        parse_mqtt_url(url, "--mqtt-url")
+    return url
+
+
+def _simulate_options(args: argparse.Namespace, settings: Settings) -> Any:
+    from telemon.simulator.runner import STATE_NAME, Options
+
+    options = Options(
+        seed=args.seed,
+        patients=args.patients,
+        cgm=args.cgm,
+        days=args.days,
+        team=args.team,
+        url=args.url,
+        mqtt_url=_mqtt_url(args, settings),
+        state_file=args.state or settings.state_dir / STATE_NAME,
+        speed=args.speed,
+        live=args.live or args.duration is not None,
+        duration=args.duration,
+        concurrency=args.concurrency,
+        progress=not args.no_progress,
+    )
+    options.check()
+    return options
+
+
+async def _simulate(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, Any]]:
+    import signal
+
+    from telemon.simulator.runner import format_report, simulate
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)  # Ctrl-C ends the live run, then the summary is printed
+    try:
+        report = await simulate(options, pool, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return format_report(report), report.as_dict()
+
+
+def _replay_options(args: argparse.Namespace, settings: Settings) -> Any:
+    from telemon.simulator.replay import STATE_NAME, ReplayOptions
+
+    options = ReplayOptions(
+        file=args.file,
+        team=args.team,
+        time_zone=args.timezone,
+        shift_to_now=args.shift_to_now,
+        transport=args.transport,
+        chunk=args.chunk,
+        url=args.url,
+        mqtt_url=_mqtt_url(args, settings) if args.transport == "mqtt" else None,
+        state_file=args.state or settings.state_dir / STATE_NAME,
+        progress=not args.no_progress,
+    )
+    options.check()
+    return options
+
+
+async def _replay(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, Any]]:
+    from telemon.simulator.replay import format_replay, replay
+
+    report = await replay(options, pool)
+    return format_replay(report), report.as_dict()
+
+
+async def _client(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str, Any]]:
+    from telemon.db import create_pool
+
+    options = args.client_options(args, settings)  # a wrong option stops here, before any database is started
+    async with runtime.database(settings) as url:
+        conn = await connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(url, max_size=4)
+        try:
+            result: tuple[str, dict[str, Any]] = await args.client(options, pool)
+            return result
+        finally:
+            await pool.close()
 
 
 def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -248,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "serve":
             _serve(args, settings)
+            return 0
+        if args.command in ("simulate", "replay"):
+            text, summary = asyncio.run(_client(args, settings))
+            print(json.dumps(summary, default=str) if args.json else text)
             return 0
         result = asyncio.run(_admin(args, settings))
     except SettingsError as exc:

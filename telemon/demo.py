@@ -1,23 +1,94 @@
-"""``make demo``: the whole service on embedded defaults, with a demo care team and clinician.
+"""``make demo``: the whole service on embedded defaults, with a demo care team, its clinician, and a simulated
+cohort feeding it.
 
-Idempotent: running it again continues with the same data (kept in ``TELEMON_STATE_DIR``, ``./.telemon``).
-The simulated cohort that feeds it comes with ``telemon simulate`` (see README)."""
+What it does: starts the embedded PostgreSQL and MQTT broker, applies the migrations, creates the team
+"Maternité démo" and the clinician whose login is printed, then serves the dashboard on http://127.0.0.1:8000.
+In the same process, as a background task once the server answers, the simulator (``telemon.simulator``)
+creates 40 simulated patients of that team (6 of them wearing a CGM), sends their last 21 days of history as
+their devices would (meters over MQTT, phone apps over HTTP, CGM uploaders through the Nightscout API) as fast
+as telemon takes it, then keeps sending in real time (speed 1: a CGM reading every 5 minutes, meter readings
+around meals) until Ctrl-C.
+
+Ctrl-C stops the simulated devices first (the state is saved), then the server, the consumer, the broker and
+PostgreSQL: no process is left behind. Running it again continues with the same data and the same patients
+(their device tokens are in ``TELEMON_STATE_DIR/demo-simulator.json``): the devices send what they measured
+while the demo was stopped (up to 21 days), then go on live.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
 
 from telemon import teams
-from telemon.server import serve
+from telemon.server import Cleanup, serve
 from telemon.services import Services
 from telemon.settings import Settings, SettingsError
+from telemon.simulator.runner import Options, Report, Simulation
 
 TEAM = "Maternité démo"
 EMAIL = "demo@telemon.example"
 PASSWORD = "telemon-demo"  # noqa: S105 - the demo's published login, also in README
+SIMULATOR_STATE = "demo-simulator.json"
+SEED = 2026
+PATIENTS = 40
+CGM = 6
+DAYS = 21
+SPEED = 1.0  # live traffic in real time: the only pace that can go on without getting ahead of the clock
+
+log = logging.getLogger(__name__)
 
 
-async def prepare(services: Services) -> None:
+def _url(settings: Settings) -> str:
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)  # noqa: S104
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+
+
+def simulator_options(services: Services) -> Options:
+    settings = services.settings
+    return Options(
+        seed=SEED,
+        patients=PATIENTS,
+        cgm=CGM,
+        days=DAYS,
+        team=TEAM,
+        url=_url(settings),
+        mqtt_url=services.mqtt_url,
+        state_file=settings.state_dir / SIMULATOR_STATE,
+        speed=SPEED,
+        live=True,
+        server_wait=120.0,  # the server starts listening right after prepare() returns
+    )
+
+
+def _backfilled(report: Report) -> None:
+    phase = report.backfill
+    if phase is None:
+        return
+    total = report.total()
+    print(
+        f"\n  telemon demo: {len(report.plan.cohort)} simulated patients; {phase.readings:,} readings of their "
+        f"history sent in {phase.seconds:.1f} s (stored {total.accepted:,}, duplicates {total.duplicates:,}, "
+        f"rejected {total.rejected:,}); live traffic goes on in real time\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _simulate(simulation: Simulation) -> None:
+    try:
+        await simulation.run()
+    except SettingsError as exc:
+        log.error("demo simulator stopped", extra={"reason": str(exc)})
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("demo simulator failed; the service goes on without it")
+
+
+async def prepare(services: Services) -> Cleanup | None:
     async with services.pool.acquire() as conn:
         exists = await conn.fetchval("SELECT id FROM care_teams WHERE name = $1", TEAM)
         team_id = exists or await teams.create_team(conn, TEAM)
@@ -28,10 +99,27 @@ async def prepare(services: Services) -> None:
     settings = services.settings
     print(
         f"\n  telemon demo: http://{settings.host}:{settings.port}   login {EMAIL} / {PASSWORD}"
-        f"\n  data in {settings.state_dir.resolve()}; Ctrl-C stops everything\n",
+        f"\n  data in {settings.state_dir.resolve()}; Ctrl-C stops everything"
+        f"\n  {PATIENTS} simulated patients: {DAYS} days of history are being sent, then live traffic\n",
         file=sys.stderr,
         flush=True,
     )
+    if services.mqtt_url is None:
+        return None  # a process without the broker (TELEMON_ROLES without mqtt): no simulated meters
+    stop = asyncio.Event()
+    simulation = Simulation(simulator_options(services), services.pool, stop=stop, on_backfill=_backfilled)
+    task = asyncio.create_task(_simulate(simulation), name="demo-simulator")
+
+    async def cleanup() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=15)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return cleanup
 
 
 def main() -> int:

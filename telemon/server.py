@@ -6,6 +6,7 @@ closed after uvicorn stops (the MQTT batch in flight is finished, embedded Postg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -15,7 +16,21 @@ from telemon.app import create_app
 from telemon.services import Services, open_services
 from telemon.settings import Settings, SettingsError
 
-Prepare = Callable[[Services], Awaitable[None]]
+Cleanup = Callable[[], Awaitable[None]]
+# Runs once the services are open, before serving; may return a cleanup, awaited after serving stops and before
+# the services close (the demo stops its simulated devices there).
+Prepare = Callable[[Services], Awaitable[Cleanup | None]]
+
+
+async def _finish(cleanup: Cleanup) -> None:
+    """Run ``cleanup`` to its end even if this task is cancelled meanwhile: uvicorn re-raises the SIGINT it
+    handled once it stopped, which cancels the main task, and the services must outlive the cleanup."""
+    task = asyncio.ensure_future(cleanup())
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    if not task.cancelled():
+        task.result()
 
 
 def serve(settings: Settings, prepare: Prepare | None = None) -> None:
@@ -23,13 +38,16 @@ def serve(settings: Settings, prepare: Prepare | None = None) -> None:
 
     async def run() -> bool:
         async with open_services(settings) as services:
-            if prepare is not None:
-                await prepare(services)
+            cleanup = await prepare(services) if prepare is not None else None
             config = uvicorn.Config(
                 create_app(services=services), host=settings.host, port=settings.port, log_config=None, lifespan="on"
             )
             server = uvicorn.Server(config)
-            await server.serve()
+            try:
+                await server.serve()
+            finally:
+                if cleanup is not None:
+                    await _finish(cleanup)
             return server.started
 
     if not asyncio.run(run()):
