@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
+from telemon import audit
 from telemon.db import Conn
 from telemon.settings import SettingsError
 
@@ -118,3 +119,15 @@ async def find_patient(conn: Conn, ref: str) -> Patient:
     if len(rows) > 1:
         raise SettingsError(f"--patient: {ref!r} matches patients of several teams; give the telemon id")
     return Patient(**dict(rows[0]))
+
+
+async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, actor: str) -> dt.date | None:
+    """Record (or correct) the delivery date, audited; returns the date it replaced. Glycaemic rules stop at
+    the delivery and the postpartum test reminder starts from it."""
+    before: dt.date | None = await conn.fetchval(
+        "SELECT delivery_date FROM patients WHERE id = $1 FOR UPDATE", patient_id
+    )
+    await conn.execute("UPDATE patients SET delivery_date = $2 WHERE id = $1", patient_id, day)
+    detail = {"date": day.isoformat(), "before": before.isoformat() if before else None}
+    await audit.record(conn, actor=actor, action="patient.delivery", patient_id=patient_id, detail=detail)
+    return before

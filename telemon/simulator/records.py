@@ -25,8 +25,6 @@ DEVICE_USABLE = """
 SELECT 1 FROM devices d JOIN patients p ON p.id = d.patient_id
 WHERE d.id = $1 AND d.token_hash = $2 AND d.active AND p.id = $3 AND p.team_id = $4
 """
-# The midwife records the delivery; telemon has no function for it yet (see the simulator's report).
-RECORD_DELIVERY = "UPDATE patients SET delivery_date = $2 WHERE id = $1 AND delivery_date IS NULL"
 
 
 @dataclass(frozen=True)
@@ -134,10 +132,9 @@ async def ensure_device(
 
 
 async def record_delivery(conn: Conn, patient_id: uuid.UUID, date: dt.date) -> bool:
-    status: str = await conn.execute(RECORD_DELIVERY, patient_id, date)
-    if status.endswith(" 1"):
-        await audit.record(
-            conn, actor=ACTOR, action="patient.delivery", patient_id=patient_id, detail={"date": date.isoformat()}
-        )
-        return True
-    return False
+    """The midwife records the delivery, once (a re-run of the simulator leaves it as it is)."""
+    patient = await patients.get_patient(conn, patient_id)
+    if patient is None or patient.delivery_date is not None:
+        return False
+    await patients.record_delivery(conn, patient_id, date, actor=ACTOR)
+    return True
