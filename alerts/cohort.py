@@ -6,6 +6,7 @@ parameters are arrays of length ``n_patients``. Codes are small integers so that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,19 +79,106 @@ class Cohort:
         return np.repeat(np.arange(self.n_patients, dtype=np.int64), counts)
 
 
-@dataclass
-class Candidates:
-    """Alert candidates from one rule, as columns (length k, usually small)."""
+# The columns a rule's builder returns: severity, episode, evidence, message_en, message_fr (one entry each per
+# candidate, in candidate order).
+Columns = tuple[list[str], list[str], list[dict[str, Any]], list[str], list[str]]
 
-    rule: str
-    patient: I64  # patient index into the cohort
-    severity: list[str]  # "info" | "warning" | "urgent"
-    episode: list[str]  # episode key: one open alert per (patient, rule, episode)
-    evidence: list[dict[str, Any]]  # reading ids, values, target, ... (JSON-ready)
-    message_en: list[str]
-    message_fr: list[str]
-    stateful: bool = False  # the alert resolves itself when the rule stops firing for that patient
-    evaluated: B = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # patients the rule could judge
+
+class Candidates:
+    """Alert candidates from one rule, as columns (length k).
+
+    ``patient``, ``stateful`` and ``evaluated`` are decided by the rule's vectorised part. The other columns
+    (``severity``, ``episode``, ``evidence``, ``message_en``, ``message_fr``) are either given as lists or, with
+    ``build``, materialised on first access of any of them (or by :meth:`materialise`): building evidence dicts and
+    messages is a Python loop over candidates, paid only by whoever reads them (the alert store does).
+    """
+
+    __slots__ = ("_build", "_columns", "evaluated", "patient", "rule", "stateful")
+
+    def __init__(
+        self,
+        rule: str,
+        patient: I64,
+        severity: list[str] | None = None,
+        episode: list[str] | None = None,
+        evidence: list[dict[str, Any]] | None = None,
+        message_en: list[str] | None = None,
+        message_fr: list[str] | None = None,
+        stateful: bool = False,  # the alert resolves itself when the rule stops firing for that patient
+        evaluated: B | None = None,  # patients the rule could judge (stateful rules)
+        *,
+        build: Callable[[], Columns] | None = None,
+    ) -> None:
+        self.rule = rule
+        self.patient = patient  # patient index into the cohort
+        self.stateful = stateful
+        self.evaluated: B = evaluated if evaluated is not None else np.zeros(0, dtype=np.bool_)
+        given = (severity, episode, evidence, message_en, message_fr)
+        if build is None:
+            k = len(patient)
+            if any(x is None for x in given):
+                raise ValueError("Candidates need either every column or a builder")
+            self._columns: Columns | None = (
+                list(severity or []),
+                list(episode or []),
+                list(evidence or []),
+                list(message_en or []),
+                list(message_fr or []),
+            )
+            if any(len(x) != k for x in self._columns):
+                raise ValueError("Candidates' columns differ in length")
+        else:
+            if any(x is not None for x in given):
+                raise ValueError("Candidates take either columns or a builder, not both")
+            self._columns = None
+        self._build = build
 
     def __len__(self) -> int:
         return len(self.patient)
+
+    def __repr__(self) -> str:
+        state = "materialised" if self._columns is not None else "lazy"
+        return f"Candidates({self.rule!r}, {len(self)} candidates, {state})"
+
+    @property
+    def materialised(self) -> bool:
+        return self._columns is not None
+
+    def materialise(self) -> Candidates:
+        """Build the evidence and messages now (once); returns self."""
+        if self._columns is None:
+            assert self._build is not None
+            columns = self._build()
+            if any(len(x) != len(self.patient) for x in columns):
+                raise ValueError(f"{self.rule}: the builder's columns differ in length from the candidates")
+            self._columns = columns
+            self._build = None
+        return self
+
+    def _column(self, k: int) -> list[Any]:
+        columns = self._columns if self._columns is not None else self.materialise()._columns
+        assert columns is not None
+        return columns[k]
+
+    @property
+    def severity(self) -> list[str]:
+        """One of "info", "warning", "urgent"."""
+        return self._column(0)
+
+    @property
+    def episode(self) -> list[str]:
+        """Episode key: one open alert per (patient, rule, episode)."""
+        return self._column(1)
+
+    @property
+    def evidence(self) -> list[dict[str, Any]]:
+        """Reading ids, values, target, ... (JSON-ready)."""
+        return self._column(2)
+
+    @property
+    def message_en(self) -> list[str]:
+        return self._column(3)
+
+    @property
+    def message_fr(self) -> list[str]:
+        return self._column(4)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import math
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property, lru_cache
 from typing import Any
@@ -51,6 +52,7 @@ from alerts.cohort import (
     B,
     Candidates,
     Cohort,
+    Columns,
 )
 
 Rule = Callable[[Cohort], Candidates]
@@ -138,19 +140,21 @@ def _seg_search(key_at: Callable[[I64], npt.NDArray[Any]], lo: I64, hi: I64, x: 
     """Per segment ``[lo[i], hi[i])`` whose keys ``key_at(position)`` are sorted: the first position whose key is
     ``>= x[i]`` (``right=False``) or ``> x[i]`` (``right=True``). A vectorised bisection: one loop step per
     halving of the longest segment, each over all segments at once."""
-    lo = lo.astype(np.int64, copy=True)
-    hi = hi.astype(np.int64, copy=True)
+    out = lo.astype(np.int64, copy=True)
     active = np.flatnonzero(lo < hi)
+    a_lo, a_hi, a_x = out[active], hi[active].astype(np.int64), x[active]
     while len(active):
-        a_lo, a_hi = lo[active], hi[active]
-        mid = (a_lo + a_hi) // 2
+        mid = (a_lo + a_hi) >> 1
         key = key_at(mid)
-        go = key <= x[active] if right else key < x[active]
+        go = key <= a_x if right else key < a_x
         a_lo = np.where(go, mid + 1, a_lo)
         a_hi = np.where(go, a_hi, mid)
-        lo[active], hi[active] = a_lo, a_hi
-        active = active[a_lo < a_hi]
-    return lo
+        still = a_lo < a_hi
+        if not still.all():  # write the finished segments' answers, carry on with the others
+            done = ~still
+            out[active[done]] = a_lo[done]
+            active, a_lo, a_hi, a_x = active[still], a_lo[still], a_hi[still], a_x[still]
+    return out
 
 
 def _bounds(owner: I64, m: int) -> tuple[I64, I64]:
@@ -166,39 +170,45 @@ def _take(a: npt.NDArray[Any], i: I64, fill: Any) -> npt.NDArray[Any]:
     return np.where(i >= 0, a[np.clip(i, 0, len(a) - 1)], fill)
 
 
-def _window_sums(x: npt.NDArray[Any], lo: I64, hi: I64) -> npt.NDArray[Any]:
-    """Sums of ``x[lo[i]:hi[i]]`` for ordered, non-overlapping windows (``hi[i] <= lo[i + 1]``), with one
-    ``np.add.reduceat`` over the whole array (no gathering)."""
-    out = np.zeros(len(lo), dtype=np.add.reduce(x[:0]).dtype)
-    ne = np.flatnonzero(lo < hi)
-    if len(ne) == 0:
+class _Windows:
+    """Ordered, non-overlapping windows ``[lo[i], hi[i])`` (``hi[i] <= lo[i + 1]``) of arrays of length ``n``:
+    sums with one ``np.add.reduceat`` over the whole array (no gathering)."""
+
+    def __init__(self, lo: I64, hi: I64, n: int) -> None:
+        self.lo, self.hi, self.n = lo, hi, n
+        self.ne = np.flatnonzero(lo < hi)
+        bounds = np.empty(2 * len(self.ne), dtype=np.int64)
+        bounds[0::2] = lo[self.ne]
+        bounds[1::2] = hi[self.ne]
+        if len(bounds) and bounds[-1] >= n:  # reduceat indices must be < n; the last window then runs to the end
+            bounds = bounds[:-1]
+        self.bounds = bounds
+
+    def sum(self, x: npt.NDArray[Any], dtype: Any = None) -> npt.NDArray[Any]:
+        out = np.zeros(len(self.lo), dtype=dtype if dtype is not None else np.add.reduce(x[:0]).dtype)
+        if len(self.ne):
+            out[self.ne] = np.add.reduceat(x, self.bounds, dtype=dtype)[0::2]
         return out
-    bounds = np.empty(2 * len(ne), dtype=np.int64)
-    bounds[0::2] = lo[ne]
-    bounds[1::2] = hi[ne]
-    if bounds[-1] >= len(x):  # reduceat indices must be < len(x); the last window then runs to the end
-        bounds = bounds[:-1]
-    out[ne] = np.add.reduceat(x, bounds)[0::2]
-    return out
 
+    def count(self, mask: B) -> npt.NDArray[np.int32]:
+        """Number of True elements of each window."""
+        out: npt.NDArray[np.int32] = self.sum(mask.view(np.int8), dtype=np.int32)
+        return out
 
-def _in_sorted(x: npt.NDArray[Any], sorted_set: I64) -> B:
-    """Element-wise membership of ``x`` in a sorted array."""
-    if len(sorted_set) == 0 or len(x) == 0:
-        return np.zeros(len(x), dtype=np.bool_)
-    k = np.minimum(np.searchsorted(sorted_set, x), len(sorted_set) - 1)
-    return np.asarray(sorted_set[k] == x, dtype=np.bool_)
-
-
-def _drop_sorted(idx: npt.NDArray[Any], drop: I64) -> I64:
-    """``idx`` (sorted) without the elements of ``drop`` (sorted): the work is proportional to ``len(drop)``."""
-    idx = idx.astype(np.int64, copy=False)
-    if len(drop) == 0 or len(idx) == 0:
-        return idx
-    k = np.searchsorted(idx, drop)
-    hit = k < len(idx)
-    hit[hit] = idx[k[hit]] == drop[hit]
-    return np.delete(idx, k[hit]) if hit.any() else idx
+    def spread(self, per_window: F64) -> F64:
+        """A new array of length ``n``: each window's value over its positions, 0 elsewhere."""
+        ne = self.ne
+        if len(ne) == 0:
+            return np.zeros(self.n, dtype=np.float64)
+        lo, hi = self.lo[ne], self.hi[ne]
+        counts = np.empty(2 * len(ne) + 1, dtype=np.int64)
+        counts[0] = lo[0]
+        counts[1::2] = hi - lo
+        counts[2:-1:2] = lo[1:] - hi[:-1]
+        counts[-1] = self.n - hi[-1]
+        values = np.zeros(len(counts), dtype=np.float64)
+        values[1::2] = per_window[ne]
+        return np.repeat(values, counts)
 
 
 def _run_starts(new_run: B) -> tuple[I64, I64]:
@@ -226,13 +236,29 @@ def _group_days(pid: I64, day: npt.NDArray[Any]) -> tuple[I64, I64, I64]:
     return order.astype(np.int64), lo, hi
 
 
-class _Sub:
+class _Cohorted:
+    """Holds its cohort weakly: the cohort caches these objects (``Cohort.cache``), and a reference cycle would
+    keep every evaluated cohort alive until a full garbage collection (memory growing chunk after chunk)."""
+
+    def __init__(self, c: Cohort) -> None:
+        self._cohort = weakref.ref(c)
+
+    @property
+    def c(self) -> Cohort:
+        c = self._cohort()
+        if c is None:
+            raise RuntimeError("the cohort of these derived arrays is gone")
+        return c
+
+
+class _Sub(_Cohorted):
     """An index subset of the cohort's readings (sorted), with per-patient segments into it."""
 
     def __init__(self, c: Cohort, idx: npt.NDArray[Any]) -> None:
-        self.c = c
+        super().__init__(c)
         self.idx: I64 = idx.astype(np.int64, copy=False)
         self.seg: I64 = np.searchsorted(self.idx, c.offsets).astype(np.int64)
+        self._searched: dict[tuple[int, bool], I64] = {}
 
     @cached_property
     def pid(self) -> I64:
@@ -249,25 +275,47 @@ class _Sub:
     def search(self, times: npt.NDArray[Any], right: bool = False, patients: I64 | None = None) -> I64:
         """Per patient (or per patient of ``patients``), the first position whose time is ``>= times[i]``
         (``> times[i]`` if ``right``)."""
-        t, idx = self.c.t, self.idx
+        t = self.t
         lo, hi = self.seg[:-1], self.seg[1:]
         if patients is not None:
             lo, hi = lo[patients], hi[patients]
-        return _seg_search(lambda pos: t[idx[pos]], lo, hi, times, right)
+        return _seg_search(lambda pos: t[pos], lo, hi, times, right)
+
+    def search_all(self, time: int, right: bool = False) -> I64:
+        """``search`` of one time for every patient (cached: several rules ask the same)."""
+        key = (time, right)
+        if key not in self._searched:
+            self.prefetch([key])
+        return self._searched[key]
+
+    def prefetch(self, queries: Sequence[tuple[int, bool]]) -> None:
+        """``search_all`` of several (time, right) at once: one bisection over all of them."""
+        todo = [q for q in dict.fromkeys(queries) if q not in self._searched]
+        if not todo:
+            return
+        n = self.c.n_patients
+        k = len(todo)
+        # the times are integers: "> x" is ">= x + 1"
+        x = np.repeat(np.array([time + int(right) for time, right in todo], dtype=np.int64), n)
+        t = self.t
+        found = _seg_search(lambda pos: t[pos], np.tile(self.seg[:-1], k), np.tile(self.seg[1:], k), x, right=False)
+        for j, q in enumerate(todo):
+            self._searched[q] = found[j * n : (j + 1) * n]
 
     def window(self, start_excl: npt.NDArray[Any], end_incl: npt.NDArray[Any]) -> tuple[I64, I64]:
         """Positions with ``start_excl < t <= end_incl`` per patient, and their patient: (pos, pid)."""
         return _ranges(self.search(start_excl, right=True), self.search(end_incl, right=True))
 
 
-class _Derived:
+class _Derived(_Cohorted):
     """Arrays several rules share, computed once per cohort on first use."""
 
     def __init__(self, c: Cohort) -> None:
-        self.c = c
+        super().__init__(c)
         self.P = c.n_patients
         self.n = len(c.t)
         self.cutoff = c.now - c.lookback_s
+        self.parts: dict[tuple[Any, ...], _Part] = {}
 
     @cached_property
     def delivered(self) -> B:
@@ -276,7 +324,7 @@ class _Derived:
 
     @cached_property
     def invalid_idx(self) -> I64:
-        return np.flatnonzero(self.c.flags & FLAG_CONTROL).astype(np.int64)
+        return np.flatnonzero((self.c.flags & FLAG_CONTROL) != 0).astype(np.int64)
 
     @cached_property
     def nonglyc_idx(self) -> I64:
@@ -299,6 +347,11 @@ class _Derived:
             return np.zeros(len(a), dtype=np.int64)
         return (np.searchsorted(ng, b) - np.searchsorted(ng, a, side="right")).astype(np.int64)
 
+    def glycaemic(self, mask: B) -> I64:
+        """The glycaemic readings of a (new, writable) mask of the cohort's readings, as sorted indices."""
+        mask[self.nonglyc_idx] = False
+        return np.flatnonzero(mask)
+
     @cached_property
     def smbg(self) -> B:
         return np.asarray(self.c.kind == _SMBG, dtype=np.bool_)
@@ -306,30 +359,39 @@ class _Derived:
     @cached_property
     def fasting(self) -> _Sub:
         """Glycaemic meter readings in the fasting context."""
-        mask = (self.c.context == _FASTING) & self.smbg
-        return _Sub(self.c, _drop_sorted(np.flatnonzero(mask), self.nonglyc_idx))
+        sub = _Sub(self.c, self.glycaemic((self.c.context == _FASTING) & self.smbg))
+        now = self.c.now
+        sub.prefetch(
+            [(self.cutoff, False), (now - P.PATTERN_WINDOW_S, True), (now, True), (now - P.TREND_WINDOW_S, True)]
+        )
+        return sub
 
     @cached_property
     def post(self) -> _Sub:
         """Glycaemic meter readings in the after-meal context."""
-        mask = (self.c.context == _AFTER_MEAL) & self.smbg
-        return _Sub(self.c, _drop_sorted(np.flatnonzero(mask), self.nonglyc_idx))
+        sub = _Sub(self.c, self.glycaemic((self.c.context == _AFTER_MEAL) & self.smbg))
+        sub.prefetch([(self.cutoff, False), (self.c.now - P.PATTERN_WINDOW_S, True), (self.c.now, True)])
+        return sub
 
     @cached_property
     def cgm(self) -> _Sub:
         """Valid CGM readings."""
-        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.kind == _CGM), self.invalid_idx))
+        mask = self.c.kind == _CGM
+        mask[self.invalid_idx] = False
+        sub = _Sub(self.c, np.flatnonzero(mask))
+        sub.prefetch([(self.c.now, True), (self.c.now - P.CGM_REVIEW_S, True)])
+        return sub
 
     @cached_property
     def low(self) -> _Sub:
         """Glycaemic readings below the highest hypoglycaemia threshold (NICE's 4.0 mmol/L floor)."""
         top = max(P.HYPO_L1_MGDL, P.HYPO_L2_MGDL, P.NICE_INSULIN_FLOOR_MGDL)
-        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.value < top), self.nonglyc_idx))
+        return _Sub(self.c, self.glycaemic(self.c.value < top))
 
     @cached_property
     def high(self) -> _Sub:
         """Glycaemic readings at or above the ketone-check threshold."""
-        return _Sub(self.c, _drop_sorted(np.flatnonzero(self.c.value >= P.KETONE_CHECK_MGDL), self.nonglyc_idx))
+        return _Sub(self.c, self.glycaemic(self.c.value >= P.KETONE_CHECK_MGDL))
 
     @cached_property
     def end_now(self) -> I64:
@@ -338,12 +400,58 @@ class _Derived:
         t = c.t
         return _seg_search(lambda pos: t[pos], c.offsets[:-1], c.offsets[1:], np.full(self.P, c.now), right=True)
 
-    def post_targets(self, sub: _Sub, pos: I64) -> tuple[F64, B]:
-        """Target and "1 h target" flag of after-meal readings at positions ``pos`` of ``sub``."""
+    def post_targets(self, sub: _Sub, pos: I64, pid: I64 | None = None) -> tuple[F64, B]:
+        """Target and "1 h target" flag of after-meal readings at positions ``pos`` of ``sub`` (of patients
+        ``pid``, when known)."""
         c = self.c
         i = sub.idx[pos]
-        p = sub.pid[pos]
+        p = sub.pid[pos] if pid is None else pid
         return P.post_meal_target(c.minutes_after_meal[i], c.profile[p], c.target_post_1h[p], c.target_post_2h[p])
+
+    def sequence(self, fasting: bool) -> _Sub:
+        """The fasting or after-meal sequence of glycaemic meter readings."""
+        return self.fasting if fasting else self.post
+
+    def recent(self, fasting: bool) -> _Part:
+        """The fasting or after-meal readings with ``t >= cutoff`` (shared by the per-reading target rules)."""
+        key = ("recent", fasting)
+        part = self.parts.get(key)
+        if part is None:
+            sub = self.sequence(fasting)
+            part = self.parts[key] = _Part(self, fasting, sub.search_all(self.cutoff), sub.seg[1:])
+        return part
+
+    def window(self, fasting: bool, seconds: int) -> _Part:
+        """The fasting or after-meal readings with ``now - seconds < t <= now``."""
+        key = ("window", fasting, seconds)
+        part = self.parts.get(key)
+        if part is None:
+            sub = self.sequence(fasting)
+            lo = sub.search_all(self.c.now - seconds, right=True)
+            hi = sub.search_all(self.c.now, right=True)
+            part = self.parts[key] = _Part(self, fasting, lo, hi)
+        return part
+
+
+class _Part:
+    """Per patient a range ``[lo[p], hi[p])`` of positions of the fasting or after-meal sequence: the positions
+    ``pos`` (concatenated in patient order) with their patient, reading index, value, target, 1 h target flag and
+    "at or above target" flag; ``n``: the number of positions of each patient."""
+
+    def __init__(self, d: _Derived, fasting: bool, lo: I64, hi: I64) -> None:
+        c = d.c
+        sub = d.sequence(fasting)
+        pos, pid = _ranges(lo, hi)
+        self.pos, self.pid = pos, pid
+        self.n: I64 = np.maximum(hi - lo, 0)
+        self.idx: I64 = sub.idx[pos]
+        self.value: F64 = c.value[self.idx]
+        if fasting:
+            self.target: F64 = c.target_fasting[pid]
+            self.is_1h: B = np.zeros(len(pos), dtype=np.bool_)
+        else:
+            self.target, self.is_1h = d.post_targets(sub, pos, pid)
+        self.above: B = np.asarray(self.value >= self.target, dtype=np.bool_)
 
 
 def _derived(c: Cohort) -> _Derived:
@@ -359,22 +467,34 @@ def _derived(c: Cohort) -> _Derived:
 # ---------------------------------------------------------------------------------------------------------------
 
 _HM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
-_MG: dict[float, str] = {}
+
+
+class _Formatted(dict[float, str]):
+    """Glucose values in mg/dL formatted for messages, memoised (``_MG[v]``: one C-level lookup when known)."""
+
+    def __init__(self, decimal: str) -> None:
+        super().__init__()
+        self.decimal = decimal
+
+    def __missing__(self, value: float) -> str:
+        r = round(value)
+        s = f"{r:d}" if abs(value - r) < 0.05 else f"{value:.1f}".replace(".", self.decimal)
+        if len(self) < 100_000:
+            self[value] = s
+        return s
+
+
+_MG = _Formatted(".")
+_MG_FR = _Formatted(",")
 
 
 def _mg(value: float) -> str:
     """A glucose value in mg/dL for a message: whole when it is, else one decimal (95.5 for 5.3 mmol/L)."""
-    s = _MG.get(value)
-    if s is None:
-        r = round(value)
-        s = f"{r:d}" if abs(value - r) < 0.05 else f"{value:.1f}"
-        if len(_MG) < 100_000:
-            _MG[value] = s
-    return s
+    return _MG[value]
 
 
 def _mg_fr(value: float) -> str:
-    return _mg(value).replace(".", ",")
+    return _MG_FR[value]
 
 
 def _num(value: float, digits: int = 1) -> str:
@@ -427,6 +547,11 @@ class _Batch:
         """Local date and time of the k-th member."""
         return f"{_date(self.day[k])} {_HM[self.minute[k]]}"
 
+    def whens(self) -> list[str]:
+        """Local date and time of every member."""
+        hm = _HM
+        return [f"{_date(d)} {hm[m]}" for d, m in zip(self.day, self.minute, strict=True)]
+
     def hm(self, k: int) -> str:
         return _HM[self.minute[k]]
 
@@ -452,6 +577,7 @@ def _hm(c: Cohort, i: int) -> str:
 _NO_READINGS: dict[str, Any] = {"reading_ids": [], "values_mgdl": [], "measured_at": []}
 
 _Row = tuple[int, str, str, dict[str, Any], str, str]  # patient, severity, episode, evidence, en, fr
+_Out = tuple[str, str, dict[str, Any], str, str]  # severity, episode, evidence, en, fr (the patient is known)
 
 
 def _candidates(rule: str, rows: Sequence[_Row], stateful: bool = False, evaluated: B | None = None) -> Candidates:
@@ -466,6 +592,31 @@ def _candidates(rule: str, rows: Sequence[_Row], stateful: bool = False, evaluat
         stateful=stateful,
         evaluated=evaluated if evaluated is not None else np.zeros(0, dtype=np.bool_),
     )
+
+
+def _lazy(
+    rule: str,
+    patient: npt.NDArray[Any],
+    build: Callable[[], list[_Out]],
+    stateful: bool = False,
+    evaluated: B | None = None,
+) -> Candidates:
+    """Candidates whose evidence and messages ``build`` makes (one row per patient, in order) when first read."""
+
+    def columns() -> Columns:
+        paused = gc.isenabled()
+        gc.disable()  # many small dicts and lists: see evaluate()
+        try:
+            rows = build() if len(patient) else []
+        finally:
+            if paused:
+                gc.enable()
+        if not rows:
+            return [], [], [], [], []
+        severity, episode, evidence, en, fr = zip(*rows, strict=True)
+        return list(severity), list(episode), list(evidence), list(en), list(fr)
+
+    return Candidates(rule, np.asarray(patient, dtype=np.int64), stateful=stateful, evaluated=evaluated, build=columns)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -485,9 +636,12 @@ def _episode_runs(d: _Derived, sub: _Sub, sel: B) -> tuple[I64, I64, I64]:
     pid = sub.pid[pos]
     t = sub.t[pos]
     new = np.ones(len(pos), dtype=np.bool_)
-    a, b = idx[:-1], idx[1:]
-    adjacent = (b - a - 1) == d.nonglyc_between(a, b)
-    new[1:] = (pid[1:] != pid[:-1]) | ((t[1:] - t[:-1]) > P.EPISODE_MAX_GAP_S) | ~adjacent
+    new[1:] = (pid[1:] != pid[:-1]) | ((t[1:] - t[:-1]) > P.EPISODE_MAX_GAP_S)
+    # pairs that would continue a run but have readings in between: a run breaks at a glycaemic one
+    k = np.flatnonzero(~new[1:] & (idx[1:] - idx[:-1] > 1))
+    if len(k):
+        a, b = idx[k], idx[k + 1]
+        new[k + 1] = (b - a - 1) != d.nonglyc_between(a, b)
     lo, hi = _run_starts(new)
     return pos, lo, hi
 
@@ -533,36 +687,56 @@ def _hypo(c: Cohort, rule: str, threshold: float, below: float, patients: B | No
     recent = sub.t[pos] >= d.cutoff
     worse = (recent & (levels[pos] == URGENT_LOW)).astype(np.int64)
     fire = np.flatnonzero(recent[hi - 1] & (_seg_sum(worse, lo, hi) == 0))
-    batch = _Batch.of_ranges(c, sub.idx[pos], lo[fire], hi[fire])
-    patients_of = sub.pid[pos[lo[fire]]].tolist()
-    title_en, title_fr, why_en, why_fr, severity = _HYPO_TEXT[rule]
-    rows: list[_Row] = []
-    for g, p in enumerate(patients_of):
-        a, b = batch.lo[g], batch.hi[g]
-        values = batch.v[a:b]
-        nadir = min(values)
-        k = a + values.index(nadir)
-        n = b - a
-        evidence = batch.evidence(g) | {
-            "target_mgdl": threshold,
-            "nadir_mgdl": nadir,
-            "nadir_reading_id": batch.ids[k],
-            "episode_start": batch.t[a],
-            "episode_end": batch.t[b - 1],
-            "max_gap_s": P.EPISODE_MAX_GAP_S,
-        }
-        span_en = f"from {batch.when(a)} to {batch.when(b - 1)}" if n > 1 else f"at {batch.when(a)}"
-        span_fr = f"du {batch.when(a)} au {batch.when(b - 1)}" if n > 1 else f"le {batch.when(a)}"
-        en = (
-            f"{title_en}: {_plural(n, 'reading', 'readings')} below {_mg(threshold)} mg/dL {span_en}, "
-            f"lowest {_mg(nadir)} mg/dL at {batch.when(k)} ({why_en}). Rule {rule}."
-        )
-        fr = (
-            f"{title_fr} : {_plural(n, 'mesure', 'mesures')} sous {_mg_fr(threshold)} mg/dL {span_fr}, "
-            f"la plus basse {_mg_fr(nadir)} mg/dL le {batch.when(k)} ({why_fr}). Règle {rule}."
-        )
-        rows.append((p, severity, f"t{batch.t[a]}", evidence, en, fr))
-    return _candidates(rule, rows)
+    members, f_lo, f_hi = sub.idx[pos], lo[fire], hi[fire]
+
+    def build() -> list[_Out]:
+        batch = _Batch.of_ranges(c, members, f_lo, f_hi)
+        title_en, title_fr, why_en, why_fr, severity = _HYPO_TEXT[rule]
+        head_en = f"{title_en}: "
+        head_fr = f"{title_fr} : "
+        below_en, below_fr = f"below {_mg(threshold)} mg/dL", f"sous {_mg_fr(threshold)} mg/dL"
+        tail_en, tail_fr = f" ({why_en}). Rule {rule}.", f" ({why_fr}). Règle {rule}."
+        ids, vs, ts, days, minutes = batch.ids, batch.v, batch.t, batch.day, batch.minute
+        dates = {day: _date(day) for day in set(days)}
+        hm = _HM
+        gap = P.EPISODE_MAX_GAP_S
+        out: list[_Out] = []
+        append = out.append
+        for a, b in zip(batch.lo, batch.hi, strict=True):
+            n = b - a
+            if n == 1:
+                nadir = vs[a]
+                k = a
+                wk = f"{dates[days[a]]} {hm[minutes[a]]}"
+                span_en = f"1 reading {below_en} at {wk}"
+                span_fr = f"1 mesure {below_fr} le {wk}"
+            else:
+                values = vs[a:b]
+                nadir = min(values)
+                k = a + values.index(nadir)
+                wa = f"{dates[days[a]]} {hm[minutes[a]]}"
+                wb = f"{dates[days[b - 1]]} {hm[minutes[b - 1]]}"
+                wk = f"{dates[days[k]]} {hm[minutes[k]]}"
+                span_en = f"{n} readings {below_en} from {wa} to {wb}"
+                span_fr = f"{n} mesures {below_fr} du {wa} au {wb}"
+            ta = ts[a]
+            evidence = {
+                "reading_ids": ids[a:b],
+                "values_mgdl": vs[a:b],
+                "measured_at": ts[a:b],
+                "target_mgdl": threshold,
+                "nadir_mgdl": nadir,
+                "nadir_reading_id": ids[k],
+                "episode_start": ta,
+                "episode_end": ts[b - 1],
+                "max_gap_s": gap,
+            }
+            en = f"{head_en}{span_en}, lowest {_MG[nadir]} mg/dL at {wk}{tail_en}"
+            fr = f"{head_fr}{span_fr}, la plus basse {_MG_FR[nadir]} mg/dL le {wk}{tail_fr}"
+            append((severity, f"t{ta}", evidence, en, fr))
+        return out
+
+    return _lazy(rule, sub.pid[pos[f_lo]], build)
 
 
 def hypo_l2(c: Cohort) -> Candidates:
@@ -592,34 +766,39 @@ def ketone_check(c: Cohort) -> Candidates:
     if len(lo) == 0:
         return _candidates("ketone_check", [])
     fire = np.flatnonzero(sub.t[pos][hi - 1] >= d.cutoff)
-    batch = _Batch.of_ranges(c, sub.idx[pos], lo[fire], hi[fire])
-    rows: list[_Row] = []
-    for g, p in enumerate(sub.pid[pos[lo[fire]]].tolist()):
-        a, b = batch.lo[g], batch.hi[g]
-        values = batch.v[a:b]
-        peak = max(values)
-        k = a + values.index(peak)
-        n = b - a
-        evidence = batch.evidence(g) | {
-            "target_mgdl": P.KETONE_CHECK_MGDL,
-            "peak_mgdl": peak,
-            "peak_reading_id": batch.ids[k],
-            "episode_start": batch.t[a],
-            "episode_end": batch.t[b - 1],
-            "max_gap_s": P.EPISODE_MAX_GAP_S,
-        }
-        en = (
-            f"Glucose at or above 200 mg/dL: {_plural(n, 'reading', 'readings')} from {batch.when(a)}, "
-            f"highest {_mg(peak)} mg/dL at {batch.when(k)}. Check for ketones (threshold ≥ 200 mg/dL). "
-            f"Rule ketone_check."
-        )
-        fr = (
-            f"Glycémie supérieure ou égale à 200 mg/dL : {_plural(n, 'mesure', 'mesures')} depuis le "
-            f"{batch.when(a)}, la plus haute {_mg_fr(peak)} mg/dL le {batch.when(k)}. Rechercher une cétose "
-            f"(seuil ≥ 200 mg/dL). Règle ketone_check."
-        )
-        rows.append((p, "warning", f"t{batch.t[a]}", evidence, en, fr))
-    return _candidates("ketone_check", rows)
+    members, f_lo, f_hi = sub.idx[pos], lo[fire], hi[fire]
+
+    def build() -> list[_Out]:
+        batch = _Batch.of_ranges(c, members, f_lo, f_hi)
+        out: list[_Out] = []
+        for g in range(len(batch)):
+            a, b = batch.lo[g], batch.hi[g]
+            values = batch.v[a:b]
+            peak = max(values)
+            k = a + values.index(peak)
+            n = b - a
+            evidence = batch.evidence(g) | {
+                "target_mgdl": P.KETONE_CHECK_MGDL,
+                "peak_mgdl": peak,
+                "peak_reading_id": batch.ids[k],
+                "episode_start": batch.t[a],
+                "episode_end": batch.t[b - 1],
+                "max_gap_s": P.EPISODE_MAX_GAP_S,
+            }
+            en = (
+                f"Glucose at or above 200 mg/dL: {_plural(n, 'reading', 'readings')} from {batch.when(a)}, "
+                f"highest {_mg(peak)} mg/dL at {batch.when(k)}. Check for ketones (threshold ≥ 200 mg/dL). "
+                f"Rule ketone_check."
+            )
+            fr = (
+                f"Glycémie supérieure ou égale à 200 mg/dL : {_plural(n, 'mesure', 'mesures')} depuis le "
+                f"{batch.when(a)}, la plus haute {_mg_fr(peak)} mg/dL le {batch.when(k)}. Rechercher une cétose "
+                f"(seuil ≥ 200 mg/dL). Règle ketone_check."
+            )
+            out.append(("warning", f"t{batch.t[a]}", evidence, en, fr))
+        return out
+
+    return _lazy("ketone_check", sub.pid[pos[f_lo]], build)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -627,38 +806,38 @@ def ketone_check(c: Cohort) -> Candidates:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _recent(d: _Derived, sub: _Sub) -> tuple[I64, I64]:
-    """Positions of ``sub`` with ``t >= cutoff``, and their patient."""
-    return _ranges(sub.search(np.full(d.P, d.cutoff)), sub.seg[1:])
-
-
 def fasting_severe(c: Cohort) -> Candidates:
     """FR profile: a fasting reading > 130 mg/dL (1.30 g/L) asks for an immediate insulin review (urgent);
     one episode per local day."""
     d = _derived(c)
-    sub = d.fasting
-    pos, pid = _recent(d, sub)
-    keep = (c.profile[pid] == PROFILE["FR"]) & (c.value[sub.idx[pos]] > P.FASTING_SEVERE_MGDL)
-    pos, pid = pos[keep], pid[keep]
-    order, lo, hi = _group_days(pid, c.local_day[sub.idx[pos]])
-    batch = _Batch(c, sub.idx[pos[order]], lo, hi)
-    rows: list[_Row] = []
-    for g, p in enumerate(pid[order[lo]].tolist()):
-        a, b = batch.lo[g], batch.hi[g]
-        day = _date(batch.day[a])
-        vals_en = ", ".join(f"{_mg(batch.v[k])} mg/dL at {batch.hm(k)}" for k in range(a, b))
-        vals_fr = ", ".join(f"{_mg_fr(batch.v[k])} mg/dL à {batch.hm(k)}" for k in range(a, b))
-        evidence = batch.evidence(g) | {"target_mgdl": P.FASTING_SEVERE_MGDL, "local_date": day}
-        en = (
-            f"Severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L). "
-            f"Insulin treatment to review now (CNGOF/SFD 2010). Rule fasting_severe."
-        )
-        fr = (
-            f"Hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L). "
-            f"Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010). Règle fasting_severe."
-        )
-        rows.append((p, "urgent", f"d{day}", evidence, en, fr))
-    return _candidates("fasting_severe", rows)
+    r = d.recent(fasting=True)
+    keep = np.flatnonzero(r.value > P.FASTING_SEVERE_MGDL)
+    keep = keep[c.profile[r.pid[keep]] == PROFILE["FR"]]
+    idx, pid = r.idx[keep], r.pid[keep]
+    order, lo, hi = _group_days(pid, c.local_day[idx])
+    members = idx[order]
+
+    def build() -> list[_Out]:
+        batch = _Batch(c, members, lo, hi)
+        out: list[_Out] = []
+        for g in range(len(batch)):
+            a, b = batch.lo[g], batch.hi[g]
+            day = _date(batch.day[a])
+            vals_en = ", ".join(f"{_mg(batch.v[k])} mg/dL at {batch.hm(k)}" for k in range(a, b))
+            vals_fr = ", ".join(f"{_mg_fr(batch.v[k])} mg/dL à {batch.hm(k)}" for k in range(a, b))
+            evidence = batch.evidence(g) | {"target_mgdl": P.FASTING_SEVERE_MGDL, "local_date": day}
+            en = (
+                f"Severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L). "
+                f"Insulin treatment to review now (CNGOF/SFD 2010). Rule fasting_severe."
+            )
+            fr = (
+                f"Hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L). "
+                f"Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010). Règle fasting_severe."
+            )
+            out.append(("urgent", f"d{day}", evidence, en, fr))
+        return out
+
+    return _lazy("fasting_severe", pid[order[lo]], build)
 
 
 _TARGET_KIND = ("fasting", "post_1h", "post_2h")
@@ -674,79 +853,101 @@ def _target_kinds(fasting: bool, is_1h: B) -> list[str]:
 
 def _above_target_rule(c: Cohort, rule: str, fasting: bool) -> Candidates:
     d = _derived(c)
-    sub = d.fasting if fasting else d.post
-    pos, pid = _recent(d, sub)
-    idx = sub.idx[pos]
-    if fasting:
-        target = c.target_fasting[pid]
-        is_1h = np.zeros(len(pos), dtype=np.bool_)
-    else:
-        target, is_1h = d.post_targets(sub, pos)
-    above = c.value[idx] >= target
-    pos, pid, target, is_1h = pos[above], pid[above], target[above], is_1h[above]
-    order, lo, hi = _group_days(pid, c.local_day[sub.idx[pos]])
-    batch = _Batch(c, sub.idx[pos[order]], lo, hi)
-    targets: list[float] = target[order].tolist()
-    kinds = _target_kinds(fasting, is_1h[order])
-    patients = pid[order[lo]].tolist()
-    profs = [P.PROFILES[k] for k in c.profile[pid[order[lo]]].tolist()]
-    # per-reading message fragments, built in one pass
-    mg = [_mg(v) for v in batch.v]
-    hm = [_HM[m] for m in batch.minute]
-    if fasting:
-        frag_en = [f"{v} mg/dL at {h}" for v, h in zip(mg, hm, strict=True)]
-        frag_fr = [f"{v.replace('.', ',')} mg/dL à {h}" for v, h in zip(mg, hm, strict=True)]
-    else:
-        tg = [_mg(x) for x in targets]
-        frag_en = [
-            f"{v} mg/dL at {h} ({_TARGET_LABEL_EN[k]} < {x} mg/dL)"
-            for v, h, k, x in zip(mg, hm, kinds, tg, strict=True)
-        ]
-        frag_fr = [
-            f"{v} mg/dL à {h} ({_TARGET_LABEL_FR[k]} < {x} mg/dL)".replace(".", ",")
-            for v, h, k, x in zip(mg, hm, kinds, tg, strict=True)
-        ]
-    ids, vals, ts = batch.ids, batch.v, batch.t
-    rows: list[_Row] = []
-    for g, p in enumerate(patients):
-        a, b = batch.lo[g], batch.hi[g]
-        day = _date(batch.day[a])
-        prof = profs[g]
-        parts_en = ", ".join(frag_en[a:b])
-        parts_fr = ", ".join(frag_fr[a:b])
+    r = d.recent(fasting)
+    above = np.flatnonzero(r.above)
+    idx, pid, target, is_1h = r.idx[above], r.pid[above], r.target[above], r.is_1h[above]
+    order, lo, hi = _group_days(pid, c.local_day[idx])
+    members, first = idx[order], pid[order[lo]]
+
+    def build() -> list[_Out]:
+        ids: list[int] = c.reading_id[members].tolist()
+        vals: list[float] = c.value[members].tolist()
+        ts: list[int] = c.t[members].tolist()
+        hm = [_HM[m] for m in c.local_minute[members].tolist()]
+        group_days: list[int] = c.local_day[members[lo]].tolist()
+        dates = {day: _date(day) for day in set(group_days)}
+        episodes = {day: f"d{date}" for day, date in dates.items()}
+        profs = [P.PROFILES[k] for k in c.profile[first].tolist()]
+        targets: list[float] = target[order].tolist()
+        out: list[_Out] = []
+        append = out.append
         if fasting:
-            evidence = {
-                "reading_ids": ids[a:b],
-                "values_mgdl": vals[a:b],
-                "measured_at": ts[a:b],
-                "target_mgdl": targets[a],
-                "target_kind": "fasting",
-                "profile": prof.code,
-                "local_date": day,
-            }
-            target_en = _mg(targets[a])
-            en = (
-                f"Fasting glucose above target on {day}: {parts_en} (target < {target_en} mg/dL, {prof.label}). "
-                f"Rule {rule}."
-            )
-            fr = (
-                f"Glycémie à jeun au-dessus de la cible le {day} : {parts_fr} (cible < "
-                f"{target_en.replace('.', ',')} mg/dL, {prof.label}). Règle {rule}."
-            )
-        else:
-            evidence = {
-                "reading_ids": ids[a:b],
-                "values_mgdl": vals[a:b],
-                "measured_at": ts[a:b],
-                "target_mgdl": targets[a:b],
-                "target_kind": kinds[a:b],
-                "profile": prof.code,
-                "local_date": day,
-            }
-            en = f"After-meal glucose above target on {day}: {parts_en}; {prof.label} targets. Rule {rule}."
-            fr = f"Glycémie post-prandiale au-dessus de la cible le {day} : {parts_fr} ; cibles {prof.label}. Règle {rule}."
-        rows.append((p, "info", f"d{day}", evidence, en, fr))
-    return _candidates(rule, rows)
+            for a, b, day_n, prof in zip(lo.tolist(), hi.tolist(), group_days, profs, strict=True):
+                day = dates[day_n]
+                if b - a == 1:
+                    parts_en, parts_fr = f"{_MG[vals[a]]} mg/dL at {hm[a]}", f"{_MG_FR[vals[a]]} mg/dL à {hm[a]}"
+                else:
+                    parts_en = ", ".join([f"{_MG[vals[k]]} mg/dL at {hm[k]}" for k in range(a, b)])
+                    parts_fr = ", ".join([f"{_MG_FR[vals[k]]} mg/dL à {hm[k]}" for k in range(a, b)])
+                tgt = targets[a]
+                evidence = {
+                    "reading_ids": ids[a:b],
+                    "values_mgdl": vals[a:b],
+                    "measured_at": ts[a:b],
+                    "target_mgdl": tgt,
+                    "target_kind": "fasting",
+                    "profile": prof.code,
+                    "local_date": day,
+                }
+                en = (
+                    f"Fasting glucose above target on {day}: {parts_en} (target < {_MG[tgt]} mg/dL, {prof.label}). "
+                    f"Rule {rule}."
+                )
+                fr = (
+                    f"Glycémie à jeun au-dessus de la cible le {day} : {parts_fr} (cible < "
+                    f"{_MG_FR[tgt]} mg/dL, {prof.label}). Règle {rule}."
+                )
+                append(("info", episodes[day_n], evidence, en, fr))
+            return out
+        one_h: list[bool] = is_1h[order].tolist()
+        kinds = [_TARGET_KIND[1] if k else _TARGET_KIND[2] for k in one_h]
+        label_en = {True: _TARGET_LABEL_EN["post_1h"], False: _TARGET_LABEL_EN["post_2h"]}
+        label_fr = {True: _TARGET_LABEL_FR["post_1h"], False: _TARGET_LABEL_FR["post_2h"]}
+        head_en = {day: f"After-meal glucose above target on {date}: " for day, date in dates.items()}
+        head_fr = {day: f"Glycémie post-prandiale au-dessus de la cible le {date} : " for day, date in dates.items()}
+        tail_en = {pr.code: f"; {pr.label} targets. Rule {rule}." for pr in P.PROFILES.values()}
+        tail_fr = {pr.code: f" ; cibles {pr.label}. Règle {rule}." for pr in P.PROFILES.values()}
+        # " (1 h target < 140.5 mg/dL)": few distinct (kind, target) pairs
+        pairs = set(zip(one_h, targets, strict=True))
+        tgt_en = {(k, x): f" ({label_en[k]} < {_MG[x]} mg/dL)" for k, x in pairs}
+        tgt_fr = {(k, x): f" ({label_fr[k]} < {_MG_FR[x]} mg/dL)" for k, x in pairs}
+        for a, b, day_n, prof in zip(lo.tolist(), hi.tolist(), group_days, profs, strict=True):
+            code = prof.code
+            if b - a == 1:  # most days: one reading above target
+                v, kx = vals[a], (one_h[a], targets[a])
+                en = f"{head_en[day_n]}{_MG[v]} mg/dL at {hm[a]}{tgt_en[kx]}{tail_en[code]}"
+                fr = f"{head_fr[day_n]}{_MG_FR[v]} mg/dL à {hm[a]}{tgt_fr[kx]}{tail_fr[code]}"
+                evidence = {
+                    "reading_ids": [ids[a]],
+                    "values_mgdl": [v],
+                    "measured_at": [ts[a]],
+                    "target_mgdl": [targets[a]],
+                    "target_kind": [kinds[a]],
+                    "profile": code,
+                    "local_date": dates[day_n],
+                }
+            else:
+                parts_en = ", ".join(
+                    [f"{_MG[vals[j]]} mg/dL at {hm[j]}{tgt_en[one_h[j], targets[j]]}" for j in range(a, b)]
+                )
+                parts_fr = ", ".join(
+                    [f"{_MG_FR[vals[j]]} mg/dL à {hm[j]}{tgt_fr[one_h[j], targets[j]]}" for j in range(a, b)]
+                )
+                en = f"{head_en[day_n]}{parts_en}{tail_en[code]}"
+                fr = f"{head_fr[day_n]}{parts_fr}{tail_fr[code]}"
+                evidence = {
+                    "reading_ids": ids[a:b],
+                    "values_mgdl": vals[a:b],
+                    "measured_at": ts[a:b],
+                    "target_mgdl": targets[a:b],
+                    "target_kind": kinds[a:b],
+                    "profile": code,
+                    "local_date": dates[day_n],
+                }
+            append(("info", episodes[day_n], evidence, en, fr))
+        return out
+
+    return _lazy(rule, first, build)
 
 
 def fasting_above_target(c: Cohort) -> Candidates:
@@ -798,21 +999,20 @@ def consecutive_above_target(c: Cohort) -> Candidates:
     Only the recent part of each sequence is examined, plus, for a run reaching back past the cutoff, the
     earlier readings of that run (found by walking back in doubling steps)."""
     d = _derived(c)
-    rows: list[_Row] = []
+    found: list[tuple[bool, I64, I64, I64]] = []  # per context sequence: runs' start, end, patient
     for fasting in (True, False):  # the two context sequences
         sub = d.fasting if fasting else d.post
-        context = "fasting" if fasting else "after_meal"
 
         def above_at(pos: I64, pid: I64, sub: _Sub = sub, fasting: bool = fasting) -> B:
             idx = sub.idx[pos]
             if fasting:
                 return np.asarray(c.value[idx] >= c.target_fasting[pid], dtype=np.bool_)
-            return np.asarray(c.value[idx] >= d.post_targets(sub, pos)[0], dtype=np.bool_)
+            return np.asarray(c.value[idx] >= d.post_targets(sub, pos, pid)[0], dtype=np.bool_)
 
-        pos, pid = _recent(d, sub)
+        r = d.recent(fasting)
+        pos, pid, above = r.pos, r.pid, r.above
         if len(pos) == 0:
             continue
-        above = above_at(pos, pid)
         new = np.ones(len(pos), dtype=np.bool_)
         new[1:] = (pid[1:] != pid[:-1]) | ~above[:-1] | ~above[1:]
         lo, hi = _run_starts(new)
@@ -830,58 +1030,77 @@ def consecutive_above_target(c: Cohort) -> Candidates:
         fire = np.flatnonzero((end - start) >= 3)
         if len(fire) == 0:
             continue
-        batch = _Batch.of_ranges(c, sub.idx, start[fire], end[fire])
-        m_pos, _ = _ranges(start[fire], end[fire])
-        if fasting:
-            m_target: list[float] = c.target_fasting[sub.pid[m_pos]].tolist()
-            kinds = ["fasting"] * len(m_pos)
-        else:
-            tg, is_1h = d.post_targets(sub, m_pos)
-            m_target = tg.tolist()
-            kinds = _target_kinds(False, is_1h)
-        for g, p in enumerate(p_run[fire].tolist()):
-            rows.append(_consecutive_row(c, batch, g, p, m_target, kinds, context))
-    return _candidates("consecutive_above_target", rows)
+        found.append((fasting, start[fire], end[fire], p_run[fire]))
 
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        append = out.append
+        for fasting, f_start, f_end, f_p in found:
+            sub = d.sequence(fasting)
+            context = "fasting" if fasting else "after_meal"
+            m_pos, owner = _ranges(f_start, f_end)
+            m_pid = f_p[owner]
+            idx = sub.idx[m_pos]
+            ids: list[int] = c.reading_id[idx].tolist()
+            vals: list[float] = c.value[idx].tolist()
+            ts: list[int] = c.t[idx].tolist()
+            if fasting:
+                m_target: list[float] = c.target_fasting[m_pid].tolist()
+                kinds = ["fasting"] * len(m_pos)
+            else:
+                tg, is_1h = d.post_targets(sub, m_pos, m_pid)
+                m_target = tg.tolist()
+                kinds = _target_kinds(False, is_1h)
+            lens = f_end - f_start
+            hi = np.cumsum(lens)
+            lo = hi - lens
+            first = idx[lo]
+            since_l = [
+                f"{_date(day)} {_HM[minute]}"
+                for day, minute in zip(c.local_day[first].tolist(), c.local_minute[first].tolist(), strict=True)
+            ]
+            profs = [P.PROFILES[k] for k in c.profile[f_p].tolist()]
+            episode_tail = f"-{context}"
+            for a, b, prof, since in zip(lo.tolist(), hi.tolist(), profs, since_l, strict=True):
+                targets = m_target[a:b]
+                n = b - a
+                evidence = {
+                    "reading_ids": ids[a:b],
+                    "values_mgdl": vals[a:b],
+                    "measured_at": ts[a:b],
+                    "target_mgdl": targets,
+                    "target_kind": kinds[a:b],
+                    "context": context,
+                    "profile": prof.code,
+                    "run_length": n,
+                }
+                values_en = ", ".join([_MG[v] for v in vals[a:b]])
+                values_fr = ", ".join([_MG_FR[v] for v in vals[a:b]])
+                if fasting:
+                    en = (
+                        f"{n} consecutive fasting readings above target since {since}: {values_en} mg/dL "
+                        f"(target < {_MG[targets[0]]} mg/dL, {prof.label}). Rule consecutive_above_target."
+                    )
+                    fr = (
+                        f"{n} glycémies à jeun consécutives au-dessus de la cible depuis le {since} : {values_fr} "
+                        f"mg/dL (cible < {_MG_FR[targets[0]]} mg/dL, {prof.label}). Règle consecutive_above_target."
+                    )
+                else:
+                    tg_en = ", ".join([f"< {_MG[x]}" for x in targets])
+                    tg_fr = ", ".join([f"< {_MG_FR[x]}" for x in targets])
+                    en = (
+                        f"{n} consecutive after-meal readings above target since {since}: {values_en} mg/dL "
+                        f"(targets {tg_en} mg/dL, {prof.label}). Rule consecutive_above_target."
+                    )
+                    fr = (
+                        f"{n} glycémies post-prandiales consécutives au-dessus de la cible depuis le {since} : "
+                        f"{values_fr} mg/dL (cibles {tg_fr} mg/dL, {prof.label}). Règle consecutive_above_target."
+                    )
+                append(("warning", f"t{ts[a]}{episode_tail}", evidence, en, fr))
+        return out
 
-def _consecutive_row(
-    c: Cohort, batch: _Batch, g: int, p: int, targets_all: list[float], kinds_all: list[str], context: str
-) -> _Row:
-    a, b = batch.lo[g], batch.hi[g]
-    targets = targets_all[a:b]
-    prof = P.PROFILES[int(c.profile[p])]
-    n = b - a
-    evidence = batch.evidence(g) | {
-        "target_mgdl": targets,
-        "target_kind": kinds_all[a:b],
-        "context": context,
-        "profile": prof.code,
-        "run_length": n,
-    }
-    values_en = ", ".join(_mg(v) for v in batch.v[a:b])
-    values_fr = ", ".join(_mg_fr(v) for v in batch.v[a:b])
-    since = batch.when(a)
-    if context == "fasting":
-        en = (
-            f"{n} consecutive fasting readings above target since {since}: {values_en} mg/dL "
-            f"(target < {_mg(targets[0])} mg/dL, {prof.label}). Rule consecutive_above_target."
-        )
-        fr = (
-            f"{n} glycémies à jeun consécutives au-dessus de la cible depuis le {since} : {values_fr} mg/dL "
-            f"(cible < {_mg_fr(targets[0])} mg/dL, {prof.label}). Règle consecutive_above_target."
-        )
-    else:
-        tg_en = ", ".join(f"< {_mg(x)}" for x in targets)
-        tg_fr = ", ".join(f"< {_mg_fr(x)}" for x in targets)
-        en = (
-            f"{n} consecutive after-meal readings above target since {since}: {values_en} mg/dL "
-            f"(targets {tg_en} mg/dL, {prof.label}). Rule consecutive_above_target."
-        )
-        fr = (
-            f"{n} glycémies post-prandiales consécutives au-dessus de la cible depuis le {since} : "
-            f"{values_fr} mg/dL (cibles {tg_fr} mg/dL, {prof.label}). Règle consecutive_above_target."
-        )
-    return (p, "warning", f"t{batch.t[a]}-{context}", evidence, en, fr)
+    patients = np.concatenate([x[3] for x in found]) if found else np.zeros(0, dtype=np.int64)
+    return _lazy("consecutive_above_target", patients, build)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -899,62 +1118,61 @@ def pattern_above_target(c: Cohort) -> Candidates:
     """≥ 30 % of the past 7 days' meter readings that have a target (fasting, after meal) at or above it, out of
     at least 8: warning (DESIGN §3, DECIDE working rule). Stateful; not after delivery."""
     d = _derived(c)
-    start = np.full(d.P, c.now - P.PATTERN_WINDOW_S)
-    end = np.full(d.P, c.now)
-    fpos, fpid = d.fasting.window(start, end)
-    ppos, ppid = d.post.window(start, end)
-    f_target = c.target_fasting[fpid]
-    f_above = c.value[d.fasting.idx[fpos]] >= f_target
-    p_target, p_1h = d.post_targets(d.post, ppos)
-    p_above = c.value[d.post.idx[ppos]] >= p_target
-    n = np.bincount(fpid, minlength=d.P) + np.bincount(ppid, minlength=d.P)
+    fw, pw = d.window(True, P.PATTERN_WINDOW_S), d.window(False, P.PATTERN_WINDOW_S)
+    fpos, fpid, f_target, f_above = fw.pos, fw.pid, fw.target, fw.above
+    ppos, ppid, p_target, p_1h, p_above = pw.pos, pw.pid, pw.target, pw.is_1h, pw.above
+    n = fw.n + pw.n
     k = np.bincount(fpid[f_above], minlength=d.P) + np.bincount(ppid[p_above], minlength=d.P)
     applicable = ~d.delivered
     judgeable = n >= P.PATTERN_MIN_READINGS
     fire = applicable & judgeable & (k * 100 >= P.PATTERN_ABOVE_PCT * n)
-    # the above-target readings of the firing patients, fasting and after-meal merged in reading order
-    f_sel = f_above & fire[fpid]
-    p_sel = p_above & fire[ppid]
-    idx = np.concatenate([d.fasting.idx[fpos[f_sel]], d.post.idx[ppos[p_sel]]])
-    order = np.argsort(idx, kind="stable")
-    idx = idx[order]
-    pid = np.concatenate([fpid[f_sel], ppid[p_sel]])[order]
-    targets: list[float] = np.concatenate([f_target[f_sel], p_target[p_sel]])[order].tolist()
-    kind_code = np.concatenate([np.zeros(int(f_sel.sum()), np.int64), np.where(p_1h[p_sel], 1, 2)])[order]
-    kinds = [_TARGET_KIND[x] for x in kind_code.tolist()]
-    firing = np.flatnonzero(fire)
-    lo = np.searchsorted(pid, firing)
-    hi = np.searchsorted(pid, firing, side="right")
-    batch = _Batch(c, idx, lo, hi)
-    rows: list[_Row] = []
-    for g, p in enumerate(firing.tolist()):
-        a, b = batch.lo[g], batch.hi[g]
-        nn, kk = int(n[p]), int(k[p])
-        pct = 100.0 * kk / nn
-        prof = P.PROFILES[int(c.profile[p])]
-        evidence = batch.evidence(g) | {
-            "target_mgdl": targets[a:b],
-            "target_kind": kinds[a:b],
-            "readings_with_target": nn,
-            "readings_above": kk,
-            "percent_above": pct,
-            "threshold_percent": P.PATTERN_ABOVE_PCT,
-            "min_readings": P.PATTERN_MIN_READINGS,
-            "window_days": 7,
-            "profile": prof.code,
-        }
-        en = (
-            f"{_num(pct, 0)} % of the past 7 days' readings are above target ({kk} of {nn} fasting and after-meal "
-            f"readings, {prof.label} targets). At least 30 % of at least 8 readings suggests escalating the "
-            f"treatment (DECIDE working rule). Rule pattern_above_target."
-        )
-        fr = (
-            f"{_num_fr(pct, 0)} % des glycémies des 7 derniers jours sont au-dessus de la cible ({kk} sur {nn} "
-            f"glycémies à jeun et post-prandiales, cibles {prof.label}). Au moins 30 % d'au moins 8 mesures fait "
-            f"envisager une intensification du traitement (règle de travail DECIDE). Règle pattern_above_target."
-        )
-        rows.append((p, "warning", "current", evidence, en, fr))
-    return _candidates("pattern_above_target", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        # the above-target readings of the firing patients, fasting and after-meal merged in reading order
+        f_sel = f_above & fire[fpid]
+        p_sel = p_above & fire[ppid]
+        idx = np.concatenate([d.fasting.idx[fpos[f_sel]], d.post.idx[ppos[p_sel]]])
+        order = np.argsort(idx, kind="stable")
+        idx = idx[order]
+        pid = np.concatenate([fpid[f_sel], ppid[p_sel]])[order]
+        targets: list[float] = np.concatenate([f_target[f_sel], p_target[p_sel]])[order].tolist()
+        kind_code = np.concatenate([np.zeros(int(f_sel.sum()), np.int64), np.where(p_1h[p_sel], 1, 2)])[order]
+        kinds = [_TARGET_KIND[x] for x in kind_code.tolist()]
+        firing = np.flatnonzero(fire)
+        lo = np.searchsorted(pid, firing)
+        hi = np.searchsorted(pid, firing, side="right")
+        batch = _Batch(c, idx, lo, hi)
+        out: list[_Out] = []
+        for g, p in enumerate(firing.tolist()):
+            a, b = batch.lo[g], batch.hi[g]
+            nn, kk = int(n[p]), int(k[p])
+            pct = 100.0 * kk / nn
+            prof = P.PROFILES[int(c.profile[p])]
+            evidence = batch.evidence(g) | {
+                "target_mgdl": targets[a:b],
+                "target_kind": kinds[a:b],
+                "readings_with_target": nn,
+                "readings_above": kk,
+                "percent_above": pct,
+                "threshold_percent": P.PATTERN_ABOVE_PCT,
+                "min_readings": P.PATTERN_MIN_READINGS,
+                "window_days": 7,
+                "profile": prof.code,
+            }
+            en = (
+                f"{_num(pct, 0)} % of the past 7 days' readings are above target ({kk} of {nn} fasting and after-meal "
+                f"readings, {prof.label} targets). At least 30 % of at least 8 readings suggests escalating the "
+                f"treatment (DECIDE working rule). Rule pattern_above_target."
+            )
+            fr = (
+                f"{_num_fr(pct, 0)} % des glycémies des 7 derniers jours sont au-dessus de la cible ({kk} sur {nn} "
+                f"glycémies à jeun et post-prandiales, cibles {prof.label}). Au moins 30 % d'au moins 8 mesures fait "
+                f"envisager une intensification du traitement (règle de travail DECIDE). Règle pattern_above_target."
+            )
+            out.append(("warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("pattern_above_target", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 def fasting_pattern(c: Cohort) -> Candidates:
@@ -962,54 +1180,58 @@ def fasting_pattern(c: Cohort) -> Candidates:
     Stateful; not after delivery."""
     d = _derived(c)
     sub = d.fasting
-    pos, pid = sub.window(np.full(d.P, c.now - P.PATTERN_WINDOW_S), np.full(d.P, c.now))
-    high = c.value[sub.idx[pos]] > P.FASTING_PATTERN_MGDL
-    n = np.bincount(pid, minlength=d.P)
+    w = d.window(True, P.PATTERN_WINDOW_S)
+    pos, pid = w.pos, w.pid
+    high = w.value > P.FASTING_PATTERN_MGDL
+    n = w.n
     k = np.bincount(pid[high], minlength=d.P)
     applicable = ~d.delivered
     judgeable = n >= P.FASTING_PATTERN_MIN_READINGS
     fire = applicable & judgeable & (k * 100 >= P.FASTING_PATTERN_PCT * n)
-    rows: list[_Row] = []
-    b_lo, b_hi = _bounds(pid, d.P)
-    for p in np.flatnonzero(fire):
-        idx = sub.idx[pos[b_lo[p] : b_hi[p]]]
-        nn, kk = int(n[p]), int(k[p])
-        pct = 100.0 * kk / nn
-        evidence = _readings(c, idx) | {
-            "target_mgdl": P.FASTING_PATTERN_MGDL,
-            "fasting_readings": nn,
-            "readings_above": kk,
-            "percent_above": pct,
-            "threshold_percent": P.FASTING_PATTERN_PCT,
-            "min_readings": P.FASTING_PATTERN_MIN_READINGS,
-            "window_days": 7,
-        }
-        values_en = ", ".join(_mg(float(v)) for v in c.value[idx])
-        values_fr = ", ".join(_mg_fr(float(v)) for v in c.value[idx])
-        en = (
-            f"{kk} of {nn} fasting readings of the past 7 days are above 115 mg/dL ({_num(pct, 0)} %): "
-            f"{values_en} mg/dL. At least half of at least 4 suggests escalating the treatment (DECIDE "
-            f"working rule). Rule fasting_pattern."
-        )
-        fr = (
-            f"{kk} des {nn} glycémies à jeun des 7 derniers jours dépassent 115 mg/dL ({_num_fr(pct, 0)} %) : "
-            f"{values_fr} mg/dL. Au moins la moitié d'au moins 4 mesures fait envisager une intensification du "
-            f"traitement (règle de travail DECIDE). Règle fasting_pattern."
-        )
-        rows.append((int(p), "warning", "current", evidence, en, fr))
-    return _candidates("fasting_pattern", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        b_lo, b_hi = _bounds(pid, d.P)
+        for p in np.flatnonzero(fire):
+            idx = sub.idx[pos[b_lo[p] : b_hi[p]]]
+            nn, kk = int(n[p]), int(k[p])
+            pct = 100.0 * kk / nn
+            evidence = _readings(c, idx) | {
+                "target_mgdl": P.FASTING_PATTERN_MGDL,
+                "fasting_readings": nn,
+                "readings_above": kk,
+                "percent_above": pct,
+                "threshold_percent": P.FASTING_PATTERN_PCT,
+                "min_readings": P.FASTING_PATTERN_MIN_READINGS,
+                "window_days": 7,
+            }
+            values_en = ", ".join(_mg(float(v)) for v in c.value[idx])
+            values_fr = ", ".join(_mg_fr(float(v)) for v in c.value[idx])
+            en = (
+                f"{kk} of {nn} fasting readings of the past 7 days are above 115 mg/dL ({_num(pct, 0)} %): "
+                f"{values_en} mg/dL. At least half of at least 4 suggests escalating the treatment (DECIDE "
+                f"working rule). Rule fasting_pattern."
+            )
+            fr = (
+                f"{kk} des {nn} glycémies à jeun des 7 derniers jours dépassent 115 mg/dL ({_num_fr(pct, 0)} %) : "
+                f"{values_fr} mg/dL. Au moins la moitié d'au moins 4 mesures fait envisager une intensification du "
+                f"traitement (règle de travail DECIDE). Règle fasting_pattern."
+            )
+            out.append(("warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("fasting_pattern", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 def fasting_trend_rising(c: Cohort) -> Candidates:
     """Least-squares slope of the fasting readings of the past 14 days > 1 mg/dL per day, with at least 7
     readings: info. Stateful; not after delivery."""
     d = _derived(c)
-    sub = d.fasting
-    pos, pid = sub.window(np.full(d.P, c.now - P.TREND_WINDOW_S), np.full(d.P, c.now))
-    idx = sub.idx[pos]
+    w = d.window(True, P.TREND_WINDOW_S)
+    pid, idx = w.pid, w.idx
     x = (c.t[idx] - c.now) / 86400.0  # days, ≤ 0
-    y = c.value[idx]
-    n = np.bincount(pid, minlength=d.P)
+    y = w.value
+    n = w.n
     safe_n = np.maximum(n, 1)
     mx = np.bincount(pid, weights=x, minlength=d.P) / safe_n
     my = np.bincount(pid, weights=y, minlength=d.P) / safe_n
@@ -1022,31 +1244,35 @@ def fasting_trend_rising(c: Cohort) -> Candidates:
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(judgeable, sxy / np.where(sxx > 0, sxx, 1.0), np.nan)
     fire = applicable & judgeable & (slope > P.TREND_MIN_SLOPE_MGDL_PER_DAY)
-    rows: list[_Row] = []
-    b_lo, b_hi = _bounds(pid, d.P)
-    for p in np.flatnonzero(fire):
-        members = idx[b_lo[p] : b_hi[p]]
-        s = float(slope[p])
-        evidence = _readings(c, members) | {
-            "slope_mgdl_per_day": s,
-            "threshold_mgdl_per_day": P.TREND_MIN_SLOPE_MGDL_PER_DAY,
-            "points": int(n[p]),
-            "min_points": P.TREND_MIN_POINTS,
-            "mean_mgdl": float(my[p]),
-            "window_days": 14,
-        }
-        en = (
-            f"Fasting glucose is rising by {_num(s)} mg/dL per day over the past 14 days (least-squares slope of "
-            f"{int(n[p])} fasting readings, mean {_mg(float(my[p]))} mg/dL; threshold > 1 mg/dL per day). "
-            f"Rule fasting_trend_rising."
-        )
-        fr = (
-            f"La glycémie à jeun augmente de {_num_fr(s)} mg/dL par jour sur les 14 derniers jours (pente des "
-            f"moindres carrés de {int(n[p])} glycémies à jeun, moyenne {_mg_fr(float(my[p]))} mg/dL ; seuil "
-            f"> 1 mg/dL par jour). Règle fasting_trend_rising."
-        )
-        rows.append((int(p), "info", "current", evidence, en, fr))
-    return _candidates("fasting_trend_rising", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        b_lo, b_hi = _bounds(pid, d.P)
+        for p in np.flatnonzero(fire):
+            members = idx[b_lo[p] : b_hi[p]]
+            s = float(slope[p])
+            evidence = _readings(c, members) | {
+                "slope_mgdl_per_day": s,
+                "threshold_mgdl_per_day": P.TREND_MIN_SLOPE_MGDL_PER_DAY,
+                "points": int(n[p]),
+                "min_points": P.TREND_MIN_POINTS,
+                "mean_mgdl": float(my[p]),
+                "window_days": 14,
+            }
+            en = (
+                f"Fasting glucose is rising by {_num(s)} mg/dL per day over the past 14 days (least-squares slope of "
+                f"{int(n[p])} fasting readings, mean {_mg(float(my[p]))} mg/dL; threshold > 1 mg/dL per day). "
+                f"Rule fasting_trend_rising."
+            )
+            fr = (
+                f"La glycémie à jeun augmente de {_num_fr(s)} mg/dL par jour sur les 14 derniers jours (pente des "
+                f"moindres carrés de {int(n[p])} glycémies à jeun, moyenne {_mg_fr(float(my[p]))} mg/dL ; seuil "
+                f"> 1 mg/dL par jour). Règle fasting_trend_rising."
+            )
+            out.append(("info", "current", evidence, en, fr))
+        return out
+
+    return _lazy("fasting_trend_rising", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1102,60 +1328,60 @@ def low_adherence(c: Cohort) -> Candidates:
     # local days today-7 .. today-1 lie within [now - 10 days, now + 2 days) whatever the UTC offset; the
     # exact selection is by local_day.
     t = c.t
-    lo_all = _seg_search(
+    m = len(todo)
+    seg_lo, seg_hi = c.offsets[:-1][todo], c.offsets[1:][todo]
+    both = _seg_search(
         lambda pos: t[pos],
-        c.offsets[:-1][todo],
-        c.offsets[1:][todo],
-        np.full(len(todo), c.now - 10 * 86400),
+        np.concatenate([seg_lo, seg_lo]),
+        np.concatenate([seg_hi, seg_hi]),
+        np.repeat(np.array([c.now - 10 * 86400, c.now + 2 * 86400], dtype=np.int64), m),
         right=False,
     )
-    hi_all = _seg_search(
-        lambda pos: t[pos],
-        c.offsets[:-1][todo],
-        c.offsets[1:][todo],
-        np.full(len(todo), c.now + 2 * 86400),
-        right=False,
-    )
+    lo_all, hi_all = both[:m], both[m:]
     pos, owner = _ranges(lo_all, hi_all)
     p_of = todo[owner]
     rel = c.today[p_of].astype(np.int64) - c.local_day[pos].astype(np.int64)  # 1..7 in the window
-    counted = (rel >= 1) & (rel <= P.ADHERENCE_DAYS) & (c.kind[pos] == _SMBG) & ~_in_sorted(pos, d.invalid_idx)
+    counted = (rel >= 1) & (rel <= P.ADHERENCE_DAYS) & (c.kind[pos] == _SMBG) & ((c.flags[pos] & FLAG_CONTROL) == 0)
     day_key = p_of[counted] * P.ADHERENCE_DAYS + (P.ADHERENCE_DAYS - rel[counted])
     per_day = np.bincount(day_key, minlength=d.P * P.ADHERENCE_DAYS).reshape(d.P, P.ADHERENCE_DAYS)
     count = per_day.sum(axis=1)
     expected = P.ADHERENCE_DAYS * c.readings_per_day.astype(np.int64)
     fire = applicable & judgeable & (count * 100 < P.ADHERENCE_MIN_PCT * expected)
-    rows: list[_Row] = []
-    c_pos, c_p = pos[counted], p_of[counted]
-    b_lo, b_hi = _bounds(c_p, d.P)
-    for p in np.flatnonzero(fire):
-        members = c_pos[b_lo[p] : b_hi[p]]
-        cnt, exp = int(count[p]), int(expected[p])
-        pct = 100.0 * cnt / exp
-        first_day, last_day = int(c.today[p]) - P.ADHERENCE_DAYS, int(c.today[p]) - 1
-        evidence = _readings(c, members) | {
-            "readings": cnt,
-            "expected": exp,
-            "readings_per_day": int(c.readings_per_day[p]),
-            "percent": pct,
-            "threshold_percent": P.ADHERENCE_MIN_PCT,
-            "per_day": per_day[p].tolist(),
-            "first_date": _date(first_day),
-            "last_date": _date(last_day),
-        }
-        en = (
-            f"{cnt} meter readings over the last 7 full days ({_date(first_day)} to {_date(last_day)}) for "
-            f"{exp} prescribed ({int(c.readings_per_day[p])} a day): {_num(pct, 0)} %, below 80 %. "
-            f"Per day: {', '.join(map(str, per_day[p].tolist()))}. Rule low_adherence."
-        )
-        fr = (
-            f"{cnt} glycémies capillaires sur les 7 derniers jours complets (du {_date(first_day)} au "
-            f"{_date(last_day)}) pour {exp} prescrites ({int(c.readings_per_day[p])} par jour) : "
-            f"{_num_fr(pct, 0)} %, sous 80 %. Par jour : {', '.join(map(str, per_day[p].tolist()))}. "
-            f"Règle low_adherence."
-        )
-        rows.append((int(p), "info", "current", evidence, en, fr))
-    return _candidates("low_adherence", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        c_pos, c_p = pos[counted], p_of[counted]
+        b_lo, b_hi = _bounds(c_p, d.P)
+        for p in np.flatnonzero(fire):
+            members = c_pos[b_lo[p] : b_hi[p]]
+            cnt, exp = int(count[p]), int(expected[p])
+            pct = 100.0 * cnt / exp
+            first_day, last_day = int(c.today[p]) - P.ADHERENCE_DAYS, int(c.today[p]) - 1
+            evidence = _readings(c, members) | {
+                "readings": cnt,
+                "expected": exp,
+                "readings_per_day": int(c.readings_per_day[p]),
+                "percent": pct,
+                "threshold_percent": P.ADHERENCE_MIN_PCT,
+                "per_day": per_day[p].tolist(),
+                "first_date": _date(first_day),
+                "last_date": _date(last_day),
+            }
+            en = (
+                f"{cnt} meter readings over the last 7 full days ({_date(first_day)} to {_date(last_day)}) for "
+                f"{exp} prescribed ({int(c.readings_per_day[p])} a day): {_num(pct, 0)} %, below 80 %. "
+                f"Per day: {', '.join(map(str, per_day[p].tolist()))}. Rule low_adherence."
+            )
+            fr = (
+                f"{cnt} glycémies capillaires sur les 7 derniers jours complets (du {_date(first_day)} au "
+                f"{_date(last_day)}) pour {exp} prescrites ({int(c.readings_per_day[p])} par jour) : "
+                f"{_num_fr(pct, 0)} %, sous 80 %. Par jour : {', '.join(map(str, per_day[p].tolist()))}. "
+                f"Règle low_adherence."
+            )
+            out.append(("info", "current", evidence, en, fr))
+        return out
+
+    return _lazy("low_adherence", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 def no_data(c: Cohort) -> Candidates:
@@ -1167,21 +1393,25 @@ def no_data(c: Cohort) -> Candidates:
     judgeable = last >= 0
     age = c.now - _take(c.t, last, c.now)
     fire = applicable & judgeable & (age > P.METER_SILENT_S)
-    rows: list[_Row] = []
-    for p in np.flatnonzero(fire):
-        i = int(last[p])
-        # nothing in the evidence or message changes while the silence lasts: the alert is not updated every pass
-        evidence = _readings(c, np.array([i])) | {"threshold_s": P.METER_SILENT_S}
-        en = (
-            f"No reading since {_when(c, i)} (last: {_mg(float(c.value[i]))} mg/dL). "
-            f"The meter or app has been silent for more than 48 h. Rule no_data."
-        )
-        fr = (
-            f"Aucune mesure depuis le {_when(c, i)} (dernière : {_mg_fr(float(c.value[i]))} mg/dL). "
-            f"Le lecteur ou l'application est silencieux depuis plus de 48 h. Règle no_data."
-        )
-        rows.append((int(p), "warning", "current", evidence, en, fr))
-    return _candidates("no_data", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        for p in np.flatnonzero(fire):
+            i = int(last[p])
+            # nothing in the evidence or message changes while the silence lasts: the alert is not updated every pass
+            evidence = _readings(c, np.array([i])) | {"threshold_s": P.METER_SILENT_S}
+            en = (
+                f"No reading since {_when(c, i)} (last: {_mg(float(c.value[i]))} mg/dL). "
+                f"The meter or app has been silent for more than 48 h. Rule no_data."
+            )
+            fr = (
+                f"Aucune mesure depuis le {_when(c, i)} (dernière : {_mg_fr(float(c.value[i]))} mg/dL). "
+                f"Le lecteur ou l'application est silencieux depuis plus de 48 h. Règle no_data."
+            )
+            out.append(("warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("no_data", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1192,12 +1422,16 @@ def no_data(c: Cohort) -> Candidates:
 def _cgm_last(d: _Derived) -> tuple[B, I64, I64]:
     """CGM rules' applicability, and per patient the position in ``d.cgm`` of the last reading with
     ``t <= now`` (-1 if none), and the number of CGM positions up to it."""
-    c = d.c
-    applicable = ~d.delivered & ((c.devices & DEVICE_CGM) != 0)
-    sub = d.cgm
-    end = sub.search(np.full(d.P, c.now), right=True)
-    last = np.where(end > sub.seg[:-1], end - 1, -1)
-    return applicable, last, end
+    cached = d.c.cache.get("cgm_last")
+    if cached is None:
+        c = d.c
+        applicable = ~d.delivered & ((c.devices & DEVICE_CGM) != 0)
+        sub = d.cgm
+        end = sub.search_all(c.now, right=True)
+        last = np.where(end > sub.seg[:-1], end - 1, -1)
+        cached = c.cache["cgm_last"] = (applicable, last, end)
+    result: tuple[B, I64, I64] = cached
+    return result
 
 
 def cgm_stale(c: Cohort) -> Candidates:
@@ -1210,25 +1444,29 @@ def cgm_stale(c: Cohort) -> Candidates:
     last_i = _take(sub.idx, last, -1)
     age = c.now - _take(c.t, last_i, c.now)
     fire = applicable & judgeable & (age > P.CGM_STALE_WARNING_S)
-    rows: list[_Row] = []
-    for p in np.flatnonzero(fire):
-        i = int(last_i[p])
-        urgent = int(age[p]) > P.CGM_STALE_URGENT_S
-        # stable while the silence lasts (only the severity steps up): no update every minute
-        evidence = _readings(c, np.array([i])) | {
-            "warning_after_s": P.CGM_STALE_WARNING_S,
-            "urgent_after_s": P.CGM_STALE_URGENT_S,
-        }
-        en = (
-            f"CGM silent since {_when(c, i)} (last reading {_mg(float(c.value[i]))} mg/dL; "
-            f"warning after 15 min, urgent after 30 min). Rule cgm_stale."
-        )
-        fr = (
-            f"Capteur (CGM) silencieux depuis le {_when(c, i)} (dernière mesure {_mg_fr(float(c.value[i]))} mg/dL ; "
-            f"alerte après 15 min, urgente après 30 min). Règle cgm_stale."
-        )
-        rows.append((int(p), "urgent" if urgent else "warning", "current", evidence, en, fr))
-    return _candidates("cgm_stale", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        for p in np.flatnonzero(fire):
+            i = int(last_i[p])
+            urgent = int(age[p]) > P.CGM_STALE_URGENT_S
+            # stable while the silence lasts (only the severity steps up): no update every minute
+            evidence = _readings(c, np.array([i])) | {
+                "warning_after_s": P.CGM_STALE_WARNING_S,
+                "urgent_after_s": P.CGM_STALE_URGENT_S,
+            }
+            en = (
+                f"CGM silent since {_when(c, i)} (last reading {_mg(float(c.value[i]))} mg/dL; "
+                f"warning after 15 min, urgent after 30 min). Rule cgm_stale."
+            )
+            fr = (
+                f"Capteur (CGM) silencieux depuis le {_when(c, i)} (dernière mesure {_mg_fr(float(c.value[i]))} mg/dL ; "
+                f"alerte après 15 min, urgente après 30 min). Règle cgm_stale."
+            )
+            out.append(("urgent" if urgent else "warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("cgm_stale", np.flatnonzero(fire), build, True, _evaluated(d, applicable, judgeable))
 
 
 def _ar2(d: _Derived) -> dict[str, Any]:
@@ -1250,8 +1488,7 @@ def _ar2(d: _Derived) -> dict[str, Any]:
     last_t = _take(sub.t, last, 0)
     fresh = applicable & has & (c.now - last_t <= P.CGM_FRESH_S)
     pts = np.flatnonzero(fresh)
-    lo = sub.search(last_t - 1050)
-    pos, owner = _ranges(lo[pts], end[pts])
+    pos, owner = _ranges(sub.search(last_t[pts] - 1050, patients=pts), end[pts])
     L = last_t[pts]
     dist = L[owner] - sub.t[pos]  # ≥ 0
     bucket = np.maximum((dist - 150 + 299) // 300, 0)
@@ -1321,39 +1558,44 @@ def cgm_predicted_low(c: Cohort) -> Candidates:
     )
     judgeable = np.zeros(d.P, dtype=np.bool_)
     judgeable[pts[computable]] = True
-    rows: list[_Row] = []
-    sub = d.cgm
-    o_lo, o_hi = _bounds(r["owner"], len(pts))
-    for j in np.flatnonzero(low_at):
-        p = int(pts[j])
-        sl = slice(o_lo[j], o_hi[j])
-        members = sub.idx[r["pos"][sl][r["used"][sl]]]
-        last_i = int(members[-1])
-        forecast = points[j].tolist()
-        k = next(i for i, x in enumerate(forecast[:horizon]) if x <= P.PREDICTED_LOW_MGDL)
-        evidence = _readings(c, members) | {
-            "target_mgdl": P.PREDICTED_LOW_MGDL,
-            "forecast_mgdl": forecast,
-            "forecast_minutes": [5 * (i + 1) for i in range(P.AR2_STEPS)],
-            "horizon_min": P.PREDICTED_LOW_HORIZON_MIN,
-            "mean_now_mgdl": float(r["mean_now"][j]),
-            "mean_5min_ago_mgdl": float(r["mean_5min_ago"][j]),
-            "model": "Nightscout AR2 (ar2.js): ln(bg/140), coefficients [-0.723, 1.716], 5-min steps",
-        }
-        points_txt = ", ".join(f"{int(x)}" for x in forecast[:horizon])
-        en = (
-            f"Predicted low: the AR2 forecast (Nightscout) reaches {int(forecast[k])} mg/dL {5 * (k + 1)} min "
-            f"after the last CGM reading ({_mg(float(c.value[last_i]))} mg/dL at {_when(c, last_i)}); forecast at "
-            f"5, 10, 15, 20 min: {points_txt} mg/dL (threshold ≤ 55 mg/dL within 20 min). Rule cgm_predicted_low."
-        )
-        fr = (
-            f"Hypoglycémie prévue : la prévision AR2 (Nightscout) atteint {int(forecast[k])} mg/dL {5 * (k + 1)} min "
-            f"après la dernière mesure du capteur ({_mg_fr(float(c.value[last_i]))} mg/dL le {_when(c, last_i)}) ; "
-            f"prévision à 5, 10, 15, 20 min : {points_txt} mg/dL (seuil ≤ 55 mg/dL dans les 20 min). "
-            f"Règle cgm_predicted_low."
-        )
-        rows.append((p, "urgent", "current", evidence, en, fr))
-    return _candidates("cgm_predicted_low", rows, True, _evaluated(d, r["applicable"], judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        sub = d.cgm
+        o_lo, o_hi = _bounds(r["owner"], len(pts))
+        for j in np.flatnonzero(low_at):
+            sl = slice(o_lo[j], o_hi[j])
+            members = sub.idx[r["pos"][sl][r["used"][sl]]]
+            last_i = int(members[-1])
+            forecast = points[j].tolist()
+            k = next(i for i, x in enumerate(forecast[:horizon]) if x <= P.PREDICTED_LOW_MGDL)
+            evidence = _readings(c, members) | {
+                "target_mgdl": P.PREDICTED_LOW_MGDL,
+                "forecast_mgdl": forecast,
+                "forecast_minutes": [5 * (i + 1) for i in range(P.AR2_STEPS)],
+                "horizon_min": P.PREDICTED_LOW_HORIZON_MIN,
+                "mean_now_mgdl": float(r["mean_now"][j]),
+                "mean_5min_ago_mgdl": float(r["mean_5min_ago"][j]),
+                "model": "Nightscout AR2 (ar2.js): ln(bg/140), coefficients [-0.723, 1.716], 5-min steps",
+            }
+            points_txt = ", ".join(f"{int(x)}" for x in forecast[:horizon])
+            en = (
+                f"Predicted low: the AR2 forecast (Nightscout) reaches {int(forecast[k])} mg/dL {5 * (k + 1)} min "
+                f"after the last CGM reading ({_mg(float(c.value[last_i]))} mg/dL at {_when(c, last_i)}); forecast at "
+                f"5, 10, 15, 20 min: {points_txt} mg/dL (threshold ≤ 55 mg/dL within 20 min). Rule cgm_predicted_low."
+            )
+            fr = (
+                f"Hypoglycémie prévue : la prévision AR2 (Nightscout) atteint {int(forecast[k])} mg/dL {5 * (k + 1)} min "
+                f"après la dernière mesure du capteur ({_mg_fr(float(c.value[last_i]))} mg/dL le {_when(c, last_i)}) ; "
+                f"prévision à 5, 10, 15, 20 min : {points_txt} mg/dL (seuil ≤ 55 mg/dL dans les 20 min). "
+                f"Règle cgm_predicted_low."
+            )
+            out.append(("urgent", "current", evidence, en, fr))
+        return out
+
+    return _lazy(
+        "cgm_predicted_low", pts[np.flatnonzero(low_at)], build, True, _evaluated(d, r["applicable"], judgeable)
+    )
 
 
 def cgm_rapid_fall(c: Cohort) -> Candidates:
@@ -1367,8 +1609,7 @@ def cgm_rapid_fall(c: Cohort) -> Candidates:
     last_t = _take(sub.t, last, 0)
     fresh = applicable & has & (c.now - last_t <= P.CGM_FRESH_S)
     pts = np.flatnonzero(fresh)
-    lo = sub.search(last_t - P.RAPID_FALL_WINDOW_S)
-    pos, owner = _ranges(lo[pts], end[pts])
+    pos, owner = _ranges(sub.search(last_t[pts] - P.RAPID_FALL_WINDOW_S, patients=pts), end[pts])
     m = len(pts)
     t = sub.t[pos]
     x = (t - last_t[pts][owner]) / 60.0  # minutes, ≤ 0
@@ -1392,30 +1633,33 @@ def cgm_rapid_fall(c: Cohort) -> Candidates:
     judgeable = np.zeros(d.P, dtype=np.bool_)
     judgeable[pts[ok]] = True
     fire_j = np.flatnonzero(ok & (slope <= P.RAPID_FALL_MGDL_PER_MIN))
-    rows: list[_Row] = []
-    o_lo, o_hi = _bounds(owner, m)
-    for j in fire_j:
-        p = int(pts[j])
-        members = sub.idx[pos[o_lo[j] : o_hi[j]]]
-        s = float(slope[j])
-        a, b = int(members[0]), int(members[-1])
-        evidence = _readings(c, members) | {
-            "rate_mgdl_per_min": s,
-            "threshold_mgdl_per_min": P.RAPID_FALL_MGDL_PER_MIN,
-            "window_s": P.RAPID_FALL_WINDOW_S,
-        }
-        en = (
-            f"Glucose falling fast: {_num(s)} mg/dL per minute over the last 15 min ({int(n[j])} CGM readings, "
-            f"{_mg(float(c.value[a]))} mg/dL at {_hm(c, a)} to {_mg(float(c.value[b]))} mg/dL at {_when(c, b)}; "
-            f"threshold ≤ −3 mg/dL/min). Rule cgm_rapid_fall."
-        )
-        fr = (
-            f"Glycémie en chute rapide : {_num_fr(s)} mg/dL par minute sur les 15 dernières minutes "
-            f"({int(n[j])} mesures du capteur, de {_mg_fr(float(c.value[a]))} mg/dL à {_hm(c, a)} à "
-            f"{_mg_fr(float(c.value[b]))} mg/dL le {_when(c, b)} ; seuil ≤ −3 mg/dL/min). Règle cgm_rapid_fall."
-        )
-        rows.append((p, "warning", "current", evidence, en, fr))
-    return _candidates("cgm_rapid_fall", rows, True, _evaluated(d, applicable, judgeable))
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        o_lo, o_hi = _bounds(owner, m)
+        for j in fire_j:
+            members = sub.idx[pos[o_lo[j] : o_hi[j]]]
+            s = float(slope[j])
+            a, b = int(members[0]), int(members[-1])
+            evidence = _readings(c, members) | {
+                "rate_mgdl_per_min": s,
+                "threshold_mgdl_per_min": P.RAPID_FALL_MGDL_PER_MIN,
+                "window_s": P.RAPID_FALL_WINDOW_S,
+            }
+            en = (
+                f"Glucose falling fast: {_num(s)} mg/dL per minute over the last 15 min ({int(n[j])} CGM readings, "
+                f"{_mg(float(c.value[a]))} mg/dL at {_hm(c, a)} to {_mg(float(c.value[b]))} mg/dL at {_when(c, b)}; "
+                f"threshold ≤ −3 mg/dL/min). Rule cgm_rapid_fall."
+            )
+            fr = (
+                f"Glycémie en chute rapide : {_num_fr(s)} mg/dL par minute sur les 15 dernières minutes "
+                f"({int(n[j])} mesures du capteur, de {_mg_fr(float(c.value[a]))} mg/dL à {_hm(c, a)} à "
+                f"{_mg_fr(float(c.value[b]))} mg/dL le {_when(c, b)} ; seuil ≤ −3 mg/dL/min). Règle cgm_rapid_fall."
+            )
+            out.append(("warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("cgm_rapid_fall", pts[fire_j], build, True, _evaluated(d, applicable, judgeable))
 
 
 def cgm_range_review(c: Cohort) -> Candidates:
@@ -1427,31 +1671,39 @@ def cgm_range_review(c: Cohort) -> Candidates:
     sub = d.cgm
     applicable, _, _ = _cgm_last(d)
     pts = np.flatnonzero(applicable)
-    m = len(pts)
     # each patient's window is a contiguous range of the CGM subset: window sums over the whole subset arrays
-    lo = sub.search(np.full(m, c.now - P.CGM_REVIEW_S), right=True, patients=pts)
-    hi = sub.search(np.full(m, c.now), right=True, patients=pts)
+    lo = sub.search_all(c.now - P.CGM_REVIEW_S, right=True)[pts]
+    hi = sub.search_all(c.now, right=True)[pts]
+    win = _Windows(lo, hi, len(sub.idx))
     v, t = sub.v, sub.t
     slot = (c.now - t) // P.CGM_INTERVAL_S
-    new_slot = np.ones(len(t), dtype=np.int32)
-    new_slot[1:] = slot[1:] != slot[:-1]
-    new_slot[lo[lo < hi]] = 1  # a window's first reading opens a slot
-    slots = _window_sums(new_slot, lo, hi)
+    new_slot = np.empty(len(t), dtype=np.bool_)
+    new_slot[:1] = True
+    np.not_equal(slot[1:], slot[:-1], out=new_slot[1:])
+    del slot
+    new_slot[lo[lo < hi]] = True  # a window's first reading opens a slot
+    slots = win.count(new_slot)
     expected = P.CGM_REVIEW_S // P.CGM_INTERVAL_S
     n = hi - lo
-    n_in = _window_sums(((v >= P.CGM_RANGE_LOW_MGDL) & (v <= P.CGM_RANGE_HIGH_MGDL)).view(np.int8), lo, hi)
-    n_63 = _window_sums((v < P.CGM_RANGE_LOW_MGDL).view(np.int8), lo, hi)
-    n_54 = _window_sums((v < P.HYPO_L2_MGDL).view(np.int8), lo, hi)
-    n_140 = _window_sums((v > P.CGM_RANGE_HIGH_MGDL).view(np.int8), lo, hi)
+    n_63 = win.count(v < P.CGM_RANGE_LOW_MGDL)
+    n_54 = win.count(v < P.HYPO_L2_MGDL)
+    n_140 = win.count(v > P.CGM_RANGE_HIGH_MGDL)
+    total = win.sum(v)
+    # in range = neither below nor above, in windows without NaN (their sum is finite); the others counted
+    n_in = n - n_63 - n_140
+    odd = np.flatnonzero(~np.isfinite(total))
+    if len(odd):
+        pos, owner = _ranges(lo[odd], hi[odd])
+        in_range = (v[pos] >= P.CGM_RANGE_LOW_MGDL) & (v[pos] <= P.CGM_RANGE_HIGH_MGDL)
+        n_in[odd] = np.bincount(owner[in_range], minlength=len(odd))
     safe = np.maximum(n, 1)
-    mean = _window_sums(v, lo, hi) / safe
-    # two-pass variance: the window mean spread over the window's positions
-    spread = np.zeros(len(v) + 1, dtype=np.float64)
-    ne = lo < hi
-    np.add.at(spread, lo[ne], mean[ne])
-    np.add.at(spread, hi[ne], -mean[ne])
-    dev = v - np.cumsum(spread)[:-1]
-    ss = _window_sums(dev * dev, lo, hi)
+    mean = total / safe
+    # two-pass variance: each window's mean spread over the window's positions
+    dev = win.spread(mean)
+    np.subtract(v, dev, out=dev)
+    np.multiply(dev, dev, out=dev)
+    ss = win.sum(dev)
+    del dev
     sd = np.sqrt(ss / np.maximum(n - 1, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         cv = 100.0 * sd / mean
@@ -1472,61 +1724,64 @@ def cgm_range_review(c: Cohort) -> Candidates:
     names = ["time_in_range", "below_63", "below_54", "above_140", "cv"]
     names_en = ["time in range < 70 %", "below 63 ≥ 4 %", "below 54 ≥ 1 %", "above 140 ≥ 25 %", "CV > 36 %"]
     names_fr = ["temps dans la cible < 70 %", "sous 63 ≥ 4 %", "sous 54 ≥ 1 %", "au-dessus de 140 ≥ 25 %", "CV > 36 %"]
-    rows: list[_Row] = []
-    for j in fire_j:
-        p = int(pts[j])
-        nn = int(n[j])
-        metrics = {
-            "time_in_range_pct": 100.0 * int(n_in[j]) / nn,
-            "below_63_pct": 100.0 * int(n_63[j]) / nn,
-            "below_54_pct": 100.0 * int(n_54[j]) / nn,
-            "above_140_pct": 100.0 * int(n_140[j]) / nn,
-            "cv_pct": float(cv[j]),
-            "mean_mgdl": float(mean[j]),
-            "sd_mgdl": float(sd[j]),
-            "gmi_pct": P.GMI_INTERCEPT + P.GMI_SLOPE * float(mean[j]),
-            "data_pct": 100.0 * int(slots[j]) / expected,
-            "readings": nn,
-        }
-        failing = [names[i] for i in range(5) if fails[j, i]]
-        evidence: dict[str, Any] = (
-            {"reading_ids": [], "values_mgdl": [], "measured_at": []}
-            | metrics
-            | {
-                "failing": failing,
-                "first_reading_id": int(c.reading_id[sub.idx[lo[j]]]),
-                "last_reading_id": int(c.reading_id[sub.idx[hi[j] - 1]]),
-                "window_days": 14,
-                "targets": {
-                    "time_in_range_pct": "> 70",
-                    "below_63_pct": "< 4",
-                    "below_54_pct": "< 1",
-                    "above_140_pct": "< 25",
-                    "cv_pct": "<= 36",
-                    "data_pct": ">= 70",
-                },
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        for j in fire_j:
+            nn = int(n[j])
+            metrics = {
+                "time_in_range_pct": 100.0 * int(n_in[j]) / nn,
+                "below_63_pct": 100.0 * int(n_63[j]) / nn,
+                "below_54_pct": 100.0 * int(n_54[j]) / nn,
+                "above_140_pct": 100.0 * int(n_140[j]) / nn,
+                "cv_pct": float(cv[j]),
+                "mean_mgdl": float(mean[j]),
+                "sd_mgdl": float(sd[j]),
+                "gmi_pct": P.GMI_INTERCEPT + P.GMI_SLOPE * float(mean[j]),
+                "data_pct": 100.0 * int(slots[j]) / expected,
+                "readings": nn,
             }
-        )
-        f_en = ", ".join(names_en[i] for i in range(5) if fails[j, i])
-        f_fr = ", ".join(names_fr[i] for i in range(5) if fails[j, i])
-        mt = metrics
-        en = (
-            f"CGM review over the last 14 days ({_num(mt['data_pct'], 0)} % of data): time in range 63–140 mg/dL "
-            f"{_num(mt['time_in_range_pct'])} % (target > 70 %), below 63 {_num(mt['below_63_pct'])} % (< 4 %), "
-            f"below 54 {_num(mt['below_54_pct'])} % (< 1 %), above 140 {_num(mt['above_140_pct'])} % (< 25 %), "
-            f"CV {_num(mt['cv_pct'])} % (≤ 36 %), mean {_mg(mt['mean_mgdl'])} mg/dL, GMI {_num(mt['gmi_pct'])} %. "
-            f"Outside the pregnancy targets (Battelino 2019): {f_en}. Rule cgm_range_review."
-        )
-        fr = (
-            f"Bilan du capteur sur les 14 derniers jours ({_num_fr(mt['data_pct'], 0)} % de données) : temps dans "
-            f"la cible 63–140 mg/dL {_num_fr(mt['time_in_range_pct'])} % (objectif > 70 %), sous 63 "
-            f"{_num_fr(mt['below_63_pct'])} % (< 4 %), sous 54 {_num_fr(mt['below_54_pct'])} % (< 1 %), au-dessus "
-            f"de 140 {_num_fr(mt['above_140_pct'])} % (< 25 %), CV {_num_fr(mt['cv_pct'])} % (≤ 36 %), moyenne "
-            f"{_mg_fr(mt['mean_mgdl'])} mg/dL, GMI {_num_fr(mt['gmi_pct'])} %. Hors des objectifs de grossesse "
-            f"(Battelino 2019) : {f_fr}. Règle cgm_range_review."
-        )
-        rows.append((p, "warning", "current", evidence, en, fr))
-    return _candidates("cgm_range_review", rows, True, _evaluated(d, applicable, judgeable))
+            failing = [names[i] for i in range(5) if fails[j, i]]
+            evidence: dict[str, Any] = (
+                {"reading_ids": [], "values_mgdl": [], "measured_at": []}
+                | metrics
+                | {
+                    "failing": failing,
+                    "first_reading_id": int(c.reading_id[sub.idx[lo[j]]]),
+                    "last_reading_id": int(c.reading_id[sub.idx[hi[j] - 1]]),
+                    "window_days": 14,
+                    "targets": {
+                        "time_in_range_pct": "> 70",
+                        "below_63_pct": "< 4",
+                        "below_54_pct": "< 1",
+                        "above_140_pct": "< 25",
+                        "cv_pct": "<= 36",
+                        "data_pct": ">= 70",
+                    },
+                }
+            )
+            f_en = ", ".join(names_en[i] for i in range(5) if fails[j, i])
+            f_fr = ", ".join(names_fr[i] for i in range(5) if fails[j, i])
+            mt = metrics
+            en = (
+                f"CGM review over the last 14 days ({_num(mt['data_pct'], 0)} % of data): time in range 63–140 mg/dL "
+                f"{_num(mt['time_in_range_pct'])} % (target > 70 %), below 63 {_num(mt['below_63_pct'])} % (< 4 %), "
+                f"below 54 {_num(mt['below_54_pct'])} % (< 1 %), above 140 {_num(mt['above_140_pct'])} % (< 25 %), "
+                f"CV {_num(mt['cv_pct'])} % (≤ 36 %), mean {_mg(mt['mean_mgdl'])} mg/dL, GMI {_num(mt['gmi_pct'])} %. "
+                f"Outside the pregnancy targets (Battelino 2019): {f_en}. Rule cgm_range_review."
+            )
+            fr = (
+                f"Bilan du capteur sur les 14 derniers jours ({_num_fr(mt['data_pct'], 0)} % de données) : temps dans "
+                f"la cible 63–140 mg/dL {_num_fr(mt['time_in_range_pct'])} % (objectif > 70 %), sous 63 "
+                f"{_num_fr(mt['below_63_pct'])} % (< 4 %), sous 54 {_num_fr(mt['below_54_pct'])} % (< 1 %), au-dessus "
+                f"de 140 {_num_fr(mt['above_140_pct'])} % (< 25 %), CV {_num_fr(mt['cv_pct'])} % (≤ 36 %), moyenne "
+                f"{_mg_fr(mt['mean_mgdl'])} mg/dL, GMI {_num_fr(mt['gmi_pct'])} %. Hors des objectifs de grossesse "
+                f"(Battelino 2019) : {f_fr}. Règle cgm_range_review."
+            )
+            out.append(("warning", "current", evidence, en, fr))
+        return out
+
+    return _lazy("cgm_range_review", pts[fire_j], build, True, _evaluated(d, applicable, judgeable))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1541,29 +1796,33 @@ def postpartum_test_due(c: Cohort) -> Candidates:
     days = c.today.astype(np.int64) - c.delivery_day.astype(np.int64)
     prof = c.profile.astype(np.int64)
     fire = d.delivered & (days >= P.PROFILE_POSTPARTUM_START[prof]) & (days <= P.PROFILE_POSTPARTUM_END[prof])
-    rows: list[_Row] = []
-    for p in np.flatnonzero(fire):
-        pr = P.PROFILES[int(c.profile[p])]
-        dd = int(c.delivery_day[p])
-        evidence: dict[str, Any] = {"reading_ids": [], "values_mgdl": [], "measured_at": []} | {
-            "delivery_date": _date(dd),
-            "days_since_delivery": int(days[p]),
-            "window_start_date": _date(dd + pr.postpartum_start_days),
-            "window_end_date": _date(dd + pr.postpartum_end_days),
-            "profile": pr.code,
-            "test": pr.postpartum_test_en,
-        }
-        en = (
-            f"Postpartum glucose test due: delivery on {_date(dd)} ({int(days[p])} days ago); {pr.label} asks for a "
-            f"{pr.postpartum_test_en}, by {_date(dd + pr.postpartum_end_days)}. Rule postpartum_test_due."
-        )
-        fr = (
-            f"Dépistage postnatal du diabète à prévoir : accouchement le {_date(dd)} (il y a {int(days[p])} jours) ; "
-            f"{pr.label} recommande : {pr.postpartum_test_fr}, avant le {_date(dd + pr.postpartum_end_days)}. "
-            f"Règle postpartum_test_due."
-        )
-        rows.append((int(p), "info", "postpartum", evidence, en, fr))
-    return _candidates("postpartum_test_due", rows)
+
+    def build() -> list[_Out]:
+        out: list[_Out] = []
+        for p in np.flatnonzero(fire):
+            pr = P.PROFILES[int(c.profile[p])]
+            dd = int(c.delivery_day[p])
+            evidence: dict[str, Any] = {"reading_ids": [], "values_mgdl": [], "measured_at": []} | {
+                "delivery_date": _date(dd),
+                "days_since_delivery": int(days[p]),
+                "window_start_date": _date(dd + pr.postpartum_start_days),
+                "window_end_date": _date(dd + pr.postpartum_end_days),
+                "profile": pr.code,
+                "test": pr.postpartum_test_en,
+            }
+            en = (
+                f"Postpartum glucose test due: delivery on {_date(dd)} ({int(days[p])} days ago); {pr.label} asks for a "
+                f"{pr.postpartum_test_en}, by {_date(dd + pr.postpartum_end_days)}. Rule postpartum_test_due."
+            )
+            fr = (
+                f"Dépistage postnatal du diabète à prévoir : accouchement le {_date(dd)} (il y a {int(days[p])} jours) ; "
+                f"{pr.label} recommande : {pr.postpartum_test_fr}, avant le {_date(dd + pr.postpartum_end_days)}. "
+                f"Règle postpartum_test_due."
+            )
+            out.append(("info", "postpartum", evidence, en, fr))
+        return out
+
+    return _lazy("postpartum_test_due", np.flatnonzero(fire), build)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1608,15 +1867,36 @@ STATEFUL_RULES = frozenset(
 )
 
 
-def evaluate(c: Cohort, rules: Iterable[Rule] = ALL_RULES) -> list[Candidates]:
+def evaluate(c: Cohort, rules: Iterable[Rule] = ALL_RULES, *, materialise: bool = True) -> list[Candidates]:
     """Run ``rules`` on the cohort: one :class:`Candidates` per rule, in order.
+
+    The rules decide vectorised (patients, severity, episodes, evidence readings); the evidence dicts and the
+    messages are then built by a Python loop over the candidates. ``materialise=True`` (the default, what the
+    engine uses: it runs this in a worker thread for big cohorts) builds them here; ``materialise=False`` leaves
+    them to be built when first read (:class:`Candidates`), e.g. to time the decisions alone.
 
     The cyclic garbage collector is paused meanwhile: building many small evidence dicts and lists otherwise
     triggers repeated full collections (about half the time of a population pass with many candidates)."""
     paused = gc.isenabled()
     gc.disable()
     try:
-        return [rule(c) for rule in rules]
+        results = [rule(c) for rule in rules]
+        if materialise:
+            materialise_all(results)
+        return results
+    finally:
+        if paused:
+            gc.enable()
+
+
+def materialise_all(results: Iterable[Candidates]) -> None:
+    """Build the evidence and messages of every candidate of ``results`` (lazy ones), with the cyclic garbage
+    collector paused throughout (see :func:`evaluate`)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for r in results:
+            r.materialise()
     finally:
         if paused:
             gc.enable()

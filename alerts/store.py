@@ -52,13 +52,16 @@ async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequ
     evaluated: list[tuple[uuid.UUID, str]] = []
     firing: list[tuple[uuid.UUID, str, str]] = []
     for result in results:
-        for k in range(len(result)):
-            patient = patient_ids[int(result.patient[k])]
-            key = (patient, result.rule, result.episode[k])
+        # the columns once per rule (a rule's evidence and messages are built here if they were left lazy)
+        severity, episode, evidence = result.severity, result.episode, result.evidence
+        message_en, message_fr = result.message_en, result.message_fr
+        for k, p in enumerate(result.patient.tolist()):
+            patient = patient_ids[p]
+            key = (patient, result.rule, episode[k])
             candidate = (
-                result.severity[k],
-                {"en": result.message_en[k], "fr": result.message_fr[k]},
-                result.evidence[k],
+                severity[k],
+                {"en": message_en[k], "fr": message_fr[k]},
+                evidence[k],
                 result.stateful,
             )
             previous = upserts.get(key)

@@ -2,15 +2,25 @@
 
 1. Full pass: the vectorised rules over 100,000 meter patients × 100 days × 6 readings and 10,000 CGM patients
    × 14 days (``--quick``: a tenth), evaluated in chunks of patients as the scheduled pass does (bounded
-   memory); cohort generation is not timed.
+   memory); cohort generation is not timed. Two figures:
+
+   - ``engine_rps``: ``evaluate(cohort, materialise=False)``, the rules' decisions: which patients, severity,
+     episode keys, the evidence readings and numbers, stateful "evaluated" sets. The evidence dicts and the
+     English/French messages are built lazily (``Candidates.materialise``, on first read), so they are *not*
+     in this figure;
+   - ``engine_materialised_rps``: the same plus building the evidence and messages of every candidate (what
+     ``Engine.evaluate`` pays: ``evaluate(cohort)`` materialises by default, before the store reconciles).
+
 2. Reference: the plain-Python rules of ``tests/reference_rules.py`` on a subset of the same cohort, in the
-   same run; ``speedup`` is the ratio of the two rates.
+   same run; ``speedup`` is ``engine_rps`` over its rate (the reference also decides only: it builds no
+   messages), ``speedup_materialised`` the same with ``engine_materialised_rps``.
 3. Incremental: a 50-reading batch stored through the ingest service, then ``Engine.evaluate`` of its patient
    (load from PostgreSQL, rules, reconcile in a transaction), on a database holding 10,000 patients' history
    (``--quick``: 1,000); p50 and p99 over many batches.
 
-The last line is one JSON object: engine_rps, reference_rps, speedup, incremental_p50_ms, incremental_p99_ms,
-peak_rss_mb. Targets: ≥ 20 M readings/s, ≥ 100× the reference, incremental p99 ≤ 20 ms.
+The last line is one JSON object: engine_rps, engine_materialised_rps, reference_rps, speedup,
+speedup_materialised, incremental_p50_ms, incremental_p99_ms, peak_rss_mb. Targets: ≥ 20 M readings/s, ≥ 100× the
+reference, incremental p99 ≤ 20 ms.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from alerts.engine import Engine
-from alerts.rules import evaluate
+from alerts.rules import evaluate, materialise_all
 from bench.common import fresh_database, say
 from ingest.service import IngestService, device_by_token
 from telemon.db import create_pool
@@ -41,9 +51,10 @@ from tests.support.services import postgres_server
 NOW = int(time.time())
 
 
-def full_pass(n_meter: int, n_cgm: int, chunk: int) -> tuple[float, int, int]:
-    """Seconds spent in the rules, readings evaluated, candidates found."""
-    spent, readings, found = 0.0, 0, 0
+def full_pass(n_meter: int, n_cgm: int, chunk: int) -> tuple[float, float, int, int]:
+    """Seconds spent in the rules' decisions, seconds spent materialising every candidate's evidence and
+    messages, readings evaluated, candidates found."""
+    spent, building, readings, found = 0.0, 0.0, 0, 0
     meter_chunk = max(1, chunk * n_meter // (n_meter + n_cgm))
     cgm_chunk = max(1, chunk - meter_chunk)
     seed = 0
@@ -52,12 +63,17 @@ def full_pass(n_meter: int, n_cgm: int, chunk: int) -> tuple[float, int, int]:
         m, c = min(meter_chunk, left_m), min(cgm_chunk, left_c)
         cohort = synthetic_cohort(m, 100, 6, c, 14, seed=seed, now=NOW)
         started = time.perf_counter()
-        results = evaluate(cohort)
-        spent += time.perf_counter() - started
+        results = evaluate(cohort, materialise=False)
+        decided = time.perf_counter()
+        materialise_all(results)
+        built = time.perf_counter()
+        spent += decided - started
+        building += built - decided
         readings += len(cohort.t)
         found += sum(len(r) for r in results)
+        del results, cohort  # freed outside the timed parts, as the cohort's generation
         left_m, left_c, seed = left_m - m, left_c - c, seed + 1
-    return spent, readings, found
+    return spent, building, readings, found
 
 
 def reference_pass(patients: int) -> tuple[float, int]:
@@ -124,12 +140,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = 10 if args.quick else 1
     n_meter, n_cgm = 100_000 // scale, 10_000 // scale
     say(f"full pass: {n_meter:,} meter patients × 100 days × 6 + {n_cgm:,} CGM patients × 14 days")
-    spent, readings, found = full_pass(n_meter, n_cgm, chunk=5_000)
+    spent, building, readings, found = full_pass(n_meter, n_cgm, chunk=5_000)
     engine_rps = readings / spent
-    say(f"  {readings:,} readings in {spent:.2f} s = {engine_rps / 1e6:.1f} M readings/s; {found:,} candidates")
+    materialised_rps = readings / (spent + building)
+    say(
+        f"  decisions (evidence and messages built lazily, not timed here): {readings:,} readings in {spent:.2f} s"
+        f" = {engine_rps / 1e6:.1f} M readings/s; {found:,} candidates"
+    )
+    say(
+        f"  with every candidate's evidence and messages built: {spent + building:.2f} s"
+        f" = {materialised_rps / 1e6:.1f} M readings/s (building: {building:.2f} s)"
+    )
     ref_spent, ref_readings = reference_pass(40 if args.quick else 100)
     reference_rps = ref_readings / ref_spent
-    say(f"reference: {ref_readings:,} readings in {ref_spent:.2f} s = {reference_rps / 1e3:.0f} k readings/s")
+    say(
+        f"reference (decisions only): {ref_readings:,} readings in {ref_spent:.2f} s"
+        f" = {reference_rps / 1e3:.0f} k readings/s; speedup {engine_rps / reference_rps:.0f}×"
+        f" ({materialised_rps / reference_rps:.0f}× with evidence and messages)"
+    )
     with postgres_server() as maintenance_url:
         timings = asyncio.run(incremental(maintenance_url, 1_000 if args.quick else 10_000, 200 if args.quick else 500))
     p50, p99 = percentile(timings, 50), percentile(timings, 99)
@@ -140,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "engine_rps": round(engine_rps),
+        "engine_materialised_rps": round(materialised_rps),
         "reference_rps": round(reference_rps),
         "speedup": round(engine_rps / reference_rps, 1),
+        "speedup_materialised": round(materialised_rps / reference_rps, 1),
         "incremental_p50_ms": round(p50, 2),
         "incremental_p99_ms": round(p99, 2),
         "peak_rss_mb": round(peak),
@@ -150,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "run_id": uuid.uuid4().hex[:8],
     }
-    for name, ok in (("engine ≥ 20 M readings/s", engine_rps >= 20e6), ("≥ 100× reference", engine_rps / reference_rps >= 100),
+    for name, ok in (("engine ≥ 20 M readings/s (decisions)", engine_rps >= 20e6),
+                     ("engine ≥ 20 M readings/s (with evidence and messages)", materialised_rps >= 20e6),
+                     ("≥ 100× reference (decisions)", engine_rps / reference_rps >= 100),
                      ("incremental p99 ≤ 20 ms", p99 <= 20)):  # fmt: skip
         say(f"  {'PASS' if ok else 'MISS'}  {name}")
     print(json.dumps(result))

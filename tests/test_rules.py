@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 
@@ -11,7 +12,7 @@ import pytest
 from alerts import profiles as P
 from alerts import rules
 from alerts.cohort import DEVICE_CGM, DEVICE_METER, PROFILE, Candidates
-from tests.support.cohorts import DAY, NOW, Patient, R, build, local_day_of
+from tests.support.cohorts import DAY, NOW, Patient, R, build, local_day_of, random_cohort
 
 TODAY = local_day_of(NOW)  # 2024-06-10 (UTC offset 0)
 MIN = 60
@@ -507,3 +508,60 @@ def test_registry_and_empty_cohorts() -> None:
             assert r.stateful == (r.rule in rules.STATEFUL_RULES)
             if r.stateful:
                 assert len(r.evaluated) == cohort.n_patients
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lazy evidence and messages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_evidence_and_messages_are_built_on_first_read_and_equal_the_eager_ones() -> None:
+    cohort = random_cohort(3, 12, long_cgm=0.5)
+    eager = rules.evaluate(cohort)
+    assert all(r.materialised for r in eager)
+    cohort.cache.clear()
+    lazy = rules.evaluate(cohort, materialise=False)
+    assert sum(len(r) for r in lazy) > 0
+    assert not any(r.materialised for r in lazy if len(r))
+    for e, z in zip(eager, lazy, strict=True):
+        assert z.patient.tolist() == e.patient.tolist() and z.evaluated.tolist() == e.evaluated.tolist()
+        # reading any column builds them all, once
+        assert z.episode == e.episode and z.materialised
+        assert (z.severity, z.evidence, z.message_en, z.message_fr) == (
+            e.severity,
+            e.evidence,
+            e.message_en,
+            e.message_fr,
+        )
+        assert z.episode is z.episode
+    rules.materialise_all(lazy)  # nothing left to build
+    # the builders keep what they need of a cohort nobody else holds any more
+    orphans = rules.evaluate(random_cohort(3, 12, long_cgm=0.5), materialise=False)
+    gc.collect()
+    rules.materialise_all(orphans)
+    assert [r.evidence for r in orphans] == [r.evidence for r in eager]
+
+
+def test_candidates_take_columns_or_a_builder() -> None:
+    none = np.zeros(0, dtype=np.int64)
+    c = Candidates("r", np.array([4]), ["info"], ["current"], [{"reading_ids": []}], ["en"], ["fr"])
+    assert c.materialised and len(c) == 1 and c.message_fr == ["fr"] and not c.stateful and len(c.evaluated) == 0
+    with pytest.raises(ValueError):
+        Candidates("r", np.array([4]), ["info"], [], [{}], ["en"], ["fr"])  # columns of different lengths
+    with pytest.raises(ValueError):
+        Candidates("r", none)  # neither columns nor a builder
+    with pytest.raises(ValueError):
+        Candidates("r", none, [], [], [], [], [], build=lambda: ([], [], [], [], []))
+    calls: list[int] = []
+
+    def build() -> tuple[list[str], list[str], list[dict[str, object]], list[str], list[str]]:
+        calls.append(1)
+        return ["urgent"], ["t1"], [{"reading_ids": [1]}], ["en"], ["fr"]
+
+    lazy = Candidates("r", np.array([0]), build=build)
+    assert not lazy.materialised and calls == [] and "lazy" in repr(lazy)
+    assert lazy.severity == ["urgent"] and lazy.evidence == [{"reading_ids": [1]}] and calls == [1]
+    assert lazy.materialise() is lazy and calls == [1]
+    wrong = Candidates("r", np.array([0, 1]), build=build)
+    with pytest.raises(ValueError):
+        wrong.materialise()
