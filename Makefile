@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MOSQUITTO := $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
+CHROMIUM := $(shell ls /usr/bin/chromium 2>/dev/null)
 
-.PHONY: demo test lint bench serve clean mosquitto
+.PHONY: demo test lint bench serve clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +20,17 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/telemon serve
 
-# Tests that need their own broker configuration (ACL, crash) start a private mosquitto: install it if missing.
-mosquitto:
-ifeq ($(MOSQUITTO),)
+# System packages the tests need: mosquitto (tests that start a private broker: ACL, crash) and Debian's
+# chromium (the dashboard's browser tests). Installed when missing, as root.
+SYSTEM_PACKAGES := $(if $(MOSQUITTO),,mosquitto) $(if $(CHROMIUM),,chromium)
+system-packages:
+ifneq ($(strip $(SYSTEM_PACKAGES)),)
 	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
-	else echo "make test needs mosquitto: sudo apt-get install mosquitto" >&2; exit 1; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "make test needs: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi
 endif
 
-test: $(STAMP) mosquitto
+test: $(STAMP) system-packages
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -37,6 +40,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,58 @@
-"""Mounts the clinician dashboard on the app."""
+"""Mounts the clinician dashboard on the app: pages, actions, the event stream and the static files."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import contextlib
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from clinician_ui import events, login, patient, preferences, sessions, triage, web
+
+STATIC = Path(__file__).parent / "static"
 
 
 def include_routes(app: FastAPI) -> None:
-    """The dashboard's pages and static files (being written)."""
+    for module in (login, triage, patient, preferences, events):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
+    app.add_exception_handler(web.LoginRequired, _login_required)
+    app.add_exception_handler(web.PageError, _page_error)
+    _close_broadcaster_on_shutdown(app)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, web.LoginRequired)
+    if request.url.path == "/events":
+        return Response(status_code=401)
+    target = exc.next_path if request.method == "GET" else "/"
+    return web.redirect("/login?" + urllib.parse.urlencode({"next": web.safe_next(target)}))
+
+
+async def _page_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, web.PageError)
+    who = await sessions.clinician_of(web.pool(request), request.cookies.get(sessions.COOKIE))
+    context = {"error_key": exc.key, "error_values": exc.values, "status": exc.status}
+    return web.render(request, "error.html", context, who=who, status_code=exc.status)
+
+
+def _close_broadcaster_on_shutdown(app: FastAPI) -> None:
+    """The app's lifespan, then closing the dashboard's listening connection before the pool closes."""
+    original = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with original(app_) as state:
+            try:
+                yield state
+            finally:
+                hub = getattr(app.state, "dashboard_broadcaster", None)
+                if hub is not None:
+                    await hub.close()
+
+    app.router.lifespan_context = lifespan

@@ -67,6 +67,10 @@ SELECT message, count(*) AS inserted FROM (
 GROUP BY message
 """
 
+# New readings, announced to the dashboards (all API processes) on the channel telemon_readings; each payload
+# is {"patient_ids": [...]}, short enough for NOTIFY's 8,000 bytes.
+NOTIFY_READINGS = "SELECT pg_notify('telemon_readings', payload) FROM unnest($1::text[]) AS payload"
+
 INSERT_REJECTIONS = """
 INSERT INTO ingest_rejections (patient_id, device_id, source, item_index, reason, raw)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])

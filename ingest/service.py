@@ -9,6 +9,7 @@ and its rejections are written in the same transaction, and the answer is only g
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -97,6 +98,10 @@ class IngestService:
             if rows:
                 inserted = await _insert(conn, messages, len(rows))
                 await conn.execute(queries.TOUCH_DEVICES, list({m.device.device_id for m in messages}))
+                added = sorted({str(m.device.patient_id) for m, n in zip(messages, inserted, strict=True) if n})
+                if added:
+                    payloads = [json.dumps({"patient_ids": added[i : i + 150]}) for i in range(0, len(added), 150)]
+                    await conn.execute(queries.NOTIFY_READINGS, payloads)
             rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
                 (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
             ]

@@ -40,7 +40,12 @@ def serve(settings: Settings, prepare: Prepare | None = None) -> None:
         async with open_services(settings) as services:
             cleanup = await prepare(services) if prepare is not None else None
             config = uvicorn.Config(
-                create_app(services=services), host=settings.host, port=settings.port, log_config=None, lifespan="on"
+                create_app(services=services),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                lifespan="on",
+                timeout_graceful_shutdown=5,
             )
             server = uvicorn.Server(config)
             try:

@@ -1,0 +1,74 @@
+"""The event stream of the dashboard (server-sent events), fed by the process's one LISTEN connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
+from clinician_ui import live, sessions, web
+from clinician_ui.live import Broadcaster, Event
+
+router = APIRouter(include_in_schema=False)
+
+HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+SESSION_CHECK_S = 60.0  # a signed-out or expired session ends its streams
+MAX_STREAM_S = 30 * 60.0  # streams are recycled (the browser reconnects by itself)
+RETRY_MS = 3000
+
+
+def broadcaster(app: FastAPI) -> Broadcaster:
+    found: Broadcaster | None = getattr(app.state, "dashboard_broadcaster", None)
+    if found is None:
+        found = Broadcaster(app.state.services.pool)
+        app.state.dashboard_broadcaster = found
+    return found
+
+
+def _frame(event: Event) -> str:
+    return f"event: {event.kind}\ndata: {json.dumps(event.data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/events", response_model=None)
+async def events(request: Request) -> Response:
+    db = web.pool(request)
+    cookie = request.cookies.get(sessions.COOKIE)
+    who = await sessions.clinician_of(db, cookie)
+    if who is None:
+        return Response(status_code=401, headers={"Cache-Control": "no-store"})
+    hub = broadcaster(request.app)
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        async with hub.subscribe(who.team_ids) as subscription:
+            yield f"retry: {RETRY_MS}\n\n"
+            with contextlib.suppress(TimeoutError):
+                await hub.wait_listening()
+            yield _frame(Event("hello", {}))
+            opened = last_beat = last_check = loop.time()
+            while not live.shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
+                if subscription.overflowed:
+                    while not subscription.queue.empty():
+                        subscription.queue.get_nowait()
+                    subscription.overflowed = False
+                    yield _frame(Event("resync", {}))
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), 1.0)
+                except TimeoutError:
+                    now = loop.time()
+                    if now - last_beat >= HEARTBEAT_S:
+                        last_beat = now
+                        yield ": ping\n\n"
+                    if now - last_check >= SESSION_CHECK_S:
+                        last_check = now
+                        if await sessions.clinician_of(db, cookie) is None:
+                            return
+                    continue
+                yield _frame(event)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,573 @@
+"""Words and numbers for people, in the clinician's language (English or French) and glucose unit.
+
+Texts live in ``TEXTS`` (key → English, French); templates call ``t("key")``. Numbers follow the language
+(``5.3`` / ``5,3``) and glucose values the clinician's unit with the precision of each unit (whole mg/dL, one
+decimal in mmol/L, two in g/L, as French practice writes 0.95 g/L; telemon.units). Alert messages come from
+the engine in both languages with glucose values in mg/dL; :func:`localize_glucose_text` restates those values in
+the clinician's unit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from telemon import units
+
+LANGUAGES = ("en", "fr")
+_SEVERITY_ICONS = {"urgent": "⚠", "warning": "▲", "info": "ℹ"}
+DIGITS = {units.MGDL: 0, units.MMOLL: 1, units.GL: 2}
+NNBSP = "\u202f"  # narrow no-break space: French thousands separator and before % and :
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # layout
+    "app.name": ("telemon", "telemon"),
+    "app.tagline": ("Gestational diabetes telemonitoring", "Télésurveillance du diabète gestationnel"),
+    "nav.skip": ("Skip to content", "Aller au contenu"),
+    "nav.triage": ("Triage", "Triage"),
+    "nav.patients": ("All patients", "Toutes les patientes"),
+    "nav.preferences": ("Preferences", "Préférences"),
+    "nav.logout": ("Log out", "Se déconnecter"),
+    "nav.signed_in_as": ("Signed in as", "Connecté·e :"),
+    "nav.main": ("Main", "Principale"),
+    "live.connected": ("Live updates on", "Mises à jour en direct"),
+    "live.offline": ("Live updates paused, reconnecting…", "Mises à jour en pause, reconnexion…"),
+    "live.new_alert": ("New alert", "Nouvelle alerte"),
+    "live.updated": ("Page updated", "Page mise à jour"),
+    "quick.unit": ("Unit", "Unité"),
+    "quick.language": ("Language", "Langue"),
+    "quick.apply": ("Apply", "Appliquer"),
+    # login
+    "login.title": ("Sign in", "Connexion"),
+    "login.email": ("Email", "Adresse e-mail"),
+    "login.password": ("Password", "Mot de passe"),
+    "login.submit": ("Sign in", "Se connecter"),
+    "login.failed": ("Wrong email or password.", "Adresse e-mail ou mot de passe incorrect."),
+    "login.locked": (
+        "Too many failed attempts. Try again in {seconds} s.",
+        "Trop de tentatives échouées. Réessayez dans {seconds} s.",
+    ),
+    "login.expired": (
+        "The form expired. Please sign in again.",
+        "Le formulaire a expiré. Veuillez vous reconnecter.",
+    ),
+    "login.logged_out": ("You are signed out.", "Vous êtes déconnecté·e."),
+    # errors
+    "error.title": ("Error", "Erreur"),
+    "error.not_found": ("Not found, or not one of your teams' patients.", "Introuvable, ou hors de vos équipes."),
+    "error.csrf": (
+        "This form expired or did not come from telemon. Reload the page and try again.",
+        "Ce formulaire a expiré ou ne vient pas de telemon. Rechargez la page et réessayez.",
+    ),
+    "error.forbidden": ("Your role does not allow this action.", "Votre rôle ne permet pas cette action."),
+    "error.back": ("Back to triage", "Retour au triage"),
+    "error.invalid": ("Check the form: {detail}", "Vérifiez le formulaire : {detail}"),
+    # triage
+    "triage.title": ("Triage", "Triage"),
+    "triage.heading": ("Patients with open alerts", "Patientes avec alertes ouvertes"),
+    "triage.tabs": ("Patient lists", "Listes de patientes"),
+    "triage.more_alerts": ("+ {n} more alerts", "+ {n} autres alertes"),
+    "triage.more_alerts_one": ("+ 1 more alert", "+ 1 autre alerte"),
+    "triage.none": ("No open alerts for your teams.", "Aucune alerte ouverte pour vos équipes."),
+    "triage.count": ("{n} patients", "{n} patientes"),
+    "triage.count_one": ("1 patient", "1 patiente"),
+    "triage.filters": ("Filters", "Filtres"),
+    "triage.filter.severity": ("Severity", "Gravité"),
+    "triage.filter.severity.all": ("All", "Toutes"),
+    "triage.filter.severity.warning": ("Warning and urgent", "Attention et urgentes"),
+    "triage.filter.severity.urgent": ("Urgent only", "Urgentes seulement"),
+    "triage.filter.rule": ("Rule", "Règle"),
+    "triage.filter.rule.all": ("All rules", "Toutes les règles"),
+    "triage.filter.unreviewed": ("Not reviewed for more than (days)", "Non revue depuis plus de (jours)"),
+    "triage.filter.acknowledged": ("Include acknowledged alerts", "Inclure les alertes prises en compte"),
+    "triage.filter.apply": ("Filter", "Filtrer"),
+    "triage.filter.reset": ("Reset", "Réinitialiser"),
+    "col.patient": ("Patient", "Patiente"),
+    "col.ga": ("Gestational age", "Terme"),
+    "col.treatment": ("Treatment", "Traitement"),
+    "col.profile": ("Targets", "Objectifs"),
+    "col.last_reading": ("Last reading", "Dernière mesure"),
+    "col.in_target": ("In target, 7 days", "Dans l'objectif, 7 j"),
+    "col.adherence": ("Adherence", "Observance"),
+    "col.alerts": ("Open alerts", "Alertes ouvertes"),
+    "col.reviewed": ("Last reviewed", "Dernière revue"),
+    "col.external_id": ("Hospital number", "IPP"),
+    "col.devices": ("Devices", "Appareils"),
+    "col.team": ("Team", "Équipe"),
+    "pager.previous": ("Previous", "Précédent"),
+    "pager.next": ("Next", "Suivant"),
+    "pager.label": ("Pages", "Pages"),
+    "pager.page": ("Page {page} of {pages}", "Page {page} sur {pages}"),
+    # all patients
+    "patients.title": ("All patients", "Toutes les patientes"),
+    "patients.search": ("Search by name or hospital number", "Rechercher par nom ou IPP"),
+    "patients.search_button": ("Search", "Rechercher"),
+    "patients.none": ("No patient matches.", "Aucune patiente ne correspond."),
+    # values
+    "value.never": ("never", "jamais"),
+    "value.none": ("—", "—"),
+    "value.no_readings": ("no readings", "aucune mesure"),
+    "value.cgm_tir": ("TIR 63–140", "TIR 63–140"),
+    "value.of_prescribed": ("{n} of {expected}", "{n} sur {expected}"),
+    "value.delivered": ("delivered {date}", "accouchée le {date}"),
+    "treatment.diet": ("Diet", "Régime"),
+    "treatment.metformin": ("Metformin", "Metformine"),
+    "treatment.insulin": ("Insulin", "Insuline"),
+    "device.meter": ("meter", "lecteur"),
+    "device.app": ("app", "application"),
+    "device.cgm": ("CGM", "capteur (MCG)"),
+    "severity.urgent": ("Urgent", "Urgente"),
+    "severity.warning": ("Warning", "Attention"),
+    "severity.info": ("Info", "Info"),
+    "status.open": ("open", "ouverte"),
+    "status.acknowledged": ("acknowledged", "prise en compte"),
+    "status.resolved": ("resolved", "résolue"),
+    "status.snoozed": ("snoozed until {until}", "reportée jusqu'à {until}"),
+    # alert actions
+    "alert.acknowledge": ("Acknowledge", "Prendre en compte"),
+    "alert.snooze": ("Snooze", "Reporter"),
+    "alert.snooze_for": ("Snooze for", "Reporter de"),
+    "alert.resolve": ("Resolve", "Résoudre"),
+    "alert.acknowledged_flash": ("Alert acknowledged.", "Alerte prise en compte."),
+    "alert.snoozed_flash": ("Alert snoozed.", "Alerte reportée."),
+    "alert.resolved_flash": ("Alert resolved.", "Alerte résolue."),
+    "alert.not_open": ("This alert was already handled.", "Cette alerte a déjà été traitée."),
+    "alert.opened": ("opened {when}", "ouverte {when}"),
+    "alert.by": ("by {who}, {when}", "par {who}, {when}"),
+    "alert.evidence": ("Evidence", "Éléments"),
+    "alert.evidence.readings": ("Readings", "Mesures"),
+    "alert.rule": ("Rule", "Règle"),
+    "snooze.1h": ("1 hour", "1 heure"),
+    "snooze.4h": ("4 hours", "4 heures"),
+    "snooze.24h": ("24 hours", "24 heures"),
+    "snooze.72h": ("3 days", "3 jours"),
+    # patient page
+    "patient.title": ("Patient", "Patiente"),
+    "patient.summary": ("Summary", "Synthèse"),
+    "patient.due": ("Due date", "Terme prévu"),
+    "patient.timezone": ("Time zone", "Fuseau horaire"),
+    "patient.readings_per_day": ("Readings per day", "Mesures par jour"),
+    "patient.targets": ("Targets", "Objectifs"),
+    "patient.target.fasting": ("Fasting", "À jeun"),
+    "patient.target.post_1h": ("1 h after meal", "1 h après le repas"),
+    "patient.target.post_2h": ("2 h after meal", "2 h après le repas"),
+    "patient.target.none": ("none", "aucun"),
+    "patient.target.default": ("profile default: {value}", "par défaut : {value}"),
+    "patient.target.below": ("below {value}", "sous {value}"),
+    "patient.print": ("Print summary", "Imprimer la synthèse"),
+    "patient.printed": ("Printed {when} by {who}", "Imprimé le {when} par {who}"),
+    "patient.review": ("Mark reviewed", "Marquer comme revue"),
+    "patient.reviewed_flash": ("Patient marked reviewed.", "Patiente marquée comme revue."),
+    "patient.alerts": ("Alerts", "Alertes"),
+    "patient.alerts.open": ("Open alerts", "Alertes ouvertes"),
+    "patient.alerts.history": ("Alert history", "Historique des alertes"),
+    "patient.alerts.earlier": ("{n} earlier alerts of this rule", "{n} alertes précédentes de cette règle"),
+    "patient.alerts.earlier_one": ("1 earlier alert of this rule", "1 alerte précédente de cette règle"),
+    "patient.alerts.none": ("No open alert.", "Aucune alerte ouverte."),
+    "patient.alerts.no_history": ("No past alert.", "Aucune alerte passée."),
+    "patient.logbook": ("Logbook", "Carnet glycémique"),
+    "patient.logbook.caption": (
+        "Meter readings by local day ({zone}), judged against the patient's targets",
+        "Glycémies capillaires par jour local ({zone}), jugées selon les objectifs de la patiente",
+    ),
+    "patient.logbook.day": ("Day", "Jour"),
+    "patient.logbook.empty": ("No meter reading in these 14 days.", "Aucune glycémie capillaire sur ces 14 jours."),
+    "patient.logbook.older": ("Older days", "Jours précédents"),
+    "patient.logbook.newer": ("Newer days", "Jours suivants"),
+    "slot.fasting": ("Fasting", "À jeun"),
+    "slot.breakfast": ("After breakfast", "Après petit-déjeuner"),
+    "slot.lunch": ("After lunch", "Après déjeuner"),
+    "slot.dinner": ("After dinner", "Après dîner"),
+    "slot.other": ("Other", "Autres"),
+    "judge.in": ("in target", "dans l'objectif"),
+    "judge.above": ("above target", "au-dessus de l'objectif"),
+    "judge.hypo": ("hypoglycaemia", "hypoglycémie"),
+    "judge.none": ("no target", "sans objectif"),
+    "judge.control": ("control solution", "solution de contrôle"),
+    "legend": ("Legend", "Légende"),
+    "patient.chart": ("Glucose, last 14 days", "Glycémie, 14 derniers jours"),
+    "patient.chart.desc": (
+        "{n} readings from {start} to {end}; shaded band: {low} to {high}; dashed line: fasting target {fasting}.",
+        "{n} mesures du {start} au {end} ; bande : de {low} à {high} ; pointillés : objectif à jeun {fasting}.",
+    ),
+    "patient.chart.cgm_desc": (
+        "Sensor glucose (15-minute means) from {start} to {end}; shaded band: pregnancy range {low} to {high}.",
+        "Glucose du capteur (moyennes sur 15 minutes) du {start} au {end} ; bande : cible de grossesse {low} à {high}.",
+    ),
+    "patient.chart.empty": ("No reading in the last 14 days.", "Aucune mesure sur les 14 derniers jours."),
+    "patient.agp": ("Ambulatory glucose profile (14 days)", "Profil glycémique ambulatoire (AGP, 14 jours)"),
+    "patient.agp.desc": (
+        "Median, 25–75 % and 5–95 % of sensor glucose by time of day; lines at {low} and {high}.",
+        "Médiane, 25–75 % et 5–95 % du glucose du capteur selon l'heure ; lignes à {low} et {high}.",
+    ),
+    "patient.agp.median": ("median", "médiane"),
+    "patient.agp.iqr": ("25–75 %", "25–75 %"),
+    "patient.agp.outer": ("5–95 %", "5–95 %"),
+    "patient.tir": ("Time in ranges (pregnancy, 14 days)", "Temps dans les cibles (grossesse, 14 jours)"),
+    "patient.tir.very_low": ("Below {v54}", "Sous {v54}"),
+    "patient.tir.low": ("{v54} to {v62}", "{v54} à {v62}"),
+    "patient.tir.in_range": ("{v63} to {v140}", "{v63} à {v140}"),
+    "patient.tir.high": ("Above {v140}", "Au-dessus de {v140}"),
+    "patient.tir.goal_very_low": ("goal < {pct}", "objectif < {pct}"),
+    "patient.tir.goal_low": ("goal < {pct} below {v63}", "objectif < {pct} sous {v63}"),
+    "patient.tir.goal_in_range": ("goal > {pct}", "objectif > {pct}"),
+    "patient.tir.goal_high": ("goal < {pct}", "objectif < {pct}"),
+    "patient.tir.met": ("goal met", "objectif atteint"),
+    "patient.tir.not_met": ("goal not met", "objectif non atteint"),
+    "patient.tir.source": (
+        "Battelino et al., Diabetes Care 2019 (pregnancy targets)",
+        "Battelino et al., Diabetes Care 2019 (objectifs en grossesse)",
+    ),
+    "patient.cgm.mean": ("Mean glucose", "Glucose moyen"),
+    "patient.cgm.gmi": ("GMI", "GMI"),
+    "patient.cgm.cv": ("Variability (CV)", "Variabilité (CV)"),
+    "patient.cgm.data": ("Sensor data", "Données du capteur"),
+    "patient.cgm.none": ("No sensor data in the last 14 days.", "Aucune donnée de capteur sur 14 jours."),
+    "patient.edit": ("Profile, targets and treatment", "Profil, objectifs et traitement"),
+    "patient.edit.profile": ("Guideline profile", "Référentiel"),
+    "patient.edit.treatment": ("Treatment", "Traitement"),
+    "patient.edit.readings_per_day": ("Prescribed readings per day", "Mesures prescrites par jour"),
+    "patient.edit.target_hint": (
+        "In {unit}; leave empty for the profile's target.",
+        "En {unit} ; laisser vide pour l'objectif du référentiel.",
+    ),
+    "patient.edit.save": ("Save changes", "Enregistrer"),
+    "patient.edit.saved": ("Changes saved.", "Modifications enregistrées."),
+    "patient.edit.unchanged": ("Nothing changed.", "Aucune modification."),
+    "patient.edit.readonly": (
+        "Only diabetologists change targets and treatment.",
+        "Seul·e·s les diabétologues modifient objectifs et traitement.",
+    ),
+    "patient.notes": ("Notes", "Notes"),
+    "patient.notes.add": ("Add a note", "Ajouter une note"),
+    "patient.notes.body": ("Note", "Note"),
+    "patient.notes.save": ("Save note", "Enregistrer la note"),
+    "patient.notes.saved": ("Note saved.", "Note enregistrée."),
+    "patient.notes.none": ("No note yet.", "Aucune note."),
+    "patient.delivery": ("Delivery", "Accouchement"),
+    "patient.delivery.date": ("Delivery date", "Date d'accouchement"),
+    "patient.delivery.save": ("Record the delivery", "Enregistrer l'accouchement"),
+    "patient.delivery.saved": (
+        "Delivery recorded; monitoring ends.",
+        "Accouchement enregistré ; fin de la surveillance.",
+    ),
+    "patient.delivery.recorded": ("Delivered on {date}.", "Accouchement le {date}."),
+    "patient.history": ("Changes", "Modifications"),
+    "patient.history.none": ("No change recorded.", "Aucune modification enregistrée."),
+    "patient.history.when": ("When", "Quand"),
+    "patient.history.who": ("Who", "Qui"),
+    "patient.history.what": ("What", "Quoi"),
+    "action.patient.update": ("changed {fields}", "a modifié {fields}"),
+    "action.patient.review": ("marked reviewed", "a marqué comme revue"),
+    "action.patient.delivery": ("recorded the delivery ({date})", "a enregistré l'accouchement ({date})"),
+    "action.note.add": ("added a note", "a ajouté une note"),
+    "action.alert.acknowledge": ("acknowledged alert {rule}", "a pris en compte l'alerte {rule}"),
+    "action.alert.snooze": ("snoozed alert {rule}", "a reporté l'alerte {rule}"),
+    "action.alert.resolve": ("resolved alert {rule}", "a résolu l'alerte {rule}"),
+    "field.profile": ("profile", "référentiel"),
+    "field.treatment": ("treatment", "traitement"),
+    "field.readings_per_day": ("readings per day", "mesures par jour"),
+    "field.target_overrides": ("targets", "objectifs"),
+    # preferences
+    "preferences.title": ("Preferences", "Préférences"),
+    "preferences.unit": ("Glucose unit", "Unité de glycémie"),
+    "preferences.language": ("Language", "Langue"),
+    "preferences.save": ("Save", "Enregistrer"),
+    "preferences.saved": ("Preferences saved.", "Préférences enregistrées."),
+    "language.en": ("English", "English"),
+    "language.fr": ("Français", "Français"),
+}
+
+RULE_NAMES: dict[str, tuple[str, str]] = {
+    "hypo_l2": ("Level 2 hypoglycaemia", "Hypoglycémie niveau 2"),
+    "hypo_l1": ("Level 1 hypoglycaemia", "Hypoglycémie niveau 1"),
+    "hypo_insulin_floor": ("Below floor on insulin", "Sous le seuil sous insuline"),
+    "fasting_severe": ("Severe fasting hyperglycaemia", "Hyperglycémie à jeun sévère"),
+    "ketone_check": ("Ketone check", "Recherche de cétones"),
+    "fasting_above_target": ("Fasting above target", "À jeun au-dessus de l'objectif"),
+    "postprandial_above_target": ("After-meal above target", "Post-prandiale au-dessus de l'objectif"),
+    "consecutive_above_target": ("Consecutive readings above target", "Mesures consécutives au-dessus"),
+    "pattern_above_target": ("Week above target (≥ 30 %)", "Semaine au-dessus (≥ 30 %)"),
+    "fasting_pattern": ("Fasting pattern (≥ 50 % > 115)", "Profil à jeun (≥ 50 % > 115)"),
+    "fasting_trend_rising": ("Fasting trend rising", "Glycémie à jeun en hausse"),
+    "low_adherence": ("Low adherence", "Observance faible"),
+    "no_data": ("No data", "Pas de données"),
+    "cgm_stale": ("Sensor silent", "Capteur silencieux"),
+    "cgm_predicted_low": ("Predicted low", "Hypoglycémie prévue"),
+    "cgm_rapid_fall": ("Rapid fall", "Chute rapide"),
+    "cgm_range_review": ("Time-in-range review", "Revue du temps dans la cible"),
+    "postpartum_test_due": ("Postpartum test due", "Test post-partum à prévoir"),
+}
+
+# Labels of the facts an alert's evidence carries (alerts.rules); others show their key.
+EVIDENCE_LABELS: dict[str, tuple[str, str]] = {
+    "target_mgdl": ("target", "objectif"),
+    "nadir_mgdl": ("lowest", "la plus basse"),
+    "peak_mgdl": ("highest", "la plus haute"),
+    "mean_mgdl": ("mean", "moyenne"),
+    "sd_mgdl": ("standard deviation", "écart-type"),
+    "mean_now_mgdl": ("mean now", "moyenne actuelle"),
+    "mean_5min_ago_mgdl": ("mean 5 min before", "moyenne 5 min avant"),
+    "episode_start": ("episode start", "début de l'épisode"),
+    "episode_end": ("episode end", "fin de l'épisode"),
+    "local_date": ("date", "date"),
+    "first_date": ("from", "du"),
+    "last_date": ("to", "au"),
+    "window_start_date": ("from", "du"),
+    "window_end_date": ("to", "au"),
+    "readings": ("readings", "mesures"),
+    "expected": ("expected", "attendues"),
+    "readings_per_day": ("prescribed per day", "prescrites par jour"),
+    "readings_above": ("readings above target", "mesures au-dessus"),
+    "readings_with_target": ("readings with a target", "mesures avec objectif"),
+    "percent": ("share", "part"),
+    "percent_above": ("share above target", "part au-dessus"),
+    "threshold_percent": ("threshold", "seuil"),
+    "time_in_range_pct": ("time in range", "temps dans la cible"),
+    "below_63_pct": ("below 63 mg/dL", "sous 63 mg/dL"),
+    "below_54_pct": ("below 54 mg/dL", "sous 54 mg/dL"),
+    "above_140_pct": ("above 140 mg/dL", "au-dessus de 140 mg/dL"),
+    "cv_pct": ("variability (CV)", "variabilité (CV)"),
+    "gmi_pct": ("GMI", "GMI"),
+    "data_pct": ("sensor data", "données du capteur"),
+    "window_days": ("days", "jours"),
+    "run_length": ("consecutive readings", "mesures consécutives"),
+    "profile": ("profile", "référentiel"),
+    "target_kind": ("target", "objectif"),
+    "slope_mgdl_per_day": ("slope, mg/dL per day", "pente, mg/dL par jour"),
+    "threshold_mgdl_per_day": ("threshold, mg/dL per day", "seuil, mg/dL par jour"),
+    "rate_mgdl_per_min": ("rate, mg/dL per min", "vitesse, mg/dL par min"),
+    "threshold_mgdl_per_min": ("threshold, mg/dL per min", "seuil, mg/dL par min"),
+    "horizon_min": ("horizon (min)", "horizon (min)"),
+    "max_gap_s": ("longest gap within an episode", "écart maximal dans un épisode"),
+    "model": ("model", "modèle"),
+}
+
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
+}
+_WEEKDAYS = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+}
+
+
+def text(key: str, lang: str, **values: object) -> str:
+    """The text of ``key`` in ``lang`` with ``{name}`` placeholders filled; an unknown key shows itself."""
+    pair = TEXTS.get(key)
+    if pair is None:
+        return key
+    template = pair[1] if lang == "fr" else pair[0]
+    return template.format(**values) if values else template
+
+
+def rule_name(rule: str, lang: str) -> str:
+    pair = RULE_NAMES.get(rule)
+    if pair is None:
+        return rule.replace("_", " ")
+    return pair[1] if lang == "fr" else pair[0]
+
+
+def number(value: float, digits: int, lang: str) -> str:
+    """``1,234.5`` in English, ``1 234,5`` in French (narrow no-break space)."""
+    rendered = f"{value:,.{digits}f}"
+    if rendered.startswith("-") and float(rendered.replace(",", "")) == 0:
+        rendered = rendered[1:]  # no "-0.0"
+    if lang == "fr":
+        rendered = rendered.replace(",", NNBSP).replace(".", ",")
+    return rendered
+
+
+def percent(value: float | None, lang: str, digits: int = 0) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{number(value, digits, lang)}{NNBSP if lang == 'fr' else ''}%"
+
+
+def glucose_number(value_mgdl: float, unit: str, lang: str) -> str:
+    """The number alone, in ``unit``, with that unit's precision."""
+    return number(units.from_mgdl(value_mgdl, unit), DIGITS[unit], lang)
+
+
+def glucose(value_mgdl: float | None, unit: str, lang: str) -> str:
+    """``95 mg/dL``, ``5,3 mmol/L``, ``0,95 g/L``."""
+    if value_mgdl is None or math.isnan(value_mgdl):
+        return "—"
+    return f"{glucose_number(value_mgdl, unit, lang)}\u00a0{unit}"
+
+
+def date(day: dt.date, lang: str, *, year: bool = True) -> str:
+    """``12 Jan 2027`` / ``12 janv. 2027``."""
+    head = f"{day.day} {_MONTHS[lang][day.month - 1]}"
+    return f"{head} {day.year}" if year else head
+
+
+def day_label(day: dt.date, lang: str) -> str:
+    """``Mon 12 Jan`` / ``lun. 12 janv.`` (logbook rows)."""
+    return f"{_WEEKDAYS[lang][day.weekday()]} {date(day, lang, year=False)}"
+
+
+def clock(moment: dt.datetime) -> str:
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+def date_time(moment: dt.datetime, lang: str) -> str:
+    sep = " à " if lang == "fr" else " "
+    return f"{date(moment.date(), lang)}{sep}{clock(moment)}"
+
+
+def ago(moment: dt.datetime, now: dt.datetime, lang: str) -> str:
+    """``3 h ago`` / ``il y a 3 h``; ``in 5 min`` for the future."""
+    seconds = (now - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        amount = "< 1 min"
+    elif seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 86400 * 2:
+        amount = f"{int(seconds // 3600)} h"
+    else:
+        amount = f"{int(seconds // 86400)} {'j' if lang == 'fr' else 'd'}"
+    if lang == "fr":
+        return f"dans {amount}" if future else f"il y a {amount}"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+def gestational_age(due_date: dt.date, on: dt.date, lang: str) -> str:
+    """Weeks + days of amenorrhoea from the due date (due date = 40 weeks): ``32 w + 4 d`` / ``32 SA + 4 j``."""
+    days = 280 - (due_date - on).days
+    weeks, rest = divmod(max(days, 0), 7)
+    return f"{weeks} SA + {rest} j" if lang == "fr" else f"{weeks} w + {rest} d"
+
+
+# --- glucose values inside the engine's messages -----------------------------------------------------------------
+
+_NUM = r"\d+(?:[.,]\d+)?"
+_CMP = r"(?:[<>≤≥]\s?)?"
+_SEP = r"(?:\s*[–-]\s*|,\s+|\s+(?:to|à)\s+)"
+_UNIT = r"mg/dL|mmol/L|g/L"
+# A glucose quantity: one number, a list or a range of numbers (each maybe after < ≤ > ≥), then a glucose unit;
+# not a rate (mg/dL/min, mg/dL per day); maybe followed by the same restated in another unit in parentheses.
+_QUANTITY = re.compile(
+    rf"(?<![\w.,:/-])(?P<body>{_CMP}{_NUM}(?:{_SEP}{_CMP}{_NUM})*)\s?(?P<unit>{_UNIT})"
+    r"(?![\w/])(?!\s*(?:per|par)\b)"
+    rf"(?P<alt>\s\({_CMP}{_NUM}(?:{_SEP}{_CMP}{_NUM})*\s?(?:{_UNIT})\))?"
+)
+_NUMBER = re.compile(_NUM)
+_WORD_SEP = re.compile(r"\s+(?:to|à)\s+")
+
+
+@functools.lru_cache(maxsize=20_000)  # the same alerts are shown again and again
+def localize_glucose_text(message: str, unit: str, lang: str) -> str:
+    """Restate the glucose values of an engine message in ``unit`` with the language's decimal mark:
+    ``below 54 mg/dL (3.0 mmol/L)`` → ``below 3,0 mmol/L``, ``130, 125 mg/dL`` → ``1,30, 1,25 g/L``. Every number
+    of a list or range before a glucose unit is converted; a parenthesised restatement in another unit is dropped
+    (the value now reads in the clinician's unit). Rates (``mg/dL/min``, ``mg/dL per day``), percentages and
+    numbers written without a unit are left as they are."""
+
+    def convert(match: re.Match[str]) -> str:
+        source = match["unit"]
+
+        def number_of(token: re.Match[str]) -> str:
+            mgdl = units.to_mgdl(float(token[0].replace(",", ".")), source)
+            return glucose_number(mgdl, unit, lang)
+
+        body = _NUMBER.sub(number_of, match["body"])
+        body = _WORD_SEP.sub(" à " if lang == "fr" else " to ", body)
+        return f"{body}\u00a0{unit}"
+
+    return _QUANTITY.sub(convert, message)
+
+
+@functools.lru_cache(maxsize=16)
+def _badge(severity: str, lang: str) -> Markup:
+    icon = _SEVERITY_ICONS.get(severity, "ℹ")
+    word = escape(text("severity." + severity, lang))
+    return Markup(  # noqa: S704 - the word is escaped, the rest is constant
+        f'<span class="badge sev-{escape(severity)}"><span aria-hidden="true" class="icon">{icon}</span> {word}</span>'
+    )
+
+
+@dataclass(frozen=True)
+class Formatter:
+    """Everything a template needs to write for one clinician: ``t``, numbers, glucose, dates."""
+
+    lang: str
+    unit: str
+    now: dt.datetime
+
+    def t(self, key: str, **values: object) -> str:
+        return text(key, self.lang, **values)
+
+    def g(self, value_mgdl: float | None) -> str:
+        return glucose(value_mgdl, self.unit, self.lang)
+
+    def gn(self, value_mgdl: float) -> str:
+        return glucose_number(value_mgdl, self.unit, self.lang)
+
+    def num(self, value: float, digits: int = 0) -> str:
+        return number(value, digits, self.lang)
+
+    def pct(self, value: float | None, digits: int = 0) -> str:
+        return percent(value, self.lang, digits)
+
+    def date(self, day: dt.date | None) -> str:
+        return date(day, self.lang) if day is not None else self.t("value.never")
+
+    def short_date(self, day: dt.date) -> str:
+        return date(day, self.lang, year=False)
+
+    def day(self, day: dt.date) -> str:
+        return day_label(day, self.lang)
+
+    def when(self, moment: dt.datetime | None, zone: dt.tzinfo | None = None) -> str:
+        if moment is None:
+            return self.t("value.never")
+        return date_time(moment.astimezone(zone) if zone else moment, self.lang)
+
+    def ago(self, moment: dt.datetime | None) -> str:
+        if moment is None:
+            return self.t("value.never")
+        return ago(moment, self.now, self.lang)
+
+    def ga(self, due_date: dt.date, on: dt.date) -> str:
+        return gestational_age(due_date, on, self.lang)
+
+    def rule(self, rule: str) -> str:
+        return rule_name(rule, self.lang)
+
+    def message(self, message: dict[str, str] | None) -> str:
+        """An alert's one-line explanation in the clinician's language and unit."""
+        if not message:
+            return ""
+        chosen = message.get(self.lang) or message.get("en") or next(iter(message.values()), "")
+        return localize_glucose_text(chosen, self.unit, self.lang)
+
+    def badge(self, severity: str) -> Markup:
+        """A severity badge: an icon and the word, never the colour alone."""
+        return _badge(severity, self.lang)
+
+    def functions(self) -> dict[str, Callable[..., str]]:
+        return {
+            "t": self.t,
+            "g": self.g,
+            "gn": self.gn,
+            "num": self.num,
+            "pct": self.pct,
+            "fdate": self.date,
+            "fday": self.day,
+            "when": self.when,
+            "ago": self.ago,
+            "ga": self.ga,
+            "rule_name": self.rule,
+            "alert_message": self.message,
+            "badge": self.badge,
+        }

@@ -1,0 +1,431 @@
+"""The patient page (logbook, charts, alerts, notes, changes) and what a clinician does there."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from alerts import store
+from clinician_ui import charts, queries, sessions, web
+from clinician_ui import glycaemia as G
+from clinician_ui.alert_groups import Alert, group_alerts
+from clinician_ui.i18n import EVIDENCE_LABELS, Formatter
+from clinician_ui.sessions import Clinician
+from clinician_ui.triage import SNOOZE_CHOICES
+from telemon import audit, patients, units
+from telemon.db import Conn
+
+router = APIRouter(include_in_schema=False)
+
+LOGBOOK_DAYS = 14
+RESOLVED_SHOWN = 30
+NOTES_SHOWN = 50
+HISTORY_SHOWN = 30
+EVIDENCE_READINGS_SHOWN = 12
+HISTORY_ACTIONS = [
+    "patient.update",
+    "patient.review",
+    "patient.delivery",
+    "note.add",
+    "alert.acknowledge",
+    "alert.snooze",
+    "alert.resolve",
+]
+TARGET_LIMITS_MGDL = (60.0, 250.0)  # a target outside is a typing error
+LIVE_HEADER = "x-telemon-live"  # the page's own live refresh: not a new view in the audit trail
+
+
+async def _patient(db: Conn | asyncpg.Pool, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
+    row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
+    if row is None:
+        raise web.PageError(404, "error.not_found")
+    return row
+
+
+@dataclass(frozen=True)
+class EvidenceView:
+    readings: list[tuple[dt.datetime, float]]
+    more: int
+    facts: list[tuple[str, str]]
+
+
+_EVIDENCE_SKIP = {"reading_ids", "values_mgdl", "measured_at", "pos", "owner", "points", "used", "interpolated"}
+
+
+def _fact(key: str, value: Any, fmt: Formatter, zone: ZoneInfo) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        if key.endswith("_mgdl"):
+            return fmt.g(float(value))
+        if key.endswith("_pct") or key in ("percent", "percent_above", "threshold_percent"):
+            return fmt.pct(float(value), 1)
+        if key in ("episode_start", "episode_end", "last_at"):
+            return fmt.when(dt.datetime.fromtimestamp(value, dt.UTC), zone)
+        if key.endswith("_s"):
+            return f"{fmt.num(value / 60, 0)} min"
+        return fmt.num(value, 0 if isinstance(value, int) or float(value).is_integer() else 2)
+    return str(value)
+
+
+def evidence_view(evidence: Mapping[str, Any] | None, fmt: Formatter, zone: ZoneInfo) -> EvidenceView:
+    evidence = evidence or {}
+    values = list(evidence.get("values_mgdl") or [])
+    times = list(evidence.get("measured_at") or [])
+    pairs = [
+        (dt.datetime.fromtimestamp(t, dt.UTC).astimezone(zone), float(v))
+        for t, v in zip(times, values, strict=False)
+        if isinstance(t, int | float) and isinstance(v, int | float)
+    ]
+    facts: list[tuple[str, str]] = []
+    for key, value in evidence.items():
+        if key in _EVIDENCE_SKIP or key.endswith("_reading_id") or isinstance(value, dict | list) or value is None:
+            continue
+        pair = EVIDENCE_LABELS.get(key)
+        label = (pair[1] if fmt.lang == "fr" else pair[0]) if pair else key.replace("_", " ")
+        facts.append((label, _fact(key, value, fmt, zone)))
+    return EvidenceView(pairs[-EVIDENCE_READINGS_SHOWN:], max(0, len(pairs) - EVIDENCE_READINGS_SHOWN), facts)
+
+
+@dataclass(frozen=True)
+class Change:
+    at: dt.datetime
+    who: str
+    what: str
+
+
+def _target_text(fmt: Formatter, value: Any) -> str:
+    return fmt.g(float(value)) if isinstance(value, int | float) else fmt.t("patient.target.default", value="—")
+
+
+def describe_change(action: str, detail: Mapping[str, Any] | None, fmt: Formatter) -> str:
+    """One line of the patient's change history, in the clinician's language and unit."""
+    detail = detail or {}
+    if action == "patient.update":
+        before, after = detail.get("before") or {}, detail.get("after") or {}
+        parts: list[str] = []
+        for name, new in after.items():
+            old = before.get(name)
+            if name == "target_overrides":
+                old, new = old or {}, new or {}
+                for key in ("fasting", "post_1h", "post_2h"):
+                    if old.get(key) != new.get(key):
+                        parts.append(
+                            f"{fmt.t('patient.target.' + key)}: {_target_text(fmt, old.get(key))} → "
+                            f"{_target_text(fmt, new.get(key))}"
+                        )
+            elif name == "treatment":
+                parts.append(
+                    f"{fmt.t('field.treatment')}: {fmt.t('treatment.' + str(old))} → {fmt.t('treatment.' + str(new))}"
+                )
+            else:
+                parts.append(f"{fmt.t('field.' + name)}: {old} → {new}")
+        return fmt.t("action.patient.update", fields="; ".join(parts))
+    if action == "patient.delivery":
+        return fmt.t("action.patient.delivery", date=str(detail.get("date", "")))
+    if action.startswith("alert."):
+        return fmt.t("action." + action, rule=fmt.rule(str(detail.get("rule", ""))))
+    return fmt.t("action." + action)
+
+
+def _actor_ids(rows: list[asyncpg.Record]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for row in rows:
+        for column in ("acknowledged_by", "snoozed_by", "resolved_by"):
+            actor = row[column]
+            if actor and actor.startswith("clinician:"):
+                try:
+                    found.add(uuid.UUID(actor.removeprefix("clinician:")))
+                except ValueError:
+                    continue
+    return found
+
+
+def _days(last: dt.date) -> list[dt.date]:
+    return [last - dt.timedelta(days=i) for i in range(LOGBOOK_DAYS)]  # newest first
+
+
+@router.get("/patients/{patient_id}")
+async def patient_page(
+    patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)
+) -> HTMLResponse:
+    fmt = web.formatter(who)
+    async with web.connection(request) as db:
+        p = await _patient(db, who, patient_id)
+        zone = ZoneInfo(p["time_zone"])
+        today = fmt.now.astimezone(zone).date()
+        until_text = request.query_params.get("until", "")
+        try:
+            last_day = min(dt.date.fromisoformat(until_text), today) if until_text else today
+        except ValueError:
+            last_day = today
+        days = _days(last_day)
+        start = dt.datetime.combine(days[-1], dt.time(0), tzinfo=zone)
+        end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+        meter_rows = await db.fetch(queries.METER_READINGS, patient_id, start, end)
+        cgm_row = await db.fetchrow(queries.CGM_READINGS, patient_id, start, end, p["time_zone"])
+        alert_rows = await db.fetch(queries.PATIENT_ALERTS, patient_id, RESOLVED_SHOWN)
+        names = {
+            f"clinician:{r['id']}": r["display_name"]
+            for r in await db.fetch(queries.CLINICIAN_NAMES, list(_actor_ids(alert_rows)))
+        }
+        notes = await db.fetch(queries.PATIENT_NOTES, patient_id, NOTES_SHOWN)
+        history_rows = await db.fetch(queries.PATIENT_HISTORY, patient_id, HISTORY_ACTIONS, HISTORY_SHOWN)
+        if request.headers.get(LIVE_HEADER) != "1":
+            await audit.record(db, actor=who.actor, action="patient.view", patient_id=patient_id)
+    targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
+    book = G.logbook(meter_rows, targets, zone, days)
+    entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
+    assert cgm_row is not None
+    cgm_t = np.asarray(cgm_row["t"], dtype=np.int64)
+    cgm_v = np.asarray(cgm_row["v"], dtype=np.float64)
+    cgm_minutes = np.asarray(cgm_row["local_minute"], dtype=np.int64)
+    has_cgm = "cgm" in p["device_kinds"] or len(cgm_t) > 0
+    period_s = (min(end, fmt.now) - start).total_seconds()
+    tir = G.time_in_ranges(cgm_v, period_s) if len(cgm_v) else None
+    chart = charts.glucose_chart(
+        fmt=fmt,
+        zone=zone,
+        days=list(reversed(days)),
+        meter=entries,
+        cgm_t=cgm_t,
+        cgm_v=cgm_v,
+        targets=targets,
+        cgm=has_cgm,
+    )
+    open_groups = group_alerts([Alert.of(a) for a in alert_rows if a["status"] != "resolved"])
+    resolved = [Alert.of(a) for a in alert_rows if a["status"] == "resolved"]
+    evidence = {a["id"]: evidence_view(a["evidence"], fmt, zone) for a in alert_rows}
+    history = [
+        Change(h["at"], h["actor_name"] or h["actor"], describe_change(h["action"], h["detail"], fmt))
+        for h in history_rows
+    ]
+    context = {
+        "p": p,
+        "zone": zone,
+        "today": today,
+        "last_day": last_day,
+        "older": (days[-1] - dt.timedelta(days=1)).isoformat(),
+        "newer": (last_day + dt.timedelta(days=LOGBOOK_DAYS)).isoformat() if last_day < today else None,
+        "targets": targets,
+        "logbook": book,
+        "slots": G.SLOTS,
+        "chart": chart,
+        "has_cgm": has_cgm,
+        "tir": tir,
+        "tir_bar": charts.tir_bar(fmt, tir) if tir else None,
+        "tir_segments": charts.TIR_SEGMENTS,
+        "tir_label": lambda segment: charts.tir_label(fmt, segment),
+        "tir_goal": lambda segment: charts.tir_goal(fmt, segment),
+        "agp": charts.agp_chart(fmt, G.agp(cgm_v, cgm_minutes)) if len(cgm_v) else None,
+        "open_groups": open_groups,
+        "resolved_alerts": resolved,
+        "evidence": evidence,
+        "actor_names": names,
+        "notes": notes,
+        "history": history,
+        "snooze_choices": SNOOZE_CHOICES,
+        "profiles": patients.PROFILES,
+        "treatments": patients.TREATMENTS,
+        "target_value": lambda key: _target_field(targets, p["target_overrides"], key, who.unit),
+        "target_default": lambda key: _target_default(targets, key),
+        "nan": math.isnan,
+    }
+    return web.render(request, "patient.html", context, who=who)
+
+
+def _target_default(targets: G.Targets, key: str) -> float:
+    return dict(zip(("fasting", "post_1h", "post_2h"), targets.defaults, strict=True))[key]
+
+
+def _target_field(targets: G.Targets, overrides: Mapping[str, Any] | None, key: str, unit: str) -> str:
+    """The override of ``key`` in the clinician's unit for the edit form (empty: the profile's target)."""
+    value = (overrides or {}).get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return ""
+    return f"{units.from_mgdl(float(value), unit):.{ {units.MGDL: 0, units.MMOLL: 1, units.GL: 2}[unit] }f}"
+
+
+# --- actions -----------------------------------------------------------------------------------------------------
+
+
+async def _done(request: Request, who: Clinician, message: str, default: str, form: Mapping[str, Any]) -> Response:
+    await sessions.flash(web.pool(request), who, message)
+    return web.redirect(web.safe_next(web.field(form, "next"), default))
+
+
+FLASH_OF = {
+    "acknowledge": "alert.acknowledged_flash",
+    "snooze": "alert.snoozed_flash",
+    "resolve": "alert.resolved_flash",
+}
+MAX_ALERTS_AT_ONCE = 500
+
+
+async def _act_on(db: asyncpg.Pool, who: Clinician, action: str, found: list[asyncpg.Record], hours: int) -> int:
+    """Apply ``action`` to the alerts ``found`` (already scoped to the clinician's teams) in one transaction,
+    through the alert store (which notifies), each recorded in the audit trail; returns how many changed."""
+    changed = 0
+    async with db.acquire() as conn, conn.transaction():
+        for alert in found:
+            if action == "acknowledge":
+                row = await store.acknowledge(conn, alert["id"], who.actor)
+            elif action == "snooze":
+                until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+                row = await store.snooze(conn, alert["id"], who.actor, until)
+            else:
+                row = await store.resolve(conn, alert["id"], who.actor)
+            if row is None:
+                continue
+            changed += 1
+            detail = {"alert_id": alert["id"], "rule": alert["rule"]} | ({"hours": hours} if action == "snooze" else {})
+            await audit.record(
+                conn, actor=who.actor, action=f"alert.{action}", patient_id=alert["patient_id"], detail=detail
+            )
+    return changed
+
+
+@router.post("/alerts/{action}", response_model=None)
+async def act_on_alerts(action: str, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    """Acknowledge, snooze or resolve several alerts at once (a rule's alerts of one patient)."""
+    form = await web.form_of(request, who)
+    if action not in FLASH_OF:
+        raise web.PageError(404, "error.not_found")
+    values = list(form.getlist("alert_id")) if hasattr(form, "getlist") else []
+    for packed in form.getlist("alert_ids") if hasattr(form, "getlist") else []:  # a button's "12 13 14"
+        values += packed.split() if isinstance(packed, str) else []
+    ids = sorted({int(v) for v in values if isinstance(v, str) and v.isdigit()})[:MAX_ALERTS_AT_ONCE]
+    db = web.pool(request)
+    found = await db.fetch(queries.ALERTS_IN_TEAMS, ids, list(who.team_ids)) if ids else []
+    if not found:
+        raise web.PageError(404, "error.not_found")
+    hours = dict(SNOOZE_CHOICES).get(web.field(form, "for"), 4)
+    changed = await _act_on(db, who, action, found, hours)
+    return await _done(request, who, FLASH_OF[action] if changed else "alert.not_open", "/", form)
+
+
+@router.post("/alerts/{alert_id}/{action}", response_model=None)
+async def alert_action(
+    alert_id: int, action: str, request: Request, who: Clinician = Depends(web.clinician)
+) -> Response:
+    form = await web.form_of(request, who)
+    if action not in FLASH_OF:
+        raise web.PageError(404, "error.not_found")
+    db = web.pool(request)
+    found = await db.fetchrow(queries.ALERT_IN_TEAMS, alert_id, list(who.team_ids))
+    if found is None:
+        raise web.PageError(404, "error.not_found")
+    hours = dict(SNOOZE_CHOICES).get(web.field(form, "for"), 4)
+    changed = await _act_on(db, who, action, [found], hours)
+    return await _done(request, who, FLASH_OF[action] if changed else "alert.not_open", "/", form)
+
+
+@router.post("/patients/{patient_id}/review", response_model=None)
+async def review(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    form = await web.form_of(request, who)
+    db = web.pool(request)
+    await _patient(db, who, patient_id)
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(queries.INSERT_REVIEW, patient_id, who.id)
+        await audit.record(conn, actor=who.actor, action="patient.review", patient_id=patient_id)
+    return await _done(request, who, "patient.reviewed_flash", f"/patients/{patient_id}", form)
+
+
+@router.post("/patients/{patient_id}/notes", response_model=None)
+async def add_note(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    form = await web.form_of(request, who)
+    db = web.pool(request)
+    await _patient(db, who, patient_id)
+    body = web.field(form, "body")
+    if not 1 <= len(body) <= 4000:
+        raise web.PageError(422, "error.invalid", detail="1–4000")
+    async with db.acquire() as conn, conn.transaction():
+        note_id = await conn.fetchval(queries.INSERT_NOTE, patient_id, who.id, body)
+        await audit.record(conn, actor=who.actor, action="note.add", patient_id=patient_id, detail={"note_id": note_id})
+    return await _done(request, who, "patient.notes.saved", f"/patients/{patient_id}#notes", form)
+
+
+def _parse_target(text: str, unit: str) -> float | None:
+    """A target typed in the clinician's unit, in mg/dL (None: empty, i.e. the profile's own)."""
+    text = text.strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise web.PageError(422, "error.invalid", detail=text) from None
+    mgdl = round(units.to_mgdl(value, unit), 4)
+    low, high = TARGET_LIMITS_MGDL
+    if not math.isfinite(mgdl) or not low <= mgdl <= high:
+        raise web.PageError(422, "error.invalid", detail=text)
+    return mgdl
+
+
+@router.post("/patients/{patient_id}/settings", response_model=None)
+async def settings(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    form = await web.form_of(request, who)
+    if not who.can_prescribe:
+        raise web.PageError(403, "error.forbidden")
+    db = web.pool(request)
+    p = await _patient(db, who, patient_id)
+    profile, treatment = web.field(form, "profile"), web.field(form, "treatment")
+    per_day = web.field(form, "readings_per_day")
+    if profile not in patients.PROFILES or treatment not in patients.TREATMENTS:
+        raise web.PageError(422, "error.invalid", detail=f"{profile} {treatment}")
+    if not per_day.isdigit() or not 1 <= int(per_day) <= 12:
+        raise web.PageError(422, "error.invalid", detail=per_day)
+    overrides: dict[str, float] = {}
+    for key in ("fasting", "post_1h", "post_2h"):
+        value = _parse_target(web.field(form, f"target_{key}"), who.unit)
+        if value is not None:
+            overrides[key] = value
+    before = {
+        "profile": p["profile"],
+        "treatment": p["treatment"],
+        "readings_per_day": p["readings_per_day"],
+        "target_overrides": dict(p["target_overrides"] or {}),
+    }
+    after = {
+        "profile": profile,
+        "treatment": treatment,
+        "readings_per_day": int(per_day),
+        "target_overrides": overrides,
+    }
+    changed = [k for k in before if before[k] != after[k]]
+    if not changed:
+        return await _done(request, who, "patient.edit.unchanged", f"/patients/{patient_id}", form)
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(queries.UPDATE_PATIENT_SETTINGS, patient_id, profile, treatment, int(per_day), overrides)
+        detail = {"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}}
+        await audit.record(conn, actor=who.actor, action="patient.update", patient_id=patient_id, detail=detail)
+    return await _done(request, who, "patient.edit.saved", f"/patients/{patient_id}", form)
+
+
+@router.post("/patients/{patient_id}/delivery", response_model=None)
+async def delivery(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    form = await web.form_of(request, who)
+    db = web.pool(request)
+    p = await _patient(db, who, patient_id)
+    text = web.field(form, "delivery_date")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise web.PageError(422, "error.invalid", detail=text) from None
+    today = dt.datetime.now(ZoneInfo(p["time_zone"])).date()
+    if not p["due_date"] - dt.timedelta(days=patients.PREGNANCY_DAYS) <= day <= today:
+        raise web.PageError(422, "error.invalid", detail=text)
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(queries.SET_DELIVERY, patient_id, day)
+        detail = {"date": day.isoformat(), "before": p["delivery_date"].isoformat() if p["delivery_date"] else None}
+        await audit.record(conn, actor=who.actor, action="patient.delivery", patient_id=patient_id, detail=detail)
+    return await _done(request, who, "patient.delivery.saved", f"/patients/{patient_id}", form)

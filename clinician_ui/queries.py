@@ -1,0 +1,261 @@
+"""SQL of the clinician dashboard. Values go in as ``$n`` parameters only.
+
+Team scoping is in the SQL itself: every statement that reads or changes a patient's data takes the
+clinician's team ids (``$n::uuid[]``) and matches ``patients.team_id`` against them, so a page or an action about
+another team's patient finds nothing (the routes answer 404, never "forbidden", so ids are not confirmed).
+"""
+
+# --- sessions and logins -----------------------------------------------------------------------------------------
+
+CLINICIAN_BY_EMAIL = """
+SELECT id, password_hash, active FROM clinicians WHERE lower(email) = lower($1)
+"""
+
+CREATE_SESSION = """
+INSERT INTO clinician_sessions (token_hash, clinician_id, csrf_token, expires_at, user_agent, client_ip)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6)
+"""
+
+DELETE_EXPIRED_SESSIONS = """
+DELETE FROM clinician_sessions
+WHERE clinician_id = $1 AND (expires_at <= now() OR last_seen_at <= now() - make_interval(secs => $2))
+"""
+
+# The clinician of a live session (not past its absolute end, used within the idle limit $2 seconds), with the
+# ids of their care teams.
+SESSION_CLINICIAN = """
+SELECT s.clinician_id, s.csrf_token, s.flash, s.last_seen_at, c.email, c.display_name, c.role, c.language,
+       c.display_unit,
+       COALESCE(array_agg(m.team_id ORDER BY m.team_id) FILTER (WHERE m.team_id IS NOT NULL), '{}') AS team_ids
+FROM clinician_sessions s
+JOIN clinicians c ON c.id = s.clinician_id AND c.active
+LEFT JOIN team_memberships m ON m.clinician_id = c.id
+WHERE s.token_hash = $1 AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
+GROUP BY s.token_hash, c.id
+"""
+
+TOUCH_SESSION = "UPDATE clinician_sessions SET last_seen_at = now(), flash = NULL WHERE token_hash = $1"
+
+SET_FLASH = "UPDATE clinician_sessions SET flash = $2 WHERE token_hash = $1"
+
+DELETE_SESSION = "DELETE FROM clinician_sessions WHERE token_hash = $1"
+
+THROTTLE_LOCKED_UNTIL = """
+SELECT max(locked_until) FROM login_throttle WHERE key = ANY($1::text[]) AND locked_until > now()
+"""
+
+THROTTLE_ENSURE = """
+INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 0, now()) ON CONFLICT (key) DO NOTHING
+"""
+
+THROTTLE_FOR_UPDATE = "SELECT failures, last_failure_at, now() AS now FROM login_throttle WHERE key = $1 FOR UPDATE"
+
+THROTTLE_SET = """
+UPDATE login_throttle SET failures = $2, last_failure_at = now(),
+       locked_until = CASE WHEN $3::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $3::float8) END
+WHERE key = $1
+"""
+
+THROTTLE_CLEAR = "DELETE FROM login_throttle WHERE key = $1"
+
+UPDATE_PREFERENCES = "UPDATE clinicians SET display_unit = $2, language = $3 WHERE id = $1"
+
+CLINICIAN_NAMES = "SELECT id, display_name FROM clinicians WHERE id = ANY($1::uuid[])"
+
+# --- triage ------------------------------------------------------------------------------------------------------
+
+# Patients of the teams $1 with alerts in the statuses $2 (not snoozed), of severity rank ≥ $3 (1 info, 2 warning,
+# 3 urgent), of rule $4 (NULL: any), of patients not reviewed for $5 days (NULL: any). Most severe first, then
+# the oldest alert of that severity; a page of $6 from $7. Each row carries its alerts (most severe, oldest first)
+# and the number of patients in the list.
+TRIAGE_PAGE = """
+WITH scoped AS (
+    SELECT a.patient_id, a.id, a.opened_at, array_position(ARRAY['info', 'warning', 'urgent'], a.severity) AS rank
+    FROM patients p
+    JOIN alerts a ON a.patient_id = p.id
+    WHERE p.team_id = ANY($1::uuid[])
+      AND a.status = ANY($2::text[])
+      AND (a.snoozed_until IS NULL OR a.snoozed_until <= now())
+      AND array_position(ARRAY['info', 'warning', 'urgent'], a.severity) >= $3
+      AND ($4::text IS NULL OR a.rule = $4)
+      AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))
+),
+heads AS (
+    SELECT patient_id, max(rank) AS rank,
+           (array_agg(opened_at ORDER BY rank DESC, opened_at))[1] AS opened_at,
+           array_agg(id ORDER BY rank DESC, opened_at, id) AS alert_ids
+    FROM scoped
+    GROUP BY patient_id
+),
+page AS (
+    SELECT patient_id, rank, opened_at, alert_ids, count(*) OVER () AS total
+    FROM heads
+    ORDER BY rank DESC, opened_at, patient_id
+    LIMIT $6 OFFSET $7
+)
+SELECT pg.patient_id, pg.rank, pg.total, pg.alert_ids, p.display_name, p.external_id, p.due_date, p.delivery_date,
+       p.treatment, p.profile, p.target_overrides, p.readings_per_day, p.last_reviewed_at, p.time_zone,
+       t.name AS team_name,
+       COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
+                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
+FROM page pg
+JOIN patients p ON p.id = pg.patient_id
+JOIN care_teams t ON t.id = p.team_id
+ORDER BY pg.rank DESC, pg.opened_at, pg.patient_id
+"""
+
+# The alerts listed on a triage page, by id (rows of TRIAGE_PAGE name them in order).
+ALERTS_BY_IDS = """
+SELECT id, patient_id, rule, severity, status, message, opened_at, acknowledged_at, acknowledged_by
+FROM alerts WHERE id = ANY($1::bigint[]) AND patient_id = ANY($2::uuid[])
+"""
+
+# Per patient of $1: the last reading (not after $2), and over [$3, $2] the meter readings (with their local day in
+# the patient's zone) and the count of sensor readings, and of those within the pregnancy range [$4, $5] since $6.
+PATIENT_FIGURES = """
+SELECT s.id AS patient_id,
+       last.measured_at AS last_at, last.value_mgdl AS last_value, last.kind AS last_kind, last.flags AS last_flags,
+       w.t, w.local_day, w.v, w.context, w.meal, w.minutes, w.flags, w.cgm_n, w.cgm_in
+FROM unnest($1::uuid[]) AS s(id)
+JOIN patients p ON p.id = s.id
+LEFT JOIN LATERAL (
+    SELECT r.measured_at, r.value_mgdl, r.kind, r.flags FROM readings r
+    WHERE r.patient_id = s.id AND r.measured_at <= $2
+    ORDER BY r.measured_at DESC LIMIT 1
+) last ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(r.measured_at) FILTER (WHERE r.kind = 'smbg') AS t,
+           array_agg((r.measured_at AT TIME ZONE p.time_zone)::date) FILTER (WHERE r.kind = 'smbg') AS local_day,
+           array_agg(r.value_mgdl) FILTER (WHERE r.kind = 'smbg') AS v,
+           array_agg(r.context) FILTER (WHERE r.kind = 'smbg') AS context,
+           array_agg(r.meal) FILTER (WHERE r.kind = 'smbg') AS meal,
+           array_agg(r.minutes_after_meal) FILTER (WHERE r.kind = 'smbg') AS minutes,
+           array_agg(array_to_string(r.flags, ',')) FILTER (WHERE r.kind = 'smbg') AS flags,
+           count(*) FILTER (WHERE r.kind = 'cgm' AND r.measured_at >= $6) AS cgm_n,
+           count(*) FILTER (WHERE r.kind = 'cgm' AND r.measured_at >= $6 AND r.value_mgdl BETWEEN $4 AND $5) AS cgm_in
+    FROM readings r
+    WHERE r.patient_id = s.id AND r.measured_at >= $3 AND r.measured_at <= $2
+) w ON true
+"""
+
+# --- all patients ------------------------------------------------------------------------------------------------
+
+# The teams' patients whose name or hospital number matches $2 (an ILIKE pattern; NULL: all), by name; page of
+# $3 from $4.
+PATIENTS_PAGE = """
+WITH page AS (
+    SELECT p.id, count(*) OVER () AS total
+    FROM patients p
+    WHERE p.team_id = ANY($1::uuid[])
+      AND ($2::text IS NULL OR p.display_name ILIKE $2 ESCAPE '\\' OR p.external_id ILIKE $2 ESCAPE '\\')
+    ORDER BY p.display_name, p.id
+    LIMIT $3 OFFSET $4
+)
+SELECT p.id AS patient_id, pg.total, p.display_name, p.external_id, p.due_date, p.delivery_date, p.treatment,
+       p.profile, p.last_reviewed_at, p.time_zone, t.name AS team_name,
+       (SELECT count(*) FROM alerts a WHERE a.patient_id = p.id AND a.status <> 'resolved') AS open_alerts,
+       COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
+                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds,
+       (SELECT r.measured_at FROM readings r WHERE r.patient_id = p.id ORDER BY r.measured_at DESC LIMIT 1) AS last_at
+FROM page pg
+JOIN patients p ON p.id = pg.id
+JOIN care_teams t ON t.id = p.team_id
+ORDER BY p.display_name, p.id
+"""
+
+# --- one patient -------------------------------------------------------------------------------------------------
+
+PATIENT = """
+SELECT p.id, p.team_id, t.name AS team_name, p.external_id, p.display_name, p.time_zone, p.due_date,
+       p.diagnosis_date, p.delivery_date, p.treatment, p.profile, p.target_overrides, p.readings_per_day,
+       p.last_reviewed_at, p.created_at,
+       COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
+                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
+FROM patients p JOIN care_teams t ON t.id = p.team_id
+WHERE p.id = $1 AND p.team_id = ANY($2::uuid[])
+"""
+
+# Meter readings of a patient within [$2, $3) (columns of the readings_patient_time index: an index-only scan).
+METER_READINGS = """
+SELECT id, measured_at, value_mgdl, context, meal, minutes_after_meal, flags
+FROM readings
+WHERE patient_id = $1 AND kind = 'smbg' AND measured_at >= $2 AND measured_at < $3
+ORDER BY measured_at, id
+"""
+
+# Sensor readings of a patient within [$2, $3) as columns: epoch seconds, mg/dL, minute of the local day ($4 zone).
+CGM_READINGS = """
+SELECT COALESCE(array_agg(extract(epoch FROM measured_at)::bigint ORDER BY measured_at), '{}') AS t,
+       COALESCE(array_agg(value_mgdl ORDER BY measured_at), '{}') AS v,
+       COALESCE(array_agg((extract(hour FROM measured_at AT TIME ZONE $4) * 60
+                           + extract(minute FROM measured_at AT TIME ZONE $4))::int ORDER BY measured_at), '{}')
+           AS local_minute
+FROM readings
+WHERE patient_id = $1 AND kind = 'cgm' AND measured_at >= $2 AND measured_at < $3
+  AND NOT ('control_solution' = ANY(flags))
+"""
+
+ALERT_COLUMNS = """
+id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at, acknowledged_at,
+acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by
+"""
+
+# The patient's unresolved alerts, and the $2 most recently resolved.
+PATIENT_ALERTS = f"""
+(SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = $1 AND status <> 'resolved')
+UNION ALL
+(SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = $1 AND status = 'resolved'
+ ORDER BY resolved_at DESC, id DESC LIMIT $2)
+"""
+
+# An alert of a patient of the teams $2 (NULL when it is not theirs, or does not exist).
+ALERT_IN_TEAMS = """
+SELECT a.id, a.patient_id, a.rule, a.status FROM alerts a JOIN patients p ON p.id = a.patient_id
+WHERE a.id = $1 AND p.team_id = ANY($2::uuid[])
+"""
+
+# The alerts of $1 that belong to patients of the teams $2 (the others are left out).
+ALERTS_IN_TEAMS = """
+SELECT a.id, a.patient_id, a.rule, a.status FROM alerts a JOIN patients p ON p.id = a.patient_id
+WHERE a.id = ANY($1::bigint[]) AND p.team_id = ANY($2::uuid[])
+ORDER BY a.id
+"""
+
+PATIENT_NOTES = """
+SELECT n.id, n.body, n.created_at, n.author_id, c.display_name AS author
+FROM patient_notes n LEFT JOIN clinicians c ON c.id = n.author_id
+WHERE n.patient_id = $1
+ORDER BY n.created_at DESC, n.id DESC
+LIMIT $2
+"""
+
+INSERT_NOTE = "INSERT INTO patient_notes (patient_id, author_id, body) VALUES ($1, $2, $3) RETURNING id"
+
+INSERT_REVIEW = """
+WITH review AS (
+    INSERT INTO patient_reviews (patient_id, clinician_id) VALUES ($1, $2) RETURNING reviewed_at
+)
+UPDATE patients SET last_reviewed_at = (SELECT reviewed_at FROM review) WHERE id = $1
+RETURNING last_reviewed_at
+"""
+
+UPDATE_PATIENT_SETTINGS = """
+UPDATE patients SET profile = $2, treatment = $3, readings_per_day = $4, target_overrides = $5
+WHERE id = $1
+"""
+
+SET_DELIVERY = "UPDATE patients SET delivery_date = $2 WHERE id = $1"
+
+# What was changed about a patient, and by whom (audit_log), newest first.
+PATIENT_HISTORY = """
+SELECT a.at, a.actor, a.action, a.detail, c.display_name AS actor_name
+FROM audit_log a
+LEFT JOIN clinicians c ON c.id = CASE WHEN a.actor LIKE 'clinician:%' THEN substr(a.actor, 11)::uuid END
+WHERE a.patient_id = $1 AND a.action = ANY($2::text[])
+ORDER BY a.at DESC, a.id DESC
+LIMIT $3
+"""
+
+# --- live updates ------------------------------------------------------------------------------------------------
+
+PATIENT_TEAMS = "SELECT id, team_id FROM patients WHERE id = ANY($1::uuid[])"

@@ -1,0 +1,410 @@
+"""The home page: patients with open alerts, most severe first, then oldest; and the tab of every patient."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from clinician_ui import glycaemia as G
+from clinician_ui import queries, web
+from clinician_ui.alert_groups import SEVERITY_RANK, Alert, AlertGroup, group_alerts
+from clinician_ui.i18n import RULE_NAMES, Formatter
+from clinician_ui.sessions import Clinician
+from telemon.db import Conn
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+SEVERITY_FILTERS = {"all": 1, "warning": 2, "urgent": 3}
+SHARE_WINDOW = dt.timedelta(days=7)
+FIGURES_WINDOW = dt.timedelta(days=8)  # covers 7 × 24 h and the last 7 full local days (from local midnight)
+
+
+@dataclass(frozen=True)
+class Filters:
+    severity: str = "all"
+    rule: str | None = None
+    unreviewed_days: int | None = None
+    acknowledged: bool = False
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params: Any) -> Filters:
+        severity = params.get("severity", "all")
+        rule = params.get("rule") or None
+        unreviewed = (params.get("unreviewed") or "").strip()
+        page = params.get("page", "1")
+        return cls(
+            severity=severity if severity in SEVERITY_FILTERS else "all",
+            rule=rule if rule in RULE_NAMES else None,
+            unreviewed_days=int(unreviewed) if unreviewed.isdigit() and 0 < int(unreviewed) <= 3650 else None,
+            acknowledged=params.get("acknowledged") == "1",
+            page=int(page) if page.isdigit() and int(page) > 0 else 1,
+        )
+
+    def query(self, **changes: Any) -> str:
+        values = {
+            "severity": self.severity if self.severity != "all" else None,
+            "rule": self.rule,
+            "unreviewed": self.unreviewed_days,
+            "acknowledged": "1" if self.acknowledged else None,
+            "page": self.page if self.page > 1 else None,
+        } | changes
+        kept = {k: v for k, v in values.items() if v is not None and v != "" and not (k == "page" and v == 1)}
+        return "?" + urllib.parse.urlencode(kept) if kept else ""
+
+    @property
+    def active(self) -> bool:
+        return self != Filters(page=self.page)
+
+
+@dataclass(frozen=True)
+class LastReading:
+    at: dt.datetime
+    value_mgdl: float
+    kind: str
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Figures:
+    last: LastReading | None
+    share: G.Share  # meter readings, last 7 × 24 h
+    cgm_readings: int  # sensor readings, last 7 × 24 h
+    cgm_in_range: int
+    adherence: G.Adherence | None  # meter patients only
+
+    @property
+    def cgm_percent(self) -> float | None:
+        return 100.0 * self.cgm_in_range / self.cgm_readings if self.cgm_readings else None
+
+
+GROUPS_SHOWN = 4
+
+
+@dataclass(frozen=True)
+class Row:
+    patient_id: uuid.UUID
+    display_name: str
+    external_id: str
+    team_name: str
+    today: dt.date
+    due_date: dt.date
+    delivery_date: dt.date | None
+    treatment: str
+    profile: str
+    device_kinds: tuple[str, ...]
+    last_reviewed_at: dt.datetime | None
+    zone: ZoneInfo
+    figures: Figures
+    alerts: list[Alert]
+
+    @property
+    def groups(self) -> list[AlertGroup]:
+        return group_alerts(self.alerts)
+
+    @property
+    def severity(self) -> str:
+        return max((a.severity for a in self.alerts), key=SEVERITY_RANK.__getitem__, default="info")
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """One line of a triage row's alerts, ready to print (formatting in Python keeps the page fast)."""
+
+    rule: str
+    latest_id: int
+    badge: Markup
+    name: str
+    count: int
+    open_ids: str  # space-separated: the value of the row's "acknowledge" button
+    n_open: int
+    opened_iso: str
+    opened_ago: str
+    message: str
+    button: str
+    button_label: str
+
+
+@dataclass(frozen=True)
+class RowView:
+    patient_id: uuid.UUID
+    severity: str
+    display_name: str
+    external_id: str
+    team_name: str
+    age: str
+    treatment: str
+    profile: str
+    last_value: str | None
+    last_kind: str
+    last_iso: str
+    last_title: str
+    last_ago: str
+    share: str | None
+    share_detail: str
+    adherence: str | None
+    adherence_detail: str
+    groups: list[GroupView]
+    more: str | None
+    reviewed_iso: str | None
+    reviewed_title: str
+    reviewed_ago: str
+
+
+def present(row: Row, fmt: Formatter) -> RowView:
+    figures, zone = row.figures, row.zone
+    last = figures.last
+    last_value = None
+    if last is not None:
+        last_value = "LO" if "lo" in last.flags else "HI" if "hi" in last.flags else fmt.g(last.value_mgdl)
+    share, share_detail = None, ""
+    if figures.share.judged:
+        share = fmt.pct(figures.share.percent)
+        share_detail = fmt.t("value.of_prescribed", n=figures.share.in_target, expected=figures.share.judged)
+    elif figures.cgm_readings:
+        share, share_detail = fmt.pct(figures.cgm_percent), fmt.t("value.cgm_tir")
+    adherence, adherence_detail = None, ""
+    if figures.adherence is not None:
+        adherence = fmt.pct(figures.adherence.percent)
+        adherence_detail = fmt.t(
+            "value.of_prescribed", n=figures.adherence.readings, expected=figures.adherence.expected
+        )
+    groups = row.groups
+    views: list[GroupView] = []
+    acknowledge = fmt.t("alert.acknowledge")
+    for group in groups[:GROUPS_SHOWN]:
+        latest = group.latest
+        n_open = len(group.open_ids)
+        name = fmt.rule(group.rule)
+        times = f" ({n_open})" if n_open > 1 else ""
+        views.append(
+            GroupView(
+                rule=group.rule,
+                latest_id=latest.id,
+                badge=fmt.badge(group.severity),
+                name=name,
+                count=len(group.alerts),
+                open_ids=" ".join(str(i) for i in group.open_ids),
+                n_open=n_open,
+                opened_iso=latest.opened_at.isoformat(),
+                opened_ago=fmt.ago(latest.opened_at),
+                message=fmt.message(latest.message),
+                button=f"{acknowledge}{times}",
+                button_label=f"{acknowledge}: {name}{f' (×{n_open})' if n_open > 1 else ''}, {row.display_name}",
+            )
+        )
+    hidden = sum(len(g.alerts) for g in groups[GROUPS_SHOWN:])
+    more = None
+    if hidden:
+        more = fmt.t("triage.more_alerts_one") if hidden == 1 else fmt.t("triage.more_alerts", n=hidden)
+    reviewed = row.last_reviewed_at
+    return RowView(
+        patient_id=row.patient_id,
+        severity=row.severity,
+        display_name=row.display_name,
+        external_id=row.external_id,
+        team_name=row.team_name,
+        age=fmt.t("value.delivered", date=fmt.date(row.delivery_date))
+        if row.delivery_date
+        else fmt.ga(row.due_date, row.today),
+        treatment=fmt.t("treatment." + row.treatment),
+        profile=row.profile,
+        last_value=last_value,
+        last_kind=fmt.t("device.cgm") if last is not None and last.kind == "cgm" else fmt.t("device.meter"),
+        last_iso=last.at.isoformat() if last else "",
+        last_title=fmt.when(last.at, zone) if last else "",
+        last_ago=fmt.ago(last.at) if last else fmt.t("value.no_readings"),
+        share=share,
+        share_detail=share_detail,
+        adherence=adherence,
+        adherence_detail=adherence_detail,
+        groups=views,
+        more=more,
+        reviewed_iso=reviewed.isoformat() if reviewed else None,
+        reviewed_title=fmt.when(reviewed, zone) if reviewed else "",
+        reviewed_ago=fmt.ago(reviewed) if reviewed else fmt.t("value.never"),
+    )
+
+
+async def figures_of(db: Conn, patients: list[asyncpg.Record], now: dt.datetime) -> dict[uuid.UUID, Figures]:
+    if not patients:
+        return {}
+    rows = await db.fetch(
+        queries.PATIENT_FIGURES,
+        [p["patient_id"] for p in patients],
+        now,
+        now - FIGURES_WINDOW,
+        G.CGM_LOW,
+        G.CGM_HIGH,
+        now - SHARE_WINDOW,
+    )
+    by_id = {r["patient_id"]: r for r in rows}
+    out: dict[uuid.UUID, Figures] = {}
+    for patient in patients:
+        r = by_id[patient["patient_id"]]
+        zone = ZoneInfo(patient["time_zone"])
+        targets = G.targets_for(patient["profile"], patient["treatment"], patient["target_overrides"])
+        times = r["t"] or []
+        meter = [
+            {"value_mgdl": v, "context": c, "meal": m, "minutes_after_meal": mi, "flags": f.split(",") if f else []}
+            for t, v, c, m, mi, f in zip(
+                times, r["v"] or [], r["context"] or [], r["meal"] or [], r["minutes"] or [], r["flags"] or [],
+                strict=True,
+            )
+            if t >= now - SHARE_WINDOW
+        ]  # fmt: skip
+        meter_patient = any(k in ("meter", "app") for k in patient["device_kinds"]) or bool(times)
+        last = None
+        if r["last_at"] is not None:
+            last = LastReading(r["last_at"], r["last_value"], r["last_kind"], tuple(r["last_flags"] or ()))
+        out[patient["patient_id"]] = Figures(
+            last=last,
+            share=G.share_in_target(meter, targets),
+            cgm_readings=r["cgm_n"] or 0,
+            cgm_in_range=r["cgm_in"] or 0,
+            adherence=G.adherence(r["local_day"] or [], now.astimezone(zone).date(), patient["readings_per_day"])
+            if meter_patient
+            else None,
+        )
+    return out
+
+
+@router.get("/")
+async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
+    filters = Filters.parse(request.query_params)
+    now = dt.datetime.now(dt.UTC)
+    statuses = ["open", "acknowledged"] if filters.acknowledged else ["open"]
+    async with web.connection(request) as db:
+        records = await db.fetch(
+            queries.TRIAGE_PAGE,
+            list(who.team_ids),
+            statuses,
+            SEVERITY_FILTERS[filters.severity],
+            filters.rule,
+            filters.unreviewed_days,
+            PAGE_SIZE,
+            (filters.page - 1) * PAGE_SIZE,
+        )
+        alert_ids = [i for r in records for i in r["alert_ids"]]
+        alert_rows = await db.fetch(queries.ALERTS_BY_IDS, alert_ids, [r["patient_id"] for r in records])
+        figures = await figures_of(db, records, now)
+    alerts = {a["id"]: Alert.of(a) for a in alert_rows}
+    rows = [
+        Row(
+            patient_id=r["patient_id"],
+            display_name=r["display_name"],
+            external_id=r["external_id"],
+            team_name=r["team_name"],
+            today=now.astimezone(ZoneInfo(r["time_zone"])).date(),
+            due_date=r["due_date"],
+            delivery_date=r["delivery_date"],
+            treatment=r["treatment"],
+            profile=r["profile"],
+            device_kinds=tuple(r["device_kinds"]),
+            last_reviewed_at=r["last_reviewed_at"],
+            zone=ZoneInfo(r["time_zone"]),
+            figures=figures[r["patient_id"]],
+            alerts=[alerts[i] for i in r["alert_ids"] if i in alerts],
+        )
+        for r in records
+    ]
+    total = records[0]["total"] if records else 0
+    fmt = web.formatter(who)
+    context = {
+        "tab": "triage",
+        "rows": [present(row, fmt) for row in rows],
+        "total": total,
+        "filters": filters,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)),
+        "rules": sorted(RULE_NAMES),
+        "severities": list(SEVERITY_FILTERS),
+        "several_teams": len(who.team_ids) > 1,
+        "acknowledged_word": fmt.t("status.acknowledged"),
+    }
+    return web.render(request, "triage.html", context, who=who)
+
+
+SNOOZE_CHOICES = (("1h", 1), ("4h", 4), ("24h", 24), ("72h", 72))
+
+
+@dataclass(frozen=True)
+class PatientListRow:
+    patient_id: uuid.UUID
+    display_name: str
+    external_id: str
+    team_name: str
+    today: dt.date
+    due_date: dt.date
+    delivery_date: dt.date | None
+    treatment: str
+    profile: str
+    device_kinds: tuple[str, ...]
+    open_alerts: int
+    last_at: dt.datetime | None
+    last_reviewed_at: dt.datetime | None
+
+
+def like_pattern(search: str) -> str | None:
+    search = search.strip()[:100]
+    if not search:
+        return None
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@router.get("/patients")
+async def patients(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
+    search = request.query_params.get("q", "")
+    page_text = request.query_params.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+    now = dt.datetime.now(dt.UTC)
+    async with web.connection(request) as db:
+        records = await db.fetch(
+            queries.PATIENTS_PAGE, list(who.team_ids), like_pattern(search), PAGE_SIZE, (page - 1) * PAGE_SIZE
+        )
+    rows = [
+        PatientListRow(
+            patient_id=r["patient_id"],
+            display_name=r["display_name"],
+            external_id=r["external_id"],
+            team_name=r["team_name"],
+            today=now.astimezone(ZoneInfo(r["time_zone"])).date(),
+            due_date=r["due_date"],
+            delivery_date=r["delivery_date"],
+            treatment=r["treatment"],
+            profile=r["profile"],
+            device_kinds=tuple(r["device_kinds"]),
+            open_alerts=r["open_alerts"],
+            last_at=r["last_at"],
+            last_reviewed_at=r["last_reviewed_at"],
+        )
+        for r in records
+    ]
+    total = records[0]["total"] if records else 0
+
+    def page_query(number: int) -> str:
+        kept = {k: v for k, v in {"q": search.strip(), "page": number if number > 1 else ""}.items() if v}
+        return "?" + urllib.parse.urlencode(kept) if kept else ""
+
+    context = {
+        "tab": "patients",
+        "rows": rows,
+        "total": total,
+        "search": search,
+        "page": page,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)),
+        "page_query": page_query,
+        "several_teams": len(who.team_ids) > 1,
+    }
+    return web.render(request, "patients.html", context, who=who)
