@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from ingest.readings import Prepared, RejectedItem, raw_text
 from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
-from telemon.mqtt_client import new_client
+from telemon.mqtt_client import new_client, probe
 from telemon.settings import Settings, parse_mqtt_url
 
 log = logging.getLogger(__name__)
@@ -63,31 +63,7 @@ class Incoming:
 
 def broker_speaks_mqtt5(url: str, timeout: float = 3.0) -> bool:
     """Whether the broker accepts an MQTT 5 connection (Mosquitto does; amqtt speaks 3.1.1 only)."""
-    address = parse_mqtt_url(url)
-    client = new_client(url, protocol=mqtt.MQTTv5)
-    outcome: list[bool] = []
-    done = threading.Event()
-
-    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        outcome.append(not reason.is_failure)
-        done.set()
-
-    def on_disconnect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        done.set()
-
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    try:
-        client.connect(address.host, address.port, keepalive=10)
-    except OSError:
-        return False
-    client.loop_start()
-    try:
-        done.wait(timeout)
-        return bool(outcome and outcome[0])
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return probe(url, timeout, protocol=mqtt.MQTTv5)
 
 
 class MqttConsumer:

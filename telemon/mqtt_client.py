@@ -34,24 +34,31 @@ def new_client(
     return client
 
 
-def probe(url: str, timeout: float = 2.0) -> bool:
-    """True when the broker at ``url`` accepts a connection within ``timeout`` seconds."""
+def probe(url: str, timeout: float = 2.0, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> bool:
+    """True when the broker at ``url`` accepts a connection in ``protocol`` within ``timeout`` seconds (a broker
+    that does not speak it closes the connection: False at once)."""
     address = parse_mqtt_url(url)
-    client = new_client(url)
-    accepted = threading.Event()
+    client = new_client(url, protocol=protocol)
+    accepted: list[bool] = []
+    answered = threading.Event()
 
     def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
-        if not getattr(reason, "is_failure", False):
-            accepted.set()
+        accepted.append(not getattr(reason, "is_failure", False))
+        answered.set()
+
+    def on_disconnect(client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        answered.set()
 
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(address.host, address.port, keepalive=10)
     except OSError:
         return False
     client.loop_start()
     try:
-        return accepted.wait(timeout)
+        answered.wait(timeout)
+        return bool(accepted and accepted[0])
     finally:
         client.disconnect()
         client.loop_stop()
