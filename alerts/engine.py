@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -71,9 +73,12 @@ class EngineWorker:
     """Background evaluation of the patients touched by ingest, coalesced: a burst of batches for the same
     patients is evaluated once. The scheduled pass catches up anything lost in a crash."""
 
-    def __init__(self, engine: Engine, *, batch: int = 500) -> None:
+    def __init__(self, engine: Engine, *, batch: int = 500, min_interval: float = 1.0) -> None:
         self.engine = engine
         self.batch = batch
+        # at most one pass a second: during a burst of syncs a patient is evaluated once a second, not once per
+        # batch (a second of latency on an alert; much less CPU taken from ingest)
+        self.min_interval = min_interval
         self._pending: set[uuid.UUID] = set()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -94,6 +99,11 @@ class EngineWorker:
         """Wait until every submitted patient was evaluated (tests, shutdown)."""
         await self._idle.wait()
 
+    async def _stop_requested(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
     async def stop(self) -> None:
         self._stopping = True
         self._wakeup.set()
@@ -109,8 +119,13 @@ class EngineWorker:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            started = time.monotonic()
             ids = [self._pending.pop() for _ in range(min(self.batch, len(self._pending)))]
             try:
                 await self.engine.evaluate(ids)
             except Exception:
                 log.exception("evaluating ingested patients failed", extra={"patients": len(ids)})
+            rest = self.min_interval - (time.monotonic() - started)
+            if rest > 0 and not self._stopping:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop_requested(), rest)
