@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -344,7 +343,6 @@ def test_an_offline_consumer_session_keeps_more_than_mosquittos_default_queue(
 # The password file and the test broker itself ----------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed")
 def test_the_hash_is_the_one_mosquitto_passwd_writes(tmp_path: Path) -> None:
     path = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(path), "dev-a", "token-of-dev-a"], check=True)
