@@ -18,7 +18,7 @@ from telemon.db import connect, create_pool
 from telemon.jobs import all_jobs
 from telemon.migrate import migrate
 from telemon.scheduler import Scheduler
-from telemon.settings import Settings
+from telemon.settings import Settings, redact
 
 if TYPE_CHECKING:
     from ingest.mqtt import MqttConsumer
@@ -72,6 +72,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             services.scheduler = scheduler
         log.info(
             "telemon ready",
-            extra={"roles": list(settings.roles), "mqtt_url": found.mqtt_url, "embedded_db": not settings.database_url},
+            extra={
+                "roles": list(settings.roles),
+                "mqtt_url": redact(found.mqtt_url) if found.mqtt_url else None,
+                "embedded_db": not settings.database_url,
+            },
         )
         yield services
