@@ -41,11 +41,14 @@ class Engine:
     ) -> list[Change]:
         if not patient_ids:
             return []
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # readings are partitioned by the device's clock, the window by measured_at: no partition can be
+            # pruned, and planning the window query over every partition costs more than running it, so the
+            # engine's queries use their cached generic plan
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             cohort, found = await load_cohort(conn, patient_ids, now=now)
             results = await _run(cohort, rules or self.rules)
-            async with conn.transaction():
-                return await reconcile(conn, results, found)
+            return await reconcile(conn, results, found)
 
     async def evaluate_population(self, *, cgm_only: bool = False, chunk: int = CHUNK) -> int:
         """Evaluate every patient (or every CGM patient), chunk by chunk; returns the number of alert changes."""
