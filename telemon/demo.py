@@ -90,9 +90,8 @@ async def _simulate(simulation: Simulation) -> None:
 
 async def prepare(services: Services) -> Cleanup | None:
     async with services.pool.acquire() as conn:
-        exists = await conn.fetchval("SELECT id FROM care_teams WHERE name = $1", TEAM)
-        team_id = exists or await teams.create_team(conn, TEAM)
-        if not await conn.fetchval("SELECT 1 FROM clinicians WHERE lower(email) = lower($1)", EMAIL):
+        team_id = await teams.team_id_by_name(conn, TEAM) or await teams.create_team(conn, TEAM)
+        if not await teams.clinician_exists(conn, EMAIL):
             await teams.create_clinician(
                 conn, email=EMAIL, password=PASSWORD, team_id=team_id, role="diabetologist", display_name="Dr Démo"
             )

@@ -34,6 +34,15 @@ async def create_team(conn: Conn, name: str) -> uuid.UUID:
     return team_id
 
 
+async def team_id_by_name(conn: Conn, name: str) -> uuid.UUID | None:
+    team_id: uuid.UUID | None = await conn.fetchval("SELECT id FROM care_teams WHERE name = $1", name)
+    return team_id
+
+
+async def clinician_exists(conn: Conn, email: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM clinicians WHERE lower(email) = lower($1)", email.strip()))
+
+
 async def find_team(conn: Conn, ref: str) -> Team:
     """A team by id or by name."""
     row = await conn.fetchrow(
