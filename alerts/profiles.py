@@ -21,22 +21,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from alerts.cohort import F64, I8, I16, PROFILE, B
+from telemon.units import GL, MMOLL, to_mgdl
 
 log = logging.getLogger(__name__)
-
-MMOL_TO_MGDL = 18.01559  # DESIGN §2: Tidepool and Nightscout factor
-G_PER_L_TO_MGDL = 100.0
 
 
 def mmol(value: float) -> float:
     """A glucose value stated in mmol/L, in mg/dL: the double nearest to the exact decimal product
     (6.4 mmol/L is 115.299776 mg/dL, not 115.29977600000001)."""
-    return round(value * MMOL_TO_MGDL, 9)
+    return round(to_mgdl(value, MMOLL), 9)
 
 
 def g_per_l(value: float) -> float:
     """A glucose value stated in g/L (French practice), in mg/dL (0.95 g/L is 95 mg/dL)."""
-    return round(value * G_PER_L_TO_MGDL, 9)
+    return round(to_mgdl(value, GL), 9)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -188,18 +188,23 @@ class LogbookDay:
     cells: dict[str, Cell]
 
 
-def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequence[dt.date]) -> list[LogbookDay]:
-    """Meter readings placed by local day (``days``, in display order) and slot."""
-    grid = {day: LogbookDay(day, {slot: Cell([]) for slot in SLOTS}) for day in days}
-    flags = [tuple(row["flags"] or ()) for row in rows]
-    judgements = judge_many(
+def judge_rows(targets: Targets, rows: Sequence[Mapping[str, Any]]) -> list[Judgement]:
+    """``judge_many`` over reading rows (value_mgdl, context, meal, minutes_after_meal, flags)."""
+    return judge_many(
         targets,
         [row["value_mgdl"] for row in rows],
         [row["context"] for row in rows],
         [row["meal"] for row in rows],
         [row["minutes_after_meal"] for row in rows],
-        flags,
+        [tuple(row["flags"] or ()) for row in rows],
     )
+
+
+def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequence[dt.date]) -> list[LogbookDay]:
+    """Meter readings placed by local day (``days``, in display order) and slot."""
+    grid = {day: LogbookDay(day, {slot: Cell([]) for slot in SLOTS}) for day in days}
+    flags = [tuple(row["flags"] or ()) for row in rows]
+    judgements = judge_rows(targets, rows)
     for row, reading_flags, judgement in zip(rows, flags, judgements, strict=True):
         local = row["measured_at"].astimezone(zone)
         target_day = grid.get(local.date())
@@ -236,14 +241,7 @@ class Share:
 
 
 def share_in_target(rows: Sequence[Mapping[str, Any]], targets: Targets) -> Share:
-    judgements = judge_many(
-        targets,
-        [row["value_mgdl"] for row in rows],
-        [row["context"] for row in rows],
-        [row["meal"] for row in rows],
-        [row["minutes_after_meal"] for row in rows],
-        [row["flags"] or () for row in rows],
-    )
+    judgements = judge_rows(targets, rows)
     judged = [j for j in judgements if j.target is not None]
     return Share(len(judged), sum(1 for j in judged if j.status == IN))
 
