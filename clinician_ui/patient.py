@@ -425,7 +425,5 @@ async def delivery(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
     if not p["due_date"] - dt.timedelta(days=patients.PREGNANCY_DAYS) <= day <= today:
         raise web.PageError(422, "error.invalid", detail=text)
     async with db.acquire() as conn, conn.transaction():
-        await conn.execute(queries.SET_DELIVERY, patient_id, day)
-        detail = {"date": day.isoformat(), "before": p["delivery_date"].isoformat() if p["delivery_date"] else None}
-        await audit.record(conn, actor=who.actor, action="patient.delivery", patient_id=patient_id, detail=detail)
+        await patients.record_delivery(conn, patient_id, day, actor=who.actor)
     return await _done(request, who, "patient.delivery.saved", f"/patients/{patient_id}", form)

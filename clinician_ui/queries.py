@@ -244,7 +244,6 @@ UPDATE patients SET profile = $2, treatment = $3, readings_per_day = $4, target_
 WHERE id = $1
 """
 
-SET_DELIVERY = "UPDATE patients SET delivery_date = $2 WHERE id = $1"
 
 # What was changed about a patient, and by whom (audit_log), newest first.
 PATIENT_HISTORY = """
