@@ -85,6 +85,19 @@ def test_small_cohorts_hold_every_feature() -> None:
     assert any(r.event == "hypo_l1" or r.event == "hypo_l2" for r in readings[by_role(cohort, "hypos").external_id])
     assert any(r.event for r in readings[by_role(cohort, "cgm-hypos").external_id])
     assert max(r.taken_at for r in readings[stops.external_id]) < stops.stop_at
+    assert any(r.event == "typo" for r in readings[delivers.external_id])
+
+
+@pytest.mark.parametrize("day", range(8))
+def test_every_feature_falls_inside_a_five_day_history_whatever_the_date(day: int) -> None:
+    """The integration test simulates the five days before today: its hypos, typo and stop must be there."""
+    created = CREATED + dt.timedelta(days=day, hours=5 * day)
+    s = CohortSpec(11, 8, 2, created, created - dt.timedelta(days=5))
+    cohort = make_cohort(s)
+    readings = readings_of(s)
+    assert any(r.event for r in readings[by_role(cohort, "hypos").external_id])
+    assert any(r.event for r in readings[by_role(cohort, "cgm-hypos").external_id])
+    assert any(r.event == "typo" for r in readings[by_role(cohort, "delivers").external_id])
 
 
 def test_values_are_plausible_and_every_low_is_planned() -> None:

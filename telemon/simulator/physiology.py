@@ -117,6 +117,7 @@ class PatientPlan:
     daily_sync: bool  # a meter synced once a day (else after each reading)
     tags_context: bool  # the meter or app sends the context (else telemon infers it)
     typo_rate: float  # mistyped manual entries a day (apps)
+    typo_every: int  # a mistyped entry every n-th day (0: only random ones)
     cgm_phase_s: int
     sensor_phase: int
     roles: tuple[str, ...] = ()  # what this patient is in the cohort for (guaranteed features)
@@ -212,8 +213,8 @@ def make_cohort(spec: CohortSpec) -> list[PatientPlan]:
     Small cohorts still hold every feature: the first non-CGM patients are, in order, an insulin-treated meter
     patient with a hypoglycaemia every third day, an app patient who stops measuring 2–3 days before
     ``created``, a meter with a wrong clock that is fixed a day before ``created`` and then re-sends its whole
-    memory, an app patient who delivers 1.5 days before ``created``, and a meter patient who skips readings and
-    whose fasting glucose drifts up; the first CGM wearer is on insulin with a hypoglycaemia every fourth day."""
+    memory, an app patient who mistypes a manual entry every other day and delivers 1.5 days before ``created``,
+    and a meter patient who skips readings and whose fasting glucose drifts up; the first CGM wearer is on insulin with a hypoglycaemia every fourth day."""
     rng = np.random.default_rng([spec.seed, 0xC0_40])
     order = [int(i) for i in rng.permutation(spec.patients)]
     cgm = set(order[: spec.cgm])
@@ -334,6 +335,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
         daily_sync=daily_sync,
         tags_context=bool(rng.random() < 0.6) if kind != "app" else True,
         typo_rate=0.08 if kind == "app" else 0.0,
+        typo_every=2 if role == "delivers" else 0,
         cgm_phase_s=int(rng.integers(300)),
         sensor_phase=int(rng.integers(10)),
         roles=(role,) if role else (),
@@ -486,7 +488,8 @@ def _meter_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
         value = float(rng.uniform(110.0, 130.0))
         readings.append(_reading(p, at, value, "smbg", base_seq + 30, flags=("control_solution",), event="control"))
 
-    if readings and rng.random() < p.typo_rate and not postpartum:  # a mistyped manual entry, refused by telemon
+    mistyped = (p.typo_every and day.toordinal() % p.typo_every == 0) or rng.random() < p.typo_rate
+    if readings and mistyped and not postpartum:  # a mistyped manual entry, refused by telemon
         victim = readings[int(rng.integers(len(readings)))]
         at = victim.taken_at - MINUTE
         readings.append(_reading(p, at, victim.value_mgdl * 10, "smbg", base_seq + 40, flags=("manual",), event="typo"))
