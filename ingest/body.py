@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
+from telemon import fastjson
+
 
 class BodyError(HTTPException):
     """A refused body; ``raw`` keeps the start of what was sent, for the rejections table."""
@@ -59,7 +61,7 @@ def refusal_reason(exc: HTTPException) -> str:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return fastjson.loads(body)
     except json.JSONDecodeError as exc:
         detail = [
             {"loc": ["body", exc.pos], "line": exc.lineno, "column": exc.colno, "msg": exc.msg, "type": "json_invalid"}

@@ -10,59 +10,48 @@ DEVICE_CONTEXT_BY_TOKEN = DEVICE_CONTEXT + " WHERE d.token_hash = $1"
 DEVICE_CONTEXT_BY_NS_SECRET = DEVICE_CONTEXT + " WHERE d.ns_secret_hash = $1"
 
 # Readings are copied (COPY) into a per-connection staging table, then inserted from it in one statement.
-# ``message`` is the position of the message a row came from, ``position`` the row's place in the batch.
+# ``message`` is the position of the message a row came from, ``position`` the row's place in the batch. The
+# device time travels as microseconds since the Unix epoch and the flags as an array literal (``Row.record``):
+# encoding those is much cheaper than encoding timestamptz and text[] values; measured_at is the device time plus
+# the clock offset.
 CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
-    message int, position int, patient_id uuid, device_id text, kind text, device_time timestamptz,
-    value_raw float8, unit_raw text, measured_at timestamptz, value_mgdl float8, clock_offset_s int,
-    context text, context_inferred bool, meal text, minutes_after_meal int2, flags text[], source text,
-    external_id text, note text
+    message int, position int, patient_id uuid, device_id text, kind text, device_us bigint,
+    value_raw float8, unit_raw text, value_mgdl float8, clock_offset_s int, context text, context_inferred bool,
+    meal text, minutes_after_meal int2, flags text, source text, external_id text, note text
 ) ON COMMIT DELETE ROWS
 """
 STAGING_COLUMNS = (
-    "message",
-    "position",
-    "patient_id",
-    "device_id",
-    "kind",
-    "device_time",
-    "value_raw",
-    "unit_raw",
-    "measured_at",
-    "value_mgdl",
-    "clock_offset_s",
-    "context",
-    "context_inferred",
-    "meal",
-    "minutes_after_meal",
-    "flags",
-    "source",
-    "external_id",
-    "note",
-)
+    "message", "position", "patient_id", "device_id", "kind", "device_us", "value_raw", "unit_raw", "value_mgdl",
+    "clock_offset_s", "context", "context_inferred", "meal", "minutes_after_meal", "flags", "source",
+    "external_id", "note",
+)  # fmt: skip
+# (whole seconds and the microseconds apart: a float8 holds every microsecond only up to the year 2255)
+_DEVICE_TIME = "(to_timestamp(s.device_us / 1000000) + s.device_us % 1000000 * interval '1 microsecond')"
 
 # The dedup key is the primary key (patient_id, device_id, kind, device_time, value_raw): what the device said.
-INSERT_FROM_STAGING = """
+INSERT_FROM_STAGING = f"""
 INSERT INTO readings (patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl,
                       clock_offset_s, context, context_inferred, meal, minutes_after_meal, flags, source,
                       external_id, note)
-SELECT patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl, clock_offset_s,
-       context, context_inferred, meal, minutes_after_meal, flags, source, external_id, note
-FROM ingest_staging
-ORDER BY position
+SELECT s.patient_id, s.device_id, s.kind, {_DEVICE_TIME}, s.value_raw, s.unit_raw,
+       {_DEVICE_TIME} + s.clock_offset_s * interval '1 second', s.value_mgdl, s.clock_offset_s, s.context,
+       s.context_inferred, s.meal, s.minutes_after_meal, s.flags::text[], s.source, s.external_id, s.note
+FROM ingest_staging s
+ORDER BY s.position
 ON CONFLICT DO NOTHING
 """
 
 # How many rows each message added, when several messages share a transaction and some rows were duplicates:
 # a row inserted by this transaction has its xmin; a key sent twice counts for the first message that sent it.
-INSERTED_PER_MESSAGE = """
+INSERTED_PER_MESSAGE = f"""
 SELECT message, count(*) AS inserted FROM (
-    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_time, s.value_raw) s.message
+    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_us, s.value_raw) s.message
     FROM ingest_staging s
     JOIN readings r ON r.patient_id = s.patient_id AND r.device_id = s.device_id AND r.kind = s.kind
-                   AND r.device_time = s.device_time AND r.value_raw = s.value_raw
+                   AND r.device_time = {_DEVICE_TIME} AND r.value_raw = s.value_raw
     WHERE r.xmin = pg_current_xact_id()::xid
-    ORDER BY s.patient_id, s.device_id, s.kind, s.device_time, s.value_raw, s.position
+    ORDER BY s.patient_id, s.device_id, s.kind, s.device_us, s.value_raw, s.position
 ) first_senders
 GROUP BY message
 """

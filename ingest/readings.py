@@ -11,11 +11,12 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telemon.units import PLAUSIBLE_MGDL, TO_MGDL, canonical_unit
+from telemon.units import GL, MGDL, MMOLL, PLAUSIBLE_MGDL, TO_MGDL, canonical_unit
 
 KINDS = ("smbg", "cgm")
 CONTEXTS = ("fasting", "before_meal", "after_meal", "bedtime", "night", "unspecified")
@@ -27,7 +28,6 @@ MAX_FUTURE = dt.timedelta(minutes=10)
 CLOCK_TOLERANCE = dt.timedelta(minutes=2)
 RAW_LIMIT = 4096  # characters of a refused item kept in ingest_rejections
 _NUMBER = (int, float)
-_ID = (str, int)
 
 
 class Rejection(ValueError):
@@ -73,12 +73,23 @@ class Row:
     note: str | None
 
     def record(self) -> tuple[Any, ...]:
-        """The fields in order, for COPY (``dataclasses.astuple`` deep-copies: too slow on the hot path)."""
+        """The staging columns (``queries.STAGING_COLUMNS`` after message and position), for COPY: the device time
+        as microseconds since the Unix epoch and the flags as an array literal, which cost a fraction of what
+        asyncpg's timestamptz and text[] encoders take; the INSERT turns them back (measured_at is device time
+        plus the clock offset, as here)."""
         return (
-            self.patient_id, self.device_id, self.kind, self.device_time, self.value_raw, self.unit_raw,
-            self.measured_at, self.value_mgdl, self.clock_offset_s, self.context, self.context_inferred, self.meal,
-            self.minutes_after_meal, self.flags, self.source, self.external_id, self.note,
+            self.patient_id, self.device_id, self.kind, (self.device_time - EPOCH) // MICROSECOND, self.value_raw,
+            self.unit_raw, self.value_mgdl, self.clock_offset_s, self.context, self.context_inferred, self.meal,
+            self.minutes_after_meal, _flags_literal(self.flags), self.source, self.external_id, self.note,
         )  # fmt: skip
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _flags_literal(flags: list[str]) -> str:
+    return "{" + ",".join(flags) + "}" if flags else "{}"
 
 
 @dataclass
@@ -114,15 +125,22 @@ def raw_text(item: Any) -> str:
 
 def parse_instant(value: Any, zone: ZoneInfo, where: str) -> dt.datetime:
     """An ISO 8601 instant; a time without offset is the patient's local wall-clock time."""
-    if not isinstance(value, str) or not value.strip():
+    if type(value) is not str:
         raise Rejection(f"{where}: expected an ISO 8601 date-time string")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        instant = dt.datetime.fromisoformat(text)
+        instant = dt.datetime.fromisoformat(value)  # the usual form first: no stripping, "Z" read as UTC
     except ValueError:
-        raise Rejection(f"{where}: {value[:40]!r} is not an ISO 8601 date-time") from None
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            instant = dt.datetime.fromisoformat(text)
+        except ValueError:
+            if not text:
+                raise Rejection(f"{where}: expected an ISO 8601 date-time string") from None
+            raise Rejection(f"{where}: {value[:40]!r} is not an ISO 8601 date-time") from None
+    if instant.tzinfo is dt.UTC:
+        return instant
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=zone)
     try:
@@ -140,10 +158,10 @@ def clock_offset(device_time: Any, zone: ZoneInfo, now: dt.datetime) -> dt.timed
     return offset if abs(offset) > CLOCK_TOLERANCE else dt.timedelta(0)
 
 
-def infer_context(local: dt.datetime, kind: str) -> tuple[str, str | None]:
-    """The measurement context a reading most likely has from its local time (French GDM practice: fasting on
-    waking, then about 2 h after each meal); CGM readings are only told apart as night or not."""
-    minutes = local.hour * 60 + local.minute
+def infer_context(minutes: int, kind: str) -> tuple[str, str | None]:
+    """The measurement context a reading most likely has from its local time, ``minutes`` after local midnight
+    (French GDM practice: fasting on waking, then about 2 h after each meal); CGM readings are only told apart as
+    night or not."""
     if minutes < 5 * 60:
         return "night", None
     if kind == "cgm":
@@ -163,25 +181,22 @@ def infer_context(local: dt.datetime, kind: str) -> tuple[str, str | None]:
     return "bedtime", None
 
 
-def _choice(item: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in choices:
-        raise Rejection(f"{key}: {str(value)[:40]!r} is not one of {', '.join(choices)}")
-    return value
+def _refuse_choice(key: str, value: Any, choices: tuple[str, ...]) -> Rejection:
+    return Rejection(f"{key}: {str(value)[:40]!r} is not one of {', '.join(choices)}")
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, _NUMBER):
-        raise Rejection(f"{where}: expected a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise Rejection(f"{where}: {value} is not a finite number")
-    return number
+def _refuse_number(value: Any, where: str) -> Rejection:
+    if type(value) is float:
+        return Rejection(f"{where}: {value} is not a finite number")
+    return Rejection(f"{where}: expected a number, got {type(value).__name__}")
 
 
-@dataclass(frozen=True, slots=True)
+# The exact spellings devices send; any other goes through canonical_unit (case, spaces, variants).
+_UNIT_AS_SENT = {MGDL: MGDL, MMOLL: MMOLL, GL: GL}
+_HALF_DAY = dt.timedelta(hours=12)
+
+
+@dataclass(slots=True)
 class Sync:
     """What every item of one sync shares, computed once per message."""
 
@@ -192,48 +207,81 @@ class Sync:
     earliest: dt.datetime  # the first instant of the pregnancy window, in the patient's zone
     default_kind: str
     source: str
+    offset_s: int = 0
+    # an interval of UTC instants over which the patient's UTC offset is known to be constant (see local_minute)
+    _known_from: dt.datetime = EPOCH
+    _known_until: dt.datetime = EPOCH
+    _known_offset: dt.timedelta = dt.timedelta(0)
 
     @classmethod
     def of(cls, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Sync:
         zone = device.zone
         earliest = dt.datetime.combine(device.pregnancy_start, dt.time(), zone).astimezone(dt.UTC)
         kind = "cgm" if device.device_kind == "cgm" else "smbg"
-        return cls(device, zone, offset, now + MAX_FUTURE, earliest, kind, source)
+        return cls(device, zone, offset, now + MAX_FUTURE, earliest, kind, source, int(offset.total_seconds()))
+
+    def local_minute(self, instant: dt.datetime) -> int:
+        """Minutes after local midnight of a UTC ``instant`` in the patient's zone. Converting through the zone
+        costs a microsecond; a sync's readings span hours, so the offset found for one reading is reused for
+        the others within 12 h of it when the offset 12 h before and after is the same (time zones change
+        offset at most a few times a year, never twice within a day)."""
+        if self._known_from <= instant < self._known_until:
+            local = instant + self._known_offset
+        else:
+            local = instant.astimezone(self.zone)
+            offset = local.utcoffset()
+            try:
+                before, after = instant - _HALF_DAY, instant + _HALF_DAY
+                steady = before.astimezone(self.zone).utcoffset() == offset == after.astimezone(self.zone).utcoffset()
+            except OverflowError:
+                steady = False
+            if steady and offset is not None:
+                self._known_from, self._known_until, self._known_offset = before, after, offset
+        return local.hour * 60 + local.minute
 
 
 def prepare_item(item: Any, sync: Sync) -> Row:
-    """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason."""
+    """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason. The hot path of
+    every transport: checks are written for speed (exact types first, one dictionary look-up per field)."""
     if not isinstance(item, dict):
         raise Rejection(f"a reading must be an object, got {type(item).__name__}")
-    device = sync.device
-    zone = sync.zone
+    get: Callable[[str], Any] = item.get
 
-    flags = item.get("flags") or []
+    flags = get("flags")
     if flags:
         if not isinstance(flags, list) or any(not isinstance(f, str) or f not in FLAGS for f in flags):
             raise Rejection(f"flags: each flag must be one of {', '.join(FLAGS)}")
         flags = sorted(set(flags))
         if "lo" in flags and "hi" in flags:
             raise Rejection("flags: a reading cannot be both lo and hi")
+    else:
+        flags = []
 
-    unit_text = item.get("unit")
-    if not isinstance(unit_text, str):
+    unit_text = get("unit")
+    if type(unit_text) is not str:
         raise Rejection("unit: required, one of mg/dL, mmol/L, g/L")
-    unit = canonical_unit(unit_text)
+    unit = _UNIT_AS_SENT.get(unit_text) or canonical_unit(unit_text)
     if unit is None:
         raise Rejection(f"unit: {unit_text[:20]!r} is not one of mg/dL, mmol/L, g/L")
 
     low, high = PLAUSIBLE_MGDL
     factor = TO_MGDL[unit]
-    if item.get("value") is None and ("lo" in flags or "hi" in flags):
-        value = (low if "lo" in flags else high) / factor  # a meter's LO / HI without a number: its bound
-    else:
-        value = _number(item.get("value"), "value")
+    value = get("value")
+    kind_of_value = type(value)
+    if kind_of_value is int:
+        value = float(value)
+    elif kind_of_value is not float or not math.isfinite(value):
+        if value is None and ("lo" in flags or "hi" in flags):
+            value = (low if "lo" in flags else high) / factor  # a meter's LO / HI without a number: its bound
+        elif isinstance(value, _NUMBER) and kind_of_value is not bool and math.isfinite(value):
+            value = float(value)  # a subclass of int or float
+        else:
+            raise _refuse_number(value, "value")
     value_mgdl = value * factor
-    if "lo" in flags:
+    if flags and "lo" in flags:
         if not 0 < value_mgdl <= 70:
             raise Rejection(f"value: {value:g} {unit} flagged lo must be above 0 and at most 70 mg/dL")
-    elif "hi" in flags:
+    elif flags and "hi" in flags:
         if not 180 <= value_mgdl <= 1000:
             raise Rejection(f"value: {value:g} {unit} flagged hi must be between 180 and 1000 mg/dL")
     elif not low <= value_mgdl <= high:
@@ -241,55 +289,56 @@ def prepare_item(item: Any, sync: Sync) -> Row:
             f"value: {value:g} {unit} is outside the plausible range {low / factor:g}–{high / factor:g} {unit}"
             " (flag it lo or hi if the meter said so)"
         )
+    if factor != 1.0 or not value_mgdl.is_integer():
+        value_mgdl = round(value_mgdl, 3)
 
-    device_time = parse_instant(item.get("measured_at"), zone, "measured_at")
-    measured_at = device_time + sync.offset
+    device_time = parse_instant(get("measured_at"), sync.zone, "measured_at")
+    measured_at = device_time + sync.offset if sync.offset_s else device_time
     if measured_at > sync.latest:
         raise Rejection(f"measured_at: {measured_at.isoformat()} is in the future (after clock correction)")
     if measured_at < sync.earliest:
         raise Rejection(
             f"measured_at: {measured_at.date().isoformat()} is before this pregnancy began"
-            f" ({device.pregnancy_start.isoformat()})"
+            f" ({sync.device.pregnancy_start.isoformat()})"
         )
 
-    kind = _choice(item, "kind", KINDS) or sync.default_kind
-    context = _choice(item, "context", CONTEXTS)
-    meal = _choice(item, "meal", MEALS)
+    kind = get("kind")
+    if kind is None:
+        kind = sync.default_kind
+    elif kind not in KINDS:
+        raise _refuse_choice("kind", kind, KINDS)
+    context = get("context")
+    if context is not None and context not in CONTEXTS:
+        raise _refuse_choice("context", context, CONTEXTS)
+    meal = get("meal")
+    if meal is not None and meal not in MEALS:
+        raise _refuse_choice("meal", meal, MEALS)
     inferred = context is None
-    if context is None:
-        context, inferred_meal = infer_context(measured_at.astimezone(zone), kind)
+    if inferred:
+        context, inferred_meal = infer_context(sync.local_minute(measured_at), kind)
         meal = meal or inferred_meal
-    minutes = item.get("minutes_after_meal")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 600):
+    minutes = get("minutes_after_meal")
+    if minutes is not None and (type(minutes) is not int or not 0 <= minutes <= 600):
         raise Rejection("minutes_after_meal: expected a whole number of minutes between 0 and 600")
-    external_id = item.get("id")
+    external_id = get("id")
     if external_id is not None:
-        if not isinstance(external_id, _ID) or isinstance(external_id, bool) or len(str(external_id)) > 128:
+        if type(external_id) is not str:
+            if type(external_id) is not int:
+                raise Rejection("id: expected a string of at most 128 characters")
+            external_id = str(external_id)
+        if len(external_id) > 128:
             raise Rejection("id: expected a string of at most 128 characters")
-        external_id = str(external_id)
-    note = item.get("note")
-    if note is not None and not isinstance(note, str):
-        raise Rejection("note: expected a string")
+    note = get("note")
+    if note is not None:
+        if type(note) is not str:
+            raise Rejection("note: expected a string")
+        note = note[:1000] or None
 
+    device = sync.device
     return Row(
-        patient_id=device.patient_id,
-        device_id=device.device_id,
-        kind=kind,
-        device_time=device_time,
-        value_raw=value,
-        unit_raw=unit_text,
-        measured_at=measured_at,
-        value_mgdl=round(value_mgdl, 3),
-        clock_offset_s=int(sync.offset.total_seconds()),
-        context=context,
-        context_inferred=inferred,
-        meal=meal,
-        minutes_after_meal=minutes,
-        flags=flags,
-        source=sync.source,
-        external_id=external_id,
-        note=note[:1000] if note else None,
-    )
+        device.patient_id, device.device_id, kind, device_time, value, unit_text, measured_at, value_mgdl,
+        sync.offset_s, context, inferred, meal, minutes, flags, sync.source, external_id, note,
+    )  # fmt: skip
 
 
 def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: str, max_readings: int) -> Prepared:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from telemon import api_keys, audit, devices, patients, runtime, teams
+from telemon import api_keys, audit, devices, loop, patients, runtime, teams
 from telemon.db import Conn, connect, describe
 from telemon.migrate import migrate
 from telemon.settings import ROLES, Settings, SettingsError, parse_roles
@@ -318,14 +318,14 @@ async def _simulate(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, An
     from telemon.simulator.runner import format_report, simulate
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # Ctrl-C ends the live run, then the summary is printed
+        running.add_signal_handler(sig, stop.set)  # Ctrl-C ends the live run, then the summary is printed
     try:
         report = await simulate(options, pool, stop=stop)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            running.remove_signal_handler(sig)
     return format_report(report), report.as_dict()
 
 
@@ -419,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             _serve(args, settings)
             return 0
         if args.command in ("simulate", "replay"):
-            text, summary = asyncio.run(_client(args, settings))
+            text, summary = loop.run(_client(args, settings))
             print(json.dumps(summary, default=str) if args.json else text)
             return 0
-        result = asyncio.run(_admin(args, settings))
+        result = loop.run(_admin(args, settings))
     except SettingsError as exc:
         print(f"telemon: {exc}", file=sys.stderr)
         return 2

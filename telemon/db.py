@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from telemon import fastjson
 from telemon.settings import SettingsError, redact
 
 # Advisory-lock keys (pg_advisory_lock takes a bigint); one constant per purpose.
@@ -19,8 +19,9 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # orjson: the alert engine writes thousands of evidence documents a pass
+    await conn.set_type_codec("jsonb", encoder=fastjson.dumps, decoder=fastjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=fastjson.dumps, decoder=fastjson.loads, schema="pg_catalog")
 
 
 async def create_pool(url: str, *, max_size: int = 10, min_size: int = 1, timeout: float = 10.0) -> asyncpg.Pool:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 
-from telemon import logs
+from telemon import logs, loop
 from telemon.app import create_app
 from telemon.services import Services, open_services
 from telemon.settings import Settings, SettingsError
@@ -55,5 +55,5 @@ def serve(settings: Settings, prepare: Prepare | None = None) -> None:
                     await _finish(cleanup)
             return server.started
 
-    if not asyncio.run(run()):
+    if not loop.run(run()):
         raise SettingsError(f"TELEMON_PORT: could not serve on {settings.host}:{settings.port} (see the log above)")

@@ -61,3 +61,21 @@ async def test_gzip_body_and_resend_is_all_duplicates(client: httpx.AsyncClient,
     assert again.json() == {"accepted": 0, "duplicates": 20, "rejected": []}
     value = await db.fetchval("SELECT DISTINCT value_mgdl FROM readings WHERE patient_id = $1", setup.patient_id)
     assert abs(value - 5.5 * 18.01559) < 0.01
+
+
+async def test_instants_are_stored_to_the_microsecond(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    """The device time travels to the database as an integer of microseconds: nothing is rounded on the way,
+    and the clock correction is applied to the exact instant."""
+    setup = await patient_with_device(db)
+    sent = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=3)  # the meter runs 3 h ahead
+    taken = sent - dt.timedelta(hours=2, microseconds=876544)
+    body = {"device_time": _iso(sent), "readings": [{"measured_at": _iso(taken), "value": 101, "unit": "mg/dL"}]}
+    response = await client.post("/api/v1/readings", json=body, headers={"Authorization": f"Bearer {setup.token}"})
+    assert response.json()["accepted"] == 1
+    row = await db.fetchrow(
+        "SELECT device_time, measured_at, clock_offset_s, flags FROM readings WHERE patient_id = $1", setup.patient_id
+    )
+    assert row["device_time"] == taken
+    assert row["measured_at"] == taken + dt.timedelta(seconds=row["clock_offset_s"])
+    assert -3 * 3600 - 5 <= row["clock_offset_s"] <= -3 * 3600 + 5
+    assert row["flags"] == []
