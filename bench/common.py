@@ -41,6 +41,7 @@ from paho.mqtt.properties import Properties
 
 from ingest.mqtt import READINGS_TOPIC, RECEIVE_MAXIMUM, SESSION_EXPIRY_S, broker_speaks_mqtt5, device_of
 from ingest.readings import DeviceContext
+from telemon import loop
 from telemon.db import connect
 from telemon.migrate import migrate
 from telemon.mqtt_client import new_client
@@ -472,7 +473,7 @@ def describe_url(url: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["consumer"]:
-        asyncio.run(_run_consumer())
+        loop.run(_run_consumer())  # as `telemon serve` runs it
     elif args == ["raw"]:
         _run_raw()
     else:

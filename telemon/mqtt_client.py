@@ -1,13 +1,23 @@
-"""One way to make a paho-mqtt client from a telemon MQTT URL, and a readiness probe."""
+"""One way to make a paho-mqtt client from a telemon MQTT URL, a readiness probe, and a driver that runs a
+client on the asyncio event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from telemon.settings import parse_mqtt_url
+
+log = logging.getLogger(__name__)
 
 
 def new_client(
@@ -62,3 +72,117 @@ def probe(url: str, timeout: float = 2.0, protocol: MQTTProtocolVersion = MQTTPr
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+class LoopDriver:
+    """Drives a paho client from the asyncio event loop instead of paho's own network thread (paho's "external
+    event loop" interface): the socket is watched with ``add_reader`` / ``add_writer``, keep-alive runs from a
+    task, and a lost connection is re-established with backoff.
+
+    Everything paho does then happens on the loop's thread: callbacks run there, and publishing or acknowledging
+    queues a packet that the next writable event sends with everything else queued, where paho's thread would
+    be woken through a socket pair for every packet and contend with the loop for the GIL. Only the blocking
+    socket connect runs in a worker thread.
+    """
+
+    def __init__(
+        self, client: mqtt.Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 30.0
+    ) -> None:
+        self.client = client
+        client.connect_async(host, port, **connect_kwargs)  # only records where to connect
+        self.max_delay = max_delay
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id = 0
+        self._sock: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = asyncio.Event()
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
+        self._task = asyncio.create_task(self._keep_connected(), name="mqtt-network")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Send DISCONNECT (what is queued before it goes first), wait for the socket to close, stop."""
+        self._stopping = True
+        if self._sock is not None:
+            self._closed.clear()
+            self.client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), timeout)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- paho's socket callbacks: from the loop's thread, or from the worker thread while connecting -----------
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        assert self._loop is not None
+        if threading.get_ident() == self._thread_id:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def watch() -> None:
+            assert self._loop is not None and isinstance(sock, socket.socket)
+            self._sock = sock
+            self._loop.add_reader(sock, self._read)
+
+        self._call(watch)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def unwatch() -> None:
+            assert self._loop is not None and isinstance(sock, socket.socket)
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+            if self._sock is sock:
+                self._sock = None
+            self._closed.set()
+
+        self._call(unwatch)
+
+    def _on_register_write(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def watch_write() -> None:
+            assert self._loop is not None and isinstance(sock, socket.socket)
+            if sock.fileno() >= 0:
+                self._loop.add_writer(sock, self.client.loop_write)
+
+        self._call(watch_write)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        def unwatch_write() -> None:
+            assert self._loop is not None and isinstance(sock, socket.socket)
+            self._loop.remove_writer(sock)
+
+        self._call(unwatch_write)
+
+    def _read(self) -> None:
+        self.client.loop_read()
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes the selector cannot see
+            assert self._loop is not None
+            self._loop.call_soon(self._read)
+
+    # --- connection and keep-alive -------------------------------------------------------------------------
+
+    async def _keep_connected(self) -> None:
+        delay = 1.0
+        while not self._stopping:
+            if self._sock is None:
+                try:
+                    await asyncio.to_thread(self.client.reconnect)
+                    delay = 1.0
+                except OSError as exc:
+                    log.warning("MQTT connection failed; retrying", extra={"error": str(exc), "in_s": delay})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_delay)
+                    continue
+            self.client.loop_misc()  # keep-alive pings, and notices a connection gone silent
+            await asyncio.sleep(1.0)

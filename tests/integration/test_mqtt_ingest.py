@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -15,7 +16,7 @@ from telemon.settings import Settings
 from tests.support.data import IGLU_DUE_DATE, IGLU_ZONE, iglu_by_subject, utc
 from tests.support.factories import Setup, patient_with_device
 from tests.support.mosquitto import start_mosquitto
-from tests.support.mqtt import Receipts, publish, publisher, running_consumer
+from tests.support.mqtt import Receipts, forget_session, publish, publisher, running_consumer
 
 
 def _chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
@@ -224,3 +225,29 @@ async def _split_between_two_consumers(settings: Settings, mqtt_url: str, db: as
         "SELECT count(*) FROM readings WHERE patient_id = ANY($1::uuid[])", [d.patient_id for d in devices]
     )
     assert stored == 200
+
+
+async def test_the_consumer_reconnects_when_the_broker_drops_it(
+    settings: Settings, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """On a private Mosquitto (which closes a connection whose session another client takes over, as MQTT asks;
+    the embedded amqtt does not)."""
+    setup = await patient_with_device(db)
+    client_id = f"test-consumer-{uuid.uuid4().hex[:8]}"
+    with start_mosquitto("allow_anonymous true\n", tmp_path) as (host, port):
+        mqtt_url = f"mqtt://{host}:{port}"
+        async with running_consumer(settings, mqtt_url, client_id) as services:
+            consumer = services.consumer
+            assert consumer is not None and consumer.connections == 1
+            # another client under the same id takes the session over: the broker closes the consumer's connection
+            await asyncio.to_thread(forget_session, mqtt_url, client_id)
+            for _ in range(100):
+                if consumer.connections >= 2 and consumer.is_connected():
+                    break
+                await asyncio.sleep(0.1)
+            assert consumer.connections >= 2, "the consumer did not reconnect"
+            await asyncio.sleep(0.3)  # the SUBACK of the restored subscription
+            recent = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
+            with Receipts(mqtt_url, [setup.device_id]) as receipts, publisher(mqtt_url) as pub:
+                publish(pub, setup.device_id, {"readings": [{"measured_at": recent, "value": 98, "unit": "mg/dL"}]})
+                assert (await receipts.wait_for(1))[0] == {"accepted": 1, "duplicates": 0, "rejected": []}
