@@ -76,12 +76,16 @@ class EngineWorker:
     """Background evaluation of the patients touched by ingest, coalesced: a burst of batches for the same
     patients is evaluated once. The scheduled pass catches up anything lost in a crash."""
 
-    def __init__(self, engine: Engine, *, batch: int = 500, min_interval: float = 1.0) -> None:
+    def __init__(self, engine: Engine, *, batch: int = 500, min_interval: float = 1.0, max_share: float = 0.25) -> None:
         self.engine = engine
         self.batch = batch
-        # at most one pass a second: during a burst of syncs a patient is evaluated once a second, not once per
-        # batch (a second of latency on an alert; much less CPU taken from ingest)
+        # At most one pass a second: during a burst of syncs a patient is evaluated once a second, not once per
+        # batch (a second of latency on an alert; much less CPU taken from ingest). And at most ``max_share`` of
+        # the time: after a pass that took d seconds the worker rests d × (1 − share) / share, so under a flood
+        # of syncs ingest keeps most of the process and alerts come a few seconds later instead of ingest
+        # slowing down (the scheduled pass is the safety net either way).
         self.min_interval = min_interval
+        self.max_share = max_share
         self._pending: set[uuid.UUID] = set()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -128,7 +132,8 @@ class EngineWorker:
                 await self.engine.evaluate(ids)
             except Exception:
                 log.exception("evaluating ingested patients failed", extra={"patients": len(ids)})
-            rest = self.min_interval - (time.monotonic() - started)
+            took = time.monotonic() - started
+            rest = max(self.min_interval - took, took * (1 - self.max_share) / self.max_share)
             if rest > 0 and not self._stopping:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop_requested(), rest)

@@ -29,18 +29,25 @@ async def load_cohort(
     columns = await db.fetchrow(queries.COHORT_READINGS, found, since)
     n_patients = len(found)
 
+    order: np.ndarray | None = None  # type: ignore[type-arg]
+
     def col(name: str, dtype: type) -> np.ndarray:  # type: ignore[type-arg]
         values = columns[name] if columns is not None else None
-        return np.asarray(values if values is not None else [], dtype=dtype)
+        array: np.ndarray = np.asarray(values if values is not None else [], dtype=dtype)  # type: ignore[type-arg]
+        return array if order is None else array[order]
 
     patient = col("patient", np.int64)
+    t = col("t", np.int64)
+    if not _sorted(patient, t):  # the query sorts; should a plan ever feed array_agg out of order, sort here
+        order = np.lexsort((col("reading_id", np.int64), t, patient))
+        patient, t = patient[order], t[order]
     offsets = np.zeros(n_patients + 1, dtype=np.int64)
     np.cumsum(np.bincount(patient, minlength=n_patients), out=offsets[1:])
     profile = np.array([PROFILE[r["profile"]] for r in patients], dtype=np.int8)
     targets = profiles.patient_targets(profile, [r["target_overrides"] or {} for r in patients])
     cohort = Cohort(
         reading_id=col("reading_id", np.int64),
-        t=col("t", np.int64),
+        t=t,
         value=col("value", np.float64),
         kind=col("kind", np.int8),
         context=col("context", np.int8),
@@ -63,3 +70,9 @@ async def load_cohort(
         now=now_s,
     )
     return cohort, found
+
+
+def _sorted(patient: np.ndarray, t: np.ndarray) -> bool:  # type: ignore[type-arg]
+    """Whether readings are in (patient, time) order."""
+    step_p, step_t = np.diff(patient), np.diff(t)
+    return bool(np.all((step_p > 0) | ((step_p == 0) & (step_t >= 0))))

@@ -17,33 +17,35 @@ ORDER BY s.ord
 
 # The readings of the window [$2, now] of each patient of $1, plus each patient's latest older reading (so that
 # "no data for 48 h" still sees a patient silent for weeks), sorted by (patient in the order of $1, time).
-# Text columns come back as the integer codes of alerts.cohort.
+# Text columns come back as the integer codes of alerts.cohort. The rows are sorted once, in the subquery, and
+# aggregated in that order (an ORDER BY in each array_agg would sort them once per column); the loader checks
+# the order it gets.
 COHORT_READINGS = """
-SELECT array_agg(s.ord - 1 ORDER BY s.ord, r.measured_at, r.id) AS patient,
-       array_agg(r.id ORDER BY s.ord, r.measured_at, r.id) AS reading_id,
-       array_agg(floor(extract(epoch FROM r.measured_at))::bigint ORDER BY s.ord, r.measured_at, r.id) AS t,
-       array_agg(r.value_mgdl ORDER BY s.ord, r.measured_at, r.id) AS value,
-       array_agg((r.kind = 'cgm')::int ORDER BY s.ord, r.measured_at, r.id) AS kind,
-       array_agg(array_position(ARRAY['fasting', 'before_meal', 'after_meal', 'bedtime', 'night', 'unspecified'],
-                                r.context) - 1 ORDER BY s.ord, r.measured_at, r.id) AS context,
-       array_agg(COALESCE(array_position(ARRAY['breakfast', 'lunch', 'dinner', 'snack'], r.meal) - 1, -1)
-                 ORDER BY s.ord, r.measured_at, r.id) AS meal,
-       array_agg(COALESCE(r.minutes_after_meal, -1) ORDER BY s.ord, r.measured_at, r.id) AS minutes_after_meal,
-       array_agg(('lo' = ANY(r.flags))::int + 2 * ('hi' = ANY(r.flags))::int
-                 + 4 * ('control_solution' = ANY(r.flags))::int + 8 * ('manual' = ANY(r.flags))::int
-                 ORDER BY s.ord, r.measured_at, r.id) AS flags,
-       array_agg((r.measured_at AT TIME ZONE p.time_zone)::date - DATE '1970-01-01'
-                 ORDER BY s.ord, r.measured_at, r.id) AS local_day,
-       array_agg(extract(hour FROM r.measured_at AT TIME ZONE p.time_zone)::int * 60
-                 + extract(minute FROM r.measured_at AT TIME ZONE p.time_zone)::int
-                 ORDER BY s.ord, r.measured_at, r.id) AS local_minute
-FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, ord)
-JOIN patients p ON p.id = s.id
-CROSS JOIN LATERAL (
-    SELECT * FROM readings w WHERE w.patient_id = s.id AND w.measured_at >= $2
-    UNION ALL
-    (SELECT * FROM readings o WHERE o.patient_id = s.id AND o.measured_at < $2 ORDER BY o.measured_at DESC LIMIT 1)
-) r
+SELECT array_agg(w.patient) AS patient, array_agg(w.id) AS reading_id, array_agg(w.t) AS t,
+       array_agg(w.value_mgdl) AS value, array_agg(w.kind) AS kind, array_agg(w.context) AS context,
+       array_agg(w.meal) AS meal, array_agg(w.minutes_after_meal) AS minutes_after_meal,
+       array_agg(w.flags) AS flags, array_agg(w.local::date - DATE '1970-01-01') AS local_day,
+       array_agg((extract(hour FROM w.local) * 60 + extract(minute FROM w.local))::int) AS local_minute
+FROM (
+    SELECT s.ord - 1 AS patient, r.id, floor(extract(epoch FROM r.measured_at))::bigint AS t, r.value_mgdl,
+           (r.kind = 'cgm')::int AS kind,
+           array_position(ARRAY['fasting', 'before_meal', 'after_meal', 'bedtime', 'night', 'unspecified'],
+                          r.context) - 1 AS context,
+           COALESCE(array_position(ARRAY['breakfast', 'lunch', 'dinner', 'snack'], r.meal) - 1, -1) AS meal,
+           COALESCE(r.minutes_after_meal, -1) AS minutes_after_meal,
+           ('lo' = ANY(r.flags))::int + 2 * ('hi' = ANY(r.flags))::int
+               + 4 * ('control_solution' = ANY(r.flags))::int + 8 * ('manual' = ANY(r.flags))::int AS flags,
+           r.measured_at AT TIME ZONE p.time_zone AS local
+    FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, ord)
+    JOIN patients p ON p.id = s.id
+    CROSS JOIN LATERAL (
+        SELECT * FROM readings w WHERE w.patient_id = s.id AND w.measured_at >= $2
+        UNION ALL
+        (SELECT * FROM readings o WHERE o.patient_id = s.id AND o.measured_at < $2
+         ORDER BY o.measured_at DESC LIMIT 1)
+    ) r
+    ORDER BY s.ord, r.measured_at, r.id
+) w
 """
 
 # Patients in id order after $1 (keyset pagination for the scheduled pass); $3: only those with a CGM device.
@@ -66,10 +68,14 @@ WITH c AS (
 INSERT INTO alerts AS a (patient_id, rule, episode_key, severity, message, evidence)
 SELECT c.patient_id, c.rule, c.episode_key, c.severity, c.message, c.evidence
 FROM c
-WHERE c.stateful OR NOT EXISTS (
+WHERE NOT EXISTS (  -- unchanged: nothing to write (ON CONFLICT would still lock the row)
+    SELECT 1 FROM alerts o
+    WHERE o.patient_id = c.patient_id AND o.rule = c.rule AND o.episode_key = c.episode_key
+      AND o.status <> 'resolved' AND o.severity = c.severity AND o.evidence = c.evidence
+) AND (c.stateful OR NOT EXISTS (
     SELECT 1 FROM alerts r
     WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key AND r.status = 'resolved'
-)
+))
 ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
 SET severity = EXCLUDED.severity,
     message = EXCLUDED.message,
