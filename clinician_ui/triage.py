@@ -302,16 +302,7 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
     alerts = {a["id"]: Alert.of(a) for a in alert_rows}
     rows = [
         Row(
-            patient_id=r["patient_id"],
-            display_name=r["display_name"],
-            external_id=r["external_id"],
-            team_name=r["team_name"],
-            today=now.astimezone(ZoneInfo(r["time_zone"])).date(),
-            due_date=r["due_date"],
-            delivery_date=r["delivery_date"],
-            treatment=r["treatment"],
-            profile=r["profile"],
-            device_kinds=tuple(r["device_kinds"]),
+            **_patient_fields(r, now),
             last_reviewed_at=r["last_reviewed_at"],
             zone=ZoneInfo(r["time_zone"]),
             figures=figures[r["patient_id"]],
@@ -375,16 +366,7 @@ async def patients(request: Request, who: Clinician = Depends(web.clinician)) ->
         )
     rows = [
         PatientListRow(
-            patient_id=r["patient_id"],
-            display_name=r["display_name"],
-            external_id=r["external_id"],
-            team_name=r["team_name"],
-            today=now.astimezone(ZoneInfo(r["time_zone"])).date(),
-            due_date=r["due_date"],
-            delivery_date=r["delivery_date"],
-            treatment=r["treatment"],
-            profile=r["profile"],
-            device_kinds=tuple(r["device_kinds"]),
+            **_patient_fields(r, now),
             open_alerts=r["open_alerts"],
             last_at=r["last_at"],
             last_reviewed_at=r["last_reviewed_at"],
@@ -408,3 +390,19 @@ async def patients(request: Request, who: Clinician = Depends(web.clinician)) ->
         "several_teams": len(who.team_ids) > 1,
     }
     return web.render(request, "patients.html", context, who=who)
+
+
+def _patient_fields(r: asyncpg.Record, now: dt.datetime) -> dict[str, Any]:
+    """What a triage row and an all-patients row show of the patient, from the columns both queries select."""
+    return {
+        "patient_id": r["patient_id"],
+        "display_name": r["display_name"],
+        "external_id": r["external_id"],
+        "team_name": r["team_name"],
+        "today": now.astimezone(ZoneInfo(r["time_zone"])).date(),
+        "due_date": r["due_date"],
+        "delivery_date": r["delivery_date"],
+        "treatment": r["treatment"],
+        "profile": r["profile"],
+        "device_kinds": tuple(r["device_kinds"]),
+    }
