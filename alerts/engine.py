@@ -42,11 +42,9 @@ class Engine:
         if not patient_ids:
             return []
         async with self.pool.acquire() as conn, conn.transaction():
-            # readings are partitioned by the device's clock, the window by measured_at: no partition can be
-            # pruned, and planning the window query over every partition costs more than running it, so the
-            # engine's queries use their cached generic plan
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(queries.EVALUATION_SETTINGS)
             cohort, found = await load_cohort(conn, patient_ids, now=now)
+            await conn.execute(queries.RECONCILE_SETTINGS)
             results = await _run(cohort, rules or self.rules)
             return await reconcile(conn, results, found)
 

@@ -30,7 +30,7 @@ import gc
 import math
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, wraps
 from typing import Any
 
 import numpy as np
@@ -1419,13 +1419,33 @@ def no_data(c: Cohort) -> Candidates:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _cgm_applicable(d: _Derived) -> B:
+    """The patients the CGM rules apply to: wearing a CGM, not delivered."""
+    applicable: B = ~d.delivered & ((d.c.devices & DEVICE_CGM) != 0)
+    return applicable
+
+
+def _cgm_rule(rule: Rule) -> Rule:
+    """A stateful CGM rule that, when the rules apply to no patient of the cohort (the incremental evaluation of
+    a meter patient), fires for none and has judged everyone (so that open alerts resolve), without searching."""
+
+    @wraps(rule)
+    def checked(c: Cohort) -> Candidates:
+        d = _derived(c)
+        if _cgm_applicable(d).any():
+            return rule(c)
+        return _lazy(rule.__name__, np.zeros(0, dtype=np.int64), list, True, np.ones(d.P, dtype=np.bool_))
+
+    return checked
+
+
 def _cgm_last(d: _Derived) -> tuple[B, I64, I64]:
     """CGM rules' applicability, and per patient the position in ``d.cgm`` of the last reading with
     ``t <= now`` (-1 if none), and the number of CGM positions up to it."""
     cached = d.c.cache.get("cgm_last")
     if cached is None:
         c = d.c
-        applicable = ~d.delivered & ((c.devices & DEVICE_CGM) != 0)
+        applicable = _cgm_applicable(d)
         sub = d.cgm
         end = sub.search_all(c.now, right=True)
         last = np.where(end > sub.seg[:-1], end - 1, -1)
@@ -1434,6 +1454,7 @@ def _cgm_last(d: _Derived) -> tuple[B, I64, I64]:
     return result
 
 
+@_cgm_rule
 def cgm_stale(c: Cohort) -> Candidates:
     """CGM patients: last CGM reading older than 15 min → warning, 30 min → urgent (episode "current", the
     severity follows the silence). Stateful; judged once the patient has a CGM reading; not after delivery."""
@@ -1545,6 +1566,7 @@ def ar2_forecast(c: Cohort) -> tuple[I64, F64]:
     return r["patients"][ok], r["points"][ok]
 
 
+@_cgm_rule
 def cgm_predicted_low(c: Cohort) -> Candidates:
     """CGM patients: Nightscout's AR2 forecast from the last readings predicts ≤ 55 mg/dL within 20 min (one of
     the points 5, 10, 15, 20 min after the last reading): urgent. Judged when the last reading is fresh
@@ -1598,6 +1620,7 @@ def cgm_predicted_low(c: Cohort) -> Candidates:
     )
 
 
+@_cgm_rule
 def cgm_rapid_fall(c: Cohort) -> Candidates:
     """CGM patients: least-squares rate of change of the CGM readings of the 15 min up to the (fresh) last
     reading ≤ −3 mg/dL/min, over at least 3 readings spanning at least 10 min: warning. Stateful; not after
@@ -1662,6 +1685,7 @@ def cgm_rapid_fall(c: Cohort) -> Candidates:
     return _lazy("cgm_rapid_fall", pts[fire_j], build, True, _evaluated(d, applicable, judgeable))
 
 
+@_cgm_rule
 def cgm_range_review(c: Cohort) -> Candidates:
     """CGM patients, over the last 14 days with ≥ 70 % of the expected 5-minute readings (distinct 5-minute
     slots holding a reading, so 1-minute sensors do not count more): time in range 63–140 < 70 %, or below 63
