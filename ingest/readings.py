@@ -8,6 +8,7 @@ device's patient and the server's clock, so the same code serves HTTP, MQTT, Nig
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import uuid
@@ -194,6 +195,15 @@ def _refuse_number(value: Any, where: str) -> Rejection:
 # The exact spellings devices send; any other goes through canonical_unit (case, spaces, variants).
 _UNIT_AS_SENT = {MGDL: MGDL, MMOLL: MMOLL, GL: GL}
 _HALF_DAY = dt.timedelta(hours=12)
+# Per time zone, an interval of UTC instants over which its UTC offset is known to be constant, and that offset
+# (see Sync.local_minute). Shared by every sync: a single-reading message would otherwise find it anew each time.
+_STEADY: dict[ZoneInfo, tuple[dt.datetime, dt.datetime, dt.timedelta]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_start(time_zone: str, pregnancy_start: dt.date) -> dt.datetime:
+    """The first instant of the pregnancy window (local midnight of its first day), in UTC."""
+    return dt.datetime.combine(pregnancy_start, dt.time(), ZoneInfo(time_zone)).astimezone(dt.UTC)
 
 
 @dataclass(slots=True)
@@ -208,35 +218,32 @@ class Sync:
     default_kind: str
     source: str
     offset_s: int = 0
-    # an interval of UTC instants over which the patient's UTC offset is known to be constant (see local_minute)
-    _known_from: dt.datetime = EPOCH
-    _known_until: dt.datetime = EPOCH
-    _known_offset: dt.timedelta = dt.timedelta(0)
 
     @classmethod
     def of(cls, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Sync:
-        zone = device.zone
-        earliest = dt.datetime.combine(device.pregnancy_start, dt.time(), zone).astimezone(dt.UTC)
+        earliest = _window_start(device.time_zone, device.pregnancy_start)
         kind = "cgm" if device.device_kind == "cgm" else "smbg"
-        return cls(device, zone, offset, now + MAX_FUTURE, earliest, kind, source, int(offset.total_seconds()))
+        return cls(device, device.zone, offset, now + MAX_FUTURE, earliest, kind, source, int(offset.total_seconds()))
 
     def local_minute(self, instant: dt.datetime) -> int:
         """Minutes after local midnight of a UTC ``instant`` in the patient's zone. Converting through the zone
-        costs a microsecond; a sync's readings span hours, so the offset found for one reading is reused for
-        the others within 12 h of it when the offset 12 h before and after is the same (time zones change
+        costs a microsecond; readings come hours or minutes apart, so the offset found for one reading is reused
+        for the others within 12 h of it when the offset 12 h before and after is the same (time zones change
         offset at most a few times a year, never twice within a day)."""
-        if self._known_from <= instant < self._known_until:
-            local = instant + self._known_offset
+        zone = self.zone
+        known = _STEADY.get(zone)
+        if known is not None and known[0] <= instant < known[1]:
+            local = instant + known[2]
         else:
-            local = instant.astimezone(self.zone)
+            local = instant.astimezone(zone)
             offset = local.utcoffset()
             try:
                 before, after = instant - _HALF_DAY, instant + _HALF_DAY
-                steady = before.astimezone(self.zone).utcoffset() == offset == after.astimezone(self.zone).utcoffset()
+                steady = before.astimezone(zone).utcoffset() == offset == after.astimezone(zone).utcoffset()
             except OverflowError:
                 steady = False
             if steady and offset is not None:
-                self._known_from, self._known_until, self._known_offset = before, after, offset
+                _STEADY[zone] = (before, after, offset)
         return local.hour * 60 + local.minute
 
 
