@@ -6,7 +6,7 @@
 # window by measured_at: no partition can be pruned, and planning the window query over every partition costs
 # more than running it, so the load uses cached generic plans ...
 EVALUATION_SETTINGS = "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan"
-# ... and the reconcile statements plans made for their parameters: generic ones, blind to the number of
+# ... and the reconcile statements use plans made for their parameters: generic ones, blind to the number of
 # candidates, ran twice as slow (upsert of 14 candidates: 3.0 → 1.5 ms, measured with bench.engine's batches).
 RECONCILE_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan"
 

@@ -400,6 +400,23 @@ def test_cgm_stale_15_and_30_minutes() -> None:
     assert c.evaluated.tolist() == [True, True, True, True, False, True]
 
 
+@pytest.mark.parametrize(
+    "rule", [rules.cgm_stale, rules.cgm_predicted_low, rules.cgm_rapid_fall, rules.cgm_range_review]
+)
+def test_cgm_rules_without_a_cgm_wearer_judge_everyone_and_fire_for_none(rule: rules.Rule) -> None:
+    """The shortcut for cohorts without a CGM wearer answers as the full rule does: a sensor since removed (CGM
+    readings, meter device only) and a delivered CGM wearer are judged, so their open alerts resolve."""
+    falling = [cgm(NOW - 900, 120), cgm(NOW - 600, 90), cgm(NOW - 300, 60)]
+    cohort = [
+        Patient(readings=falling),
+        Patient(readings=falling, devices=DEVICE_CGM, delivery_day=NOW // DAY - 1),
+        Patient(readings=[R(t=NOW - DAY, value=90)]),
+    ]
+    shortcut, full = rule(build(cohort)), rule.__wrapped__(build(cohort))  # type: ignore[attr-defined]
+    assert len(shortcut) == len(full) == 0
+    assert shortcut.evaluated.tolist() == full.evaluated.tolist() == [True, True, True]
+
+
 def ar2_by_hand(prev: float, curr: float) -> list[float]:
     """ar2.js on two readings 5 minutes apart, written out."""
     y0, y1 = math.log(prev / 140), math.log(curr / 140)
