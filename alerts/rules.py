@@ -327,6 +327,10 @@ class _Derived(_Cohorted):
         return np.flatnonzero((self.c.flags & FLAG_CONTROL) != 0).astype(np.int64)
 
     @cached_property
+    def valid_idx(self) -> I64:
+        return np.flatnonzero((self.c.flags & FLAG_CONTROL) == 0).astype(np.int64)
+
+    @cached_property
     def nonglyc_idx(self) -> I64:
         """Readings that are not glycaemic: control solution, or on/after the delivery local day."""
         c = self.c
@@ -1283,37 +1287,17 @@ def fasting_trend_rising(c: Cohort) -> Candidates:
 def _first_valid(d: _Derived) -> I64:
     """Per patient, the index of the first valid reading (-1 if none)."""
     c = d.c
-    lo, hi = c.offsets[:-1], c.offsets[1:]
-    bad = d.invalid_idx
-    j = lo.copy()
-    if len(bad):
-        # blocks of consecutive invalid indices: a reading at a block's start is followed by the block's end + 1
-        k = np.searchsorted(bad, j)
-        hit = (k < len(bad)) & (bad[np.minimum(k, len(bad) - 1)] == j)
-        brk = np.ones(len(bad), dtype=np.bool_)
-        brk[1:] = np.diff(bad) != 1
-        block_end = np.flatnonzero(np.append(brk[1:], True))  # last element of each block
-        block_of = np.cumsum(brk) - 1
-        j = np.where(hit, bad[block_end[block_of[np.minimum(k, len(bad) - 1)]]] + 1, j)
-    return np.where(j < hi, j, -1)
+    valid = d.valid_idx
+    k = np.searchsorted(valid, c.offsets[:-1])
+    j = _take(valid, np.where(k < len(valid), k, -1), -1)
+    return np.where((j >= 0) & (j < c.offsets[1:]), j, -1)
 
 
 def _last_valid_before(d: _Derived, end: I64) -> I64:
     """Per patient, the index of the last valid reading before index ``end[p]`` in its segment (-1 if none)."""
-    c = d.c
-    lo = c.offsets[:-1]
-    bad = d.invalid_idx
-    j = end - 1
-    if len(bad):
-        k = np.searchsorted(bad, j, side="right") - 1
-        kk = np.maximum(k, 0)
-        hit = (k >= 0) & (bad[kk] == j)
-        brk = np.ones(len(bad), dtype=np.bool_)
-        brk[1:] = np.diff(bad) != 1
-        block_start = np.flatnonzero(brk)
-        block_of = np.cumsum(brk) - 1
-        j = np.where(hit, bad[block_start[block_of[kk]]] - 1, j)
-    return np.where(j >= lo, j, -1)
+    valid = d.valid_idx
+    j = _take(valid, np.searchsorted(valid, end) - 1, -1)
+    return np.where(j >= d.c.offsets[:-1], j, -1)
 
 
 def low_adherence(c: Cohort) -> Candidates:

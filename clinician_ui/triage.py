@@ -93,7 +93,9 @@ GROUPS_SHOWN = 4
 
 
 @dataclass(frozen=True)
-class Row:
+class PatientFields:
+    """What a triage row and an all-patients row show of the patient (see ``_patient_fields``)."""
+
     patient_id: uuid.UUID
     display_name: str
     external_id: str
@@ -104,6 +106,10 @@ class Row:
     treatment: str
     profile: str
     device_kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Row(PatientFields):
     last_reviewed_at: dt.datetime | None
     zone: ZoneInfo
     figures: Figures
@@ -330,17 +336,7 @@ SNOOZE_CHOICES = (("1h", 1), ("4h", 4), ("24h", 24), ("72h", 72))
 
 
 @dataclass(frozen=True)
-class PatientListRow:
-    patient_id: uuid.UUID
-    display_name: str
-    external_id: str
-    team_name: str
-    today: dt.date
-    due_date: dt.date
-    delivery_date: dt.date | None
-    treatment: str
-    profile: str
-    device_kinds: tuple[str, ...]
+class PatientListRow(PatientFields):
     open_alerts: int
     last_at: dt.datetime | None
     last_reviewed_at: dt.datetime | None

@@ -10,7 +10,6 @@ import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import asyncpg
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -19,6 +18,7 @@ from clinician_ui import sessions
 from clinician_ui.i18n import Formatter
 from clinician_ui.sessions import Clinician
 from telemon import units
+from telemon.auth import pool as pool  # the dashboard's pages use web.pool
 from telemon.db import Conn
 
 PAGE_SETTINGS = "SELECT set_config('jit', 'off', false), set_config('statement_timeout', $1, false)"
@@ -64,10 +64,6 @@ class PageError(Exception):
 
 
 PAGE_STATEMENT_TIMEOUT_MS = 5000
-
-
-def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.services.pool  # type: ignore[no-any-return]
 
 
 @contextlib.asynccontextmanager

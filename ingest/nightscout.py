@@ -39,6 +39,7 @@ from fastapi.routing import APIRoute
 
 from ingest import queries
 from ingest.body import BodyError, parse_json, read_body, refusal_reason
+from ingest.http import service
 from ingest.readings import DeviceContext, RejectedItem, Rejection, raw_text
 from ingest.service import IngestService, device_by_nightscout_secret
 from telemon import audit
@@ -89,11 +90,6 @@ class _NightscoutRoute(APIRoute):
 
 
 router = APIRouter(prefix="/ns/api/v1", tags=["nightscout"], route_class=_NightscoutRoute)
-
-
-def service(request: Request) -> IngestService:
-    found: IngestService = request.app.state.services.ingest
-    return found
 
 
 async def _device_of(request: Request, db: asyncpg.Pool) -> DeviceContext | None:

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from telemon import queries
 from telemon.broker_passwords import mosquitto_password_hash
 from telemon.db import Conn
 from telemon.security import new_secret, nightscout_secret, secret_hash
@@ -26,8 +27,7 @@ async def add_device(conn: Conn, *, patient_id: uuid.UUID, kind: str, label: str
     device_id = f"{kind}-{secrets.token_hex(6)}"
     token = new_secret("tmd_")
     await conn.execute(
-        "INSERT INTO devices (patient_id, id, kind, label, token_hash, ns_secret_hash, broker_password)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        queries.INSERT_DEVICE,
         patient_id,
         device_id,
         kind,
@@ -40,11 +40,11 @@ async def add_device(conn: Conn, *, patient_id: uuid.UUID, kind: str, label: str
 
 
 async def set_active(conn: Conn, device_id: str, active: bool) -> bool:
-    status: str = await conn.execute("UPDATE devices SET active = $2 WHERE id = $1", device_id, active)
+    status: str = await conn.execute(queries.SET_DEVICE_ACTIVE, device_id, active)
     return status.endswith(" 1")
 
 
 async def broker_accounts(conn: Conn) -> list[tuple[str, str]]:
     """(username, Mosquitto hash) of every active device, for the broker's password file."""
-    rows = await conn.fetch("SELECT id, broker_password FROM devices WHERE active ORDER BY id")
+    rows = await conn.fetch(queries.BROKER_ACCOUNTS)
     return [(r["id"], r["broker_password"]) for r in rows]

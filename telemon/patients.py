@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
-from telemon import audit
+from telemon import audit, queries
 from telemon.db import Conn
 from telemon.settings import SettingsError
 
@@ -40,12 +40,6 @@ class Patient:
     def pregnancy_start(self) -> dt.date:
         """Start of the pregnancy window: readings dated before it are refused."""
         return self.due_date - dt.timedelta(days=PREGNANCY_DAYS)
-
-
-COLUMNS = (
-    "id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, delivery_date, treatment,"
-    " profile, readings_per_day"
-)
 
 
 def check_time_zone(name: str, where: str = "--timezone") -> str:
@@ -86,8 +80,7 @@ async def create_patient(
     patient_id = uuid.uuid4()
     try:
         await conn.execute(
-            "INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date,"
-            " treatment, profile, readings_per_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            queries.INSERT_PATIENT,
             patient_id,
             team_id,
             external_id.strip(),
@@ -105,15 +98,13 @@ async def create_patient(
 
 
 async def get_patient(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) -> Patient | None:
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM patients WHERE id = $1", patient_id)
+    row = await conn.fetchrow(queries.GET_PATIENT, patient_id)
     return Patient(**dict(row)) if row else None
 
 
 async def find_patient(conn: Conn, ref: str) -> Patient:
     """A patient by telemon id or by external id (when it is unique across teams)."""
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2", ref.strip()
-    )
+    rows = await conn.fetch(queries.FIND_PATIENT, ref.strip())
     if not rows:
         raise SettingsError(f"--patient: no patient with id or external id {ref!r}")
     if len(rows) > 1:
@@ -124,10 +115,8 @@ async def find_patient(conn: Conn, ref: str) -> Patient:
 async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, actor: str) -> dt.date | None:
     """Record (or correct) the delivery date, audited; returns the date it replaced. Glycaemic rules stop at
     the delivery and the postpartum test reminder starts from it."""
-    before: dt.date | None = await conn.fetchval(
-        "SELECT delivery_date FROM patients WHERE id = $1 FOR UPDATE", patient_id
-    )
-    await conn.execute("UPDATE patients SET delivery_date = $2 WHERE id = $1", patient_id, day)
+    before: dt.date | None = await conn.fetchval(queries.LOCK_DELIVERY_DATE, patient_id)
+    await conn.execute(queries.SET_DELIVERY_DATE, patient_id, day)
     detail = {"date": day.isoformat(), "before": before.isoformat() if before else None}
     await audit.record(conn, actor=actor, action="patient.delivery", patient_id=patient_id, detail=detail)
     return before

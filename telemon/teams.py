@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from telemon import queries
 from telemon.db import Conn
 from telemon.security import hash_password
 from telemon.settings import SettingsError
@@ -28,26 +29,24 @@ async def create_team(conn: Conn, name: str) -> uuid.UUID:
         raise SettingsError("--name: a team needs a name")
     team_id = uuid.uuid4()
     try:
-        await conn.execute("INSERT INTO care_teams (id, name) VALUES ($1, $2)", team_id, name)
+        await conn.execute(queries.INSERT_TEAM, team_id, name)
     except asyncpg.UniqueViolationError:
         raise SettingsError(f"--name: a team named {name!r} already exists") from None
     return team_id
 
 
 async def team_id_by_name(conn: Conn, name: str) -> uuid.UUID | None:
-    team_id: uuid.UUID | None = await conn.fetchval("SELECT id FROM care_teams WHERE name = $1", name)
+    team_id: uuid.UUID | None = await conn.fetchval(queries.TEAM_ID_BY_NAME, name)
     return team_id
 
 
 async def clinician_exists(conn: Conn, email: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM clinicians WHERE lower(email) = lower($1)", email.strip()))
+    return bool(await conn.fetchval(queries.CLINICIAN_EXISTS, email.strip()))
 
 
 async def find_team(conn: Conn, ref: str) -> Team:
     """A team by id or by name."""
-    row = await conn.fetchrow(
-        "SELECT id, name FROM care_teams WHERE id::text = $1 OR name = $1 ORDER BY name = $1 LIMIT 1", ref.strip()
-    )
+    row = await conn.fetchrow(queries.FIND_TEAM, ref.strip())
     if row is None:
         raise SettingsError(f"--team: no care team with id or name {ref!r}")
     return Team(row["id"], row["name"])
@@ -79,8 +78,7 @@ async def create_clinician(
     async with conn.transaction():
         try:
             await conn.execute(
-                "INSERT INTO clinicians (id, email, password_hash, display_name, role, language, display_unit)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                queries.INSERT_CLINICIAN,
                 clinician_id,
                 email,
                 hash_password(password),
@@ -91,7 +89,5 @@ async def create_clinician(
             )
         except asyncpg.UniqueViolationError:
             raise SettingsError(f"--email: a clinician with email {email!r} already exists") from None
-        await conn.execute(
-            "INSERT INTO team_memberships (team_id, clinician_id) VALUES ($1, $2)", team_id, clinician_id
-        )
+        await conn.execute(queries.INSERT_MEMBERSHIP, team_id, clinician_id)
     return clinician_id
