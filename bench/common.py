@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: a fresh database, synthetic devices and readings, helper processes that
+"""Shared pieces of the benchmarks: a fresh database, bench devices and their readings, helper processes that
 report their progress, a paced MQTT publisher, and MQTT session clean-up.
 
 Run as ``python -m bench.common consumer|raw`` it is one of those helper processes:
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import socket
@@ -46,6 +47,7 @@ from telemon.db import connect
 from telemon.migrate import migrate
 from telemon.mqtt_client import new_client
 from telemon.settings import parse_mqtt_url, redact
+from tests.support.data import iglu_by_subject
 
 PROGRESS_INTERVAL_S = 0.002
 READINGS_COLUMNS = (
@@ -95,7 +97,7 @@ async def fresh_database(maintenance_url: str, prefix: str = "telemon_bench") ->
         await admin.close()
 
 
-# --- synthetic devices and readings ---------------------------------------------------------------------------
+# --- bench devices and their readings -------------------------------------------------------------------------
 
 CONTEXT_CYCLE: tuple[tuple[str, str | None, int | None], ...] = (
     ("fasting", None, None),
@@ -118,14 +120,25 @@ def iso_z(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+@functools.cache
+def cgm_traces() -> tuple[tuple[int, ...], ...]:
+    """The glucose values (mg/dL) of the five real CGM traces in ``../shared/data/cgm`` (iglu), one per subject."""
+    return tuple(tuple(value for _, value in trace) for trace in iglu_by_subject().values())
+
+
 def device_readings(index: int, count: int, now: dt.datetime) -> list[dict[str, Any]]:
     """``count`` valid wire-format readings of device number ``index``, oldest first, every 5 minutes, ending
     about an hour before ``now`` (inside the pregnancy window and never in the future). One device in four is a
-    meter sending mmol/L with a context; the others are CGMs in mg/dL whose context the service infers."""
+    meter sending mmol/L with a context; the others are CGMs in mg/dL whose context the service infers, and whose
+    values are a real CGM trace (iglu's subjects in turn, each device from its own place in it, wrapping around):
+    the alert engine evaluating the ingested patients meets what sensors report, not a synthetic saw-tooth (which
+    set off a ketone-check episode every few readings)."""
     end = now.replace(microsecond=0) - dt.timedelta(hours=1, seconds=7 * index)
     step = dt.timedelta(minutes=5)
     start = end - step * count
     meter = index % 4 == 3
+    trace = cgm_traces()[index % len(cgm_traces())]
+    offset = index * 397
     out: list[dict[str, Any]] = []
     for i in range(count):
         at = iso_z(start + step * i)
@@ -142,7 +155,7 @@ def device_readings(index: int, count: int, now: dt.datetime) -> list[dict[str, 
             if i % 10 == 0:
                 item["flags"] = ["manual"]
         else:
-            item = {"id": f"c{index}-{i}", "measured_at": at, "value": 70 + (i * 37 + index * 11) % 150,
+            item = {"id": f"c{index}-{i}", "measured_at": at, "value": trace[(offset + i) % len(trace)],
                     "unit": "mg/dL", "kind": "cgm"}  # fmt: skip
         out.append(item)
     return out

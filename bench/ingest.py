@@ -134,7 +134,7 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         help="publisher's paho max_inflight_messages (default 0 = unlimited: --window bounds it;"
         " a limit makes paho rescan its whole queue on every PUBACK)",
     )
-    parser.add_argument("--rounds", type=int, help="rounds of every phase but naive; the best counts (2 quick, 3)")
+    parser.add_argument("--rounds", type=int, help="rounds of every phase but naive; the best counts (2 quick, 5)")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     params = Params(
@@ -146,7 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         http_concurrency=args.http_concurrency,
         window=args.window,
         publisher_inflight=args.publisher_inflight,
-        rounds=args.rounds or (2 if quick else 3),
+        rounds=args.rounds or (2 if quick else 5),
     )
     if params.per_device % HTTP_BATCH or params.per_device % MQTT_BATCH or params.per_device <= 0:
         parser.error(f"--per-device must be a positive multiple of {HTTP_BATCH}")
