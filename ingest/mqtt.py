@@ -236,21 +236,22 @@ class MqttConsumer:
                 decoded.append((incoming, device_id, fastjson.loads(incoming.payload)))
             except (ValueError, RecursionError) as exc:
                 refused.append((incoming, device_id, f"payload is not JSON: {str(exc)[:200]}"))
-        known = await devices_by_ids(self.pool, [d for _, d, _ in decoded]) if decoded else {}
-        prepared: list[Prepared] = []
-        owners: list[Incoming] = []
-        for incoming, device_id, payload in decoded:
-            device = known.get(device_id)
-            if device is None or not device.active:
-                refused.append((incoming, device_id, f"device {device_id} is unknown or disabled"))
-                continue
-            prepared.append(self.service.prepare(payload, device, "mqtt"))
-            owners.append(incoming)
-        extra = [
-            RejectedItemOf("mqtt", device_id, RejectedItem(None, reason, raw_text(incoming.payload)))
-            for incoming, device_id, reason in refused
-        ]
-        answers = await self.service.store(prepared, extra)
+        async with self.pool.acquire() as conn:  # one connection for the look-up and the transaction
+            known = await devices_by_ids(conn, [d for _, d, _ in decoded]) if decoded else {}
+            prepared: list[Prepared] = []
+            owners: list[Incoming] = []
+            for incoming, device_id, payload in decoded:
+                device = known.get(device_id)
+                if device is None or not device.active:
+                    refused.append((incoming, device_id, f"device {device_id} is unknown or disabled"))
+                    continue
+                prepared.append(self.service.prepare(payload, device, "mqtt"))
+                owners.append(incoming)
+            extra = [
+                RejectedItemOf("mqtt", device_id, RejectedItem(None, reason, raw_text(incoming.payload)))
+                for incoming, device_id, reason in refused
+            ]
+            answers = await self.service.store(prepared, extra, conn=conn)
         receipts: dict[int, tuple[str, Answer]] = {
             id(m): (p.device.device_id, a) for m, p, a in zip(owners, prepared, answers, strict=True)
         }

@@ -1,4 +1,4 @@
-"""SQL of the ingest domain. Values go in as parameters only; bulk writes use ``unnest`` arrays."""
+"""SQL of the ingest domain. Values go in as parameters only; bulk writes use ``COPY`` or ``unnest`` arrays."""
 
 DEVICE_CONTEXT = """
 SELECT d.id AS device_id, d.kind AS device_kind, d.active, p.id AS patient_id, p.time_zone,
@@ -9,11 +9,12 @@ DEVICE_CONTEXT_BY_IDS = DEVICE_CONTEXT + " WHERE d.id = ANY($1::text[])"
 DEVICE_CONTEXT_BY_TOKEN = DEVICE_CONTEXT + " WHERE d.token_hash = $1"
 DEVICE_CONTEXT_BY_NS_SECRET = DEVICE_CONTEXT + " WHERE d.ns_secret_hash = $1"
 
-# Readings are copied (COPY) into a per-connection staging table, then inserted from it in one statement.
+# Readings are copied (COPY) into a per-connection staging table, then stored by one statement (``STORE``).
 # ``message`` is the position of the message a row came from, ``position`` the row's place in the batch. The
 # device time travels as microseconds since the Unix epoch and the flags as an array literal (``Row.record``):
 # encoding those is much cheaper than encoding timestamptz and text[] values; measured_at is the device time plus
-# the clock offset.
+# the clock offset. The table is made by the transaction's first round trip (``BEGIN_WITH_STAGING``): a batch
+# takes five round trips (BEGIN, COPY's two, STORE, COMMIT), each of which waits for a busy event loop.
 CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
     message int, position int, patient_id uuid, device_id text, kind text, device_us bigint,
@@ -21,6 +22,9 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
     meal text, minutes_after_meal int2, flags text, source text, external_id text, note text
 ) ON COMMIT DELETE ROWS
 """
+BEGIN_WITH_STAGING = "BEGIN;" + CREATE_STAGING
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
 STAGING_COLUMNS = (
     "message", "position", "patient_id", "device_id", "kind", "device_us", "value_raw", "unit_raw", "value_mgdl",
     "clock_offset_s", "context", "context_inferred", "meal", "minutes_after_meal", "flags", "source",
@@ -29,46 +33,50 @@ STAGING_COLUMNS = (
 # (whole seconds and the microseconds apart: a float8 holds every microsecond only up to the year 2255)
 _DEVICE_TIME = "(to_timestamp(s.device_us / 1000000) + s.device_us % 1000000 * interval '1 microsecond')"
 
-# The dedup key is the primary key (patient_id, device_id, kind, device_time, value_raw): what the device said.
-INSERT_FROM_STAGING = f"""
-INSERT INTO readings (patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl,
-                      clock_offset_s, context, context_inferred, meal, minutes_after_meal, flags, source,
-                      external_id, note)
-SELECT s.patient_id, s.device_id, s.kind, {_DEVICE_TIME}, s.value_raw, s.unit_raw,
-       {_DEVICE_TIME} + s.clock_offset_s * interval '1 second', s.value_mgdl, s.clock_offset_s, s.context,
-       s.context_inferred, s.meal, s.minutes_after_meal, s.flags::text[], s.source, s.external_id, s.note
-FROM ingest_staging s
-ORDER BY s.position
-ON CONFLICT DO NOTHING
-"""
-
-# How many rows each message added, when several messages share a transaction and some rows were duplicates:
-# a row inserted by this transaction has its xmin; a key sent twice counts for the first message that sent it.
-INSERTED_PER_MESSAGE = f"""
-SELECT message, count(*) AS inserted FROM (
-    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_us, s.value_raw) s.message
+# Everything a batch writes, in one statement: the staged readings not stored yet (the dedup key is the primary
+# key (patient_id, device_id, kind, device_time, value_raw): what the device said), the devices' last_seen_at (to
+# the minute: a device syncing every few seconds does not rewrite its row every time), the rejections ($2–$7),
+# and the announcement of the patients with new readings to the dashboards (all API processes) on the channel
+# telemon_readings: {"patient_ids": [...]}, 150 a payload, short enough for NOTIFY's 8,000 bytes.
+# It answers the rows the batch added (message -1), and, only when some were already stored, how many each message
+# added (a key sent twice counts for the first message that sent it); $8 is the number of staged rows.
+STORE = f"""
+WITH inserted AS (
+    INSERT INTO readings (patient_id, device_id, kind, device_time, value_raw, unit_raw, measured_at, value_mgdl,
+                          clock_offset_s, context, context_inferred, meal, minutes_after_meal, flags, source,
+                          external_id, note)
+    SELECT s.patient_id, s.device_id, s.kind, {_DEVICE_TIME}, s.value_raw, s.unit_raw,
+           {_DEVICE_TIME} + s.clock_offset_s * interval '1 second', s.value_mgdl, s.clock_offset_s, s.context,
+           s.context_inferred, s.meal, s.minutes_after_meal, s.flags::text[], s.source, s.external_id, s.note
     FROM ingest_staging s
-    JOIN readings r ON r.patient_id = s.patient_id AND r.device_id = s.device_id AND r.kind = s.kind
-                   AND r.device_time = {_DEVICE_TIME} AND r.value_raw = s.value_raw
-    WHERE r.xmin = pg_current_xact_id()::xid
+    ORDER BY s.position
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, device_id, kind, device_time, value_raw
+), touched AS (
+    UPDATE devices SET last_seen_at = now()
+    WHERE id = ANY($1::text[]) AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 minute')
+), rejected AS (
+    INSERT INTO ingest_rejections (patient_id, device_id, source, item_index, reason, raw)
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[])
+), announced AS (
+    SELECT pg_notify('telemon_readings', json_build_object('patient_ids', array_agg(patient_id))::text)
+    FROM (SELECT patient_id, (row_number() OVER (ORDER BY patient_id) - 1) / 150 AS chunk
+          FROM (SELECT DISTINCT patient_id::text FROM inserted) added) numbered
+    GROUP BY chunk
+)
+SELECT -1 AS message, count(*)::int AS inserted FROM inserted
+UNION ALL
+SELECT -2, count(*)::int FROM announced
+UNION ALL
+SELECT message, count(*)::int FROM (
+    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_us, s.value_raw) s.message
+    FROM inserted i
+    JOIN ingest_staging s ON i.patient_id = s.patient_id AND i.device_id = s.device_id AND i.kind = s.kind
+                         AND i.device_time = {_DEVICE_TIME} AND i.value_raw = s.value_raw
+    WHERE (SELECT count(*) FROM inserted) < $8
     ORDER BY s.patient_id, s.device_id, s.kind, s.device_us, s.value_raw, s.position
 ) first_senders
 GROUP BY message
-"""
-
-# New readings, announced to the dashboards (all API processes) on the channel telemon_readings; each payload
-# is {"patient_ids": [...]}, short enough for NOTIFY's 8,000 bytes.
-NOTIFY_READINGS = "SELECT pg_notify('telemon_readings', payload) FROM unnest($1::text[]) AS payload"
-
-INSERT_REJECTIONS = """
-INSERT INTO ingest_rejections (patient_id, device_id, source, item_index, reason, raw)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
-"""
-
-# last_seen_at to the minute: a device syncing every few seconds does not rewrite its row every time
-TOUCH_DEVICES = """
-UPDATE devices SET last_seen_at = now()
-WHERE id = ANY($1::text[]) AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 minute')
 """
 
 # Stored readings by their dedup key, whether just inserted or already there; $6 is the position of each key.

@@ -8,8 +8,8 @@ and its rejections are written in the same transaction, and the answer is only g
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -86,28 +86,29 @@ class IngestService:
         return (await self.store([self.prepare(payload, device, source)]))[0]
 
     async def store(
-        self, messages: Sequence[Prepared], extra_rejections: Sequence[RejectedItemOf] = ()
+        self,
+        messages: Sequence[Prepared],
+        extra_rejections: Sequence[RejectedItemOf] = (),
+        *,
+        conn: Conn | None = None,
     ) -> list[Answer]:
         """Store many prepared messages in one transaction; one answer per message, in order.
 
         ``extra_rejections`` are message-level refusals with no device context (unknown device, not JSON) that
-        the caller wants recorded in the same transaction."""
-        rows = [row for message in messages for row in message.rows]
+        the caller wants recorded in the same transaction. ``conn``: a connection the caller already holds (not
+        in a transaction), instead of one from the pool."""
+        rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
+            (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
+        ]
+        rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
+        total = sum(len(m.rows) for m in messages)
         inserted: list[int] = [0] * len(messages)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if rows:
-                inserted = await _insert(conn, messages, len(rows))
-                await conn.execute(queries.TOUCH_DEVICES, list({m.device.device_id for m in messages}))
-                added = sorted({str(m.device.patient_id) for m, n in zip(messages, inserted, strict=True) if n})
-                if added:
-                    payloads = [json.dumps({"patient_ids": added[i : i + 150]}) for i in range(0, len(added), 150)]
-                    await conn.execute(queries.NOTIFY_READINGS, payloads)
-            rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
-                (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
-            ]
-            rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
-            if rejections:
-                await conn.execute(queries.INSERT_REJECTIONS, *_rejection_columns(rejections))
+        if total or rejections:
+            if conn is None:
+                async with self.pool.acquire() as acquired:
+                    inserted = await _store(acquired, messages, total, rejections)
+            else:
+                inserted = await _store(conn, messages, total, rejections)
         answers = [
             Answer(accepted, len(m.rows) - accepted, [{"index": r.index, "reason": r.reason} for r in m.rejected])
             for m, accepted in zip(messages, inserted, strict=True)
@@ -154,25 +155,36 @@ class RejectedItemOf:
     item: RejectedItem
 
 
-async def _insert(conn: Conn, messages: Sequence[Prepared], total: int) -> list[int]:
-    """COPY the messages' rows to the staging table and insert them in one statement; the rows each message
-    added (the others were already stored: duplicates)."""
-    await conn.execute(queries.CREATE_STAGING)
-    records = [
-        (number, position, *row.record())
-        for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
-    ]
-    await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
-    status = await conn.execute(queries.INSERT_FROM_STAGING)
-    count = int(status.rsplit(" ", 1)[1])
-    if count == total:
+async def _store(
+    conn: Conn,
+    messages: Sequence[Prepared],
+    total: int,
+    rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]],
+) -> list[int]:
+    """One transaction: COPY the messages' rows to the staging table, then ``queries.STORE`` inserts them and
+    writes the rest; the rows each message added (the others were already stored: duplicates)."""
+    await conn.execute(queries.BEGIN_WITH_STAGING)
+    try:
+        if total:
+            records = [
+                (number, position, *row.record())
+                for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
+            ]
+            await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
+        with_rows = list({m.device.device_id for m in messages if m.rows})
+        counts = {r["message"]: r["inserted"] for r in await conn.fetch(
+            queries.STORE, with_rows, *_rejection_columns(rejections), total
+        )}  # fmt: skip
+        await conn.execute(queries.COMMIT)
+    except BaseException:
+        with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+            await conn.execute(queries.ROLLBACK)
+        raise
+    if counts[-1] == total:
         return [len(m.rows) for m in messages]
     if len(messages) == 1:
-        return [count]
-    inserted = [0] * len(messages)
-    for row in await conn.fetch(queries.INSERTED_PER_MESSAGE):
-        inserted[row["message"]] = row["inserted"]
-    return inserted
+        return [counts[-1]]
+    return [counts.get(number, 0) for number in range(len(messages))]
 
 
 def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]]) -> list[list[Any]]:
