@@ -33,13 +33,28 @@ _PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untype
 
 
 class Client(mqtt.Client):
-    """paho's client, with the commonest packet of a QoS 1 publisher handled in a few steps: the broker's PUBACK
+    """paho's client, with a bounded read for an event loop (``read_packets``) and the commonest packet of a QoS 1
+    publisher handled in a few steps: the broker's PUBACK
     of a message it took — the message id alone (MQTT 3.1.1; MQTT 5 Success), or the id and a reason code of
     Success or No matching subscribers without properties (MQTT 5). paho decodes every PUBACK into a new
     ``ReasonCode`` and a new ``Properties``, whose constructor builds its tables of every MQTT 5 property: a fifth
     of the consumer's CPU when it publishes a receipt for each message. This hands the callbacks shared, equal
     ones; every other packet takes paho's own path. paho is pinned to 2.2 (``pyproject.toml``), whose
     ``_handle_pubackcomp`` this overrides; ``tests/test_mqtt_client.py`` compares both on the same packets."""
+
+    def read_packets(self, limit: int) -> MQTTErrorCode:
+        """``loop_read``, but at most ``limit`` packets (paho reads up to one per message in flight: with
+        hundreds of receipts unacknowledged, one call handled hundreds of packets while the database's answers to
+        the batches being stored waited behind it). What is left stays readable for the next turn of the loop."""
+        for _ in range(limit):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
@@ -66,7 +81,7 @@ def new_client(
     manual_ack: bool = False,
     username: str | None = None,
     password: str | None = None,
-) -> mqtt.Client:
+) -> Client:
     """A client for ``url`` (credentials from the URL unless given); not yet connected."""
     address = parse_mqtt_url(url)
     kwargs: dict[str, object] = {"client_id": client_id, "protocol": protocol, "manual_ack": manual_ack}
@@ -119,11 +134,14 @@ class LoopDriver:
     Everything paho does then happens on the loop's thread: callbacks run there, and publishing or acknowledging
     queues a packet that the next writable event sends with everything else queued, where paho's thread would
     be woken through a socket pair for every packet and contend with the loop for the GIL. Only the blocking
-    socket connect runs in a worker thread.
+    socket connect runs in a worker thread. A readable socket is read ``READ_BURST`` packets at a time, so that
+    other work of the loop (the database's answers) waits for a few packets, not for everything that arrived.
     """
 
+    READ_BURST = 32
+
     def __init__(
-        self, client: mqtt.Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 30.0
+        self, client: Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 30.0
     ) -> None:
         self.client = client
         client.connect_async(host, port, **connect_kwargs)  # only records where to connect
@@ -201,7 +219,7 @@ class LoopDriver:
         self._call(unwatch_write)
 
     def _read(self) -> None:
-        self.client.loop_read()
+        self.client.read_packets(self.READ_BURST)
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes the selector cannot see
             assert self._loop is not None

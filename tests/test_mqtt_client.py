@@ -3,6 +3,7 @@ released, same errors — on every PUBACK shape, those it shortcuts and those it
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -60,3 +61,26 @@ def test_puback_for_an_unknown_message_changes_nothing() -> None:
     client._in_packet["packet"] = bytearray((info.mid + 1).to_bytes(2, "big"))
     assert client._handle_pubackcomp("PUBACK") == mqtt.MQTT_ERR_SUCCESS
     assert calls == [] and list(client._out_messages) == [info.mid]
+
+
+def test_read_packets_reads_at_most_the_limit_and_keeps_the_rest() -> None:
+    """The event loop's read takes ``limit`` packets a turn; the rest waits in the socket, nothing is lost."""
+    client = Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    received: list[bytes] = []
+    client.on_message = lambda c, userdata, message: received.append(message.payload)
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours
+    topic = b"telemon/v1/devices/d/readings"
+    for n in range(25):  # QoS 0 PUBLISH packets: header, remaining length, topic, payload
+        body = len(topic).to_bytes(2, "big") + topic + b"%d" % n
+        broker.sendall(bytes([0x30, len(body)]) + body)
+    try:
+        assert client.read_packets(10) == mqtt.MQTT_ERR_SUCCESS and len(received) == 10
+        assert client.read_packets(10) == mqtt.MQTT_ERR_SUCCESS and len(received) == 20
+        assert client.read_packets(10) == mqtt.MQTT_ERR_SUCCESS  # 5 left, then nothing to read
+        assert received == [b"%d" % n for n in range(25)]
+    finally:
+        client._sock = None
+        ours.close()
+        broker.close()
