@@ -5,9 +5,9 @@ Run as ``python -m bench.common consumer|raw`` it is one of those helper process
 
 - ``consumer``: telemon's real MQTT consumer (``open_services`` with the ``mqtt`` role) on
   ``BENCH_DATABASE_URL`` / ``BENCH_MQTT_URL`` with client id ``BENCH_CLIENT_ID``;
-- ``raw``: a bare QoS 1 paho subscriber on the readings topics with the consumer's session settings that
-  acknowledges every message at once and stores nothing; it counts the messages of the devices listed (one id a
-  line) in the file ``BENCH_DEVICES_FILE``.
+- ``raw``: a bare QoS 1 paho subscriber on the readings topics with the consumer's session settings (and its
+  process's garbage-collector settings) that acknowledges every message at once and stores nothing; it counts
+  the messages of the devices listed (one id a line) in the file ``BENCH_DEVICES_FILE``.
 
 Both print ``P <done> <confirmed>`` on standard output whenever it changes (polled every 2 ms) and stop cleanly
 when standard input closes or says ``stop``. ``done`` counts messages stored (the consumer's ``stored_messages``)
@@ -474,6 +474,7 @@ def _run_raw() -> None:
         raise BenchError("raw subscriber: no SUBACK")
     stop = threading.Event()
     threading.Thread(target=_stdin_closed, args=(stop,), daemon=True).start()
+    loop.settle_gc()  # the collector's settings of telemon's processes (``open_services``): the same for both
     _report(lambda: counted[0], lambda: client, stop)
     client.disconnect()
     client.loop_stop()

@@ -13,7 +13,7 @@ import asyncpg
 
 from alerts.engine import Engine, EngineWorker
 from ingest.service import IngestService
-from telemon import runtime
+from telemon import loop, runtime
 from telemon.db import connect, create_pool
 from telemon.jobs import all_jobs
 from telemon.migrate import migrate
@@ -70,6 +70,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             scheduler.start()
             stack.push_async_callback(scheduler.stop)
             services.scheduler = scheduler
+        loop.settle_gc()
         log.info(
             "telemon ready",
             extra={
