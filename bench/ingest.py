@@ -22,8 +22,9 @@ The publisher keeps at most ``--window`` messages not yet acknowledged by the re
 every phase checks that the table holds exactly what was sent and fails loudly otherwise.
 
 Other work on the machine moves single figures by tens of percent, so every phase but ``naive`` runs in
-``--rounds`` rounds (single-reading and raw MQTT back to back in each) and the best round counts. The last line
-printed is one JSON object with the figures.
+``--rounds`` rounds (single-reading and raw MQTT back to back in each) and the best round counts; the ratio within
+each round is printed beside it (and in ``ratios_by_round``) to show the spread. The last line printed is one
+JSON object with the figures.
 """
 
 from __future__ import annotations
