@@ -163,8 +163,8 @@ async def _store(
 ) -> list[int]:
     """One transaction: COPY the messages' rows to the staging table, then ``queries.STORE`` inserts them and
     writes the rest; the rows each message added (the others were already stored: duplicates)."""
-    await conn.execute(queries.BEGIN_WITH_STAGING)
     try:
+        await conn.execute(queries.BEGIN_WITH_STAGING)
         if total:
             records = [
                 (number, position, *row.record())

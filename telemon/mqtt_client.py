@@ -33,14 +33,14 @@ _PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untype
 
 
 class Client(mqtt.Client):
-    """paho's client, with a bounded read for an event loop (``read_packets``) and the commonest packet of a QoS 1
-    publisher handled in a few steps: the broker's PUBACK
-    of a message it took — the message id alone (MQTT 3.1.1; MQTT 5 Success), or the id and a reason code of
-    Success or No matching subscribers without properties (MQTT 5). paho decodes every PUBACK into a new
-    ``ReasonCode`` and a new ``Properties``, whose constructor builds its tables of every MQTT 5 property: a fifth
-    of the consumer's CPU when it publishes a receipt for each message. This hands the callbacks shared, equal
-    ones; every other packet takes paho's own path. paho is pinned to 2.2 (``pyproject.toml``), whose
-    ``_handle_pubackcomp`` this overrides; ``tests/test_mqtt_client.py`` compares both on the same packets."""
+    """paho's client, with a bounded read for an event loop (``read_packets``), and the commonest packet of a QoS 1
+    publisher handled in a few steps: the broker's PUBACK of a message it took — the message id alone (MQTT 3.1.1;
+    MQTT 5 Success), or the id and a reason code of Success or No matching subscribers without properties (MQTT
+    5). paho decodes every PUBACK into a new ``ReasonCode`` and a new ``Properties``, whose constructor builds its
+    tables of every MQTT 5 property: a fifth of the consumer's CPU when it publishes a receipt for each message.
+    This hands the callbacks shared, equal ones; every other packet takes paho's own path. paho is pinned to 2.2
+    (``pyproject.toml``): this overrides its ``_handle_pubackcomp`` and reads with its ``_packet_read``;
+    ``tests/test_mqtt_client.py`` compares both PUBACK paths on the same packets."""
 
     def read_packets(self, limit: int) -> MQTTErrorCode:
         """``loop_read``, but at most ``limit`` packets (paho reads up to one per message in flight: with

@@ -1,5 +1,6 @@
 """telemon's paho client handles the broker's PUBACKs as paho does: same callback arguments, same message
-released, same errors — on every PUBACK shape, those it shortcuts and those it hands to paho."""
+released, same errors — on every PUBACK shape, those it shortcuts and those it hands to paho; and its bounded
+read takes what it is allowed to and leaves the rest in the socket."""
 
 from __future__ import annotations
 
