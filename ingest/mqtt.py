@@ -1,9 +1,9 @@
 """The MQTT consumer: ``telemon/v1/devices/{device_id}/readings`` in, receipts out.
 
-The paho-mqtt client runs on the event loop (``telemon.mqtt_client.LoopDriver``): its callbacks queue the messages
-that arrive while the previous batch is being stored. Messages are micro-batched: everything that arrived is
-parsed, stored in one transaction, and only after the commit is each message acknowledged (manual PUBACK) and its receipt
-published. A crash before the commit means the broker delivers again; the dedup key makes that harmless.
+The paho-mqtt client runs on the event loop (``telemon.mqtt_client.LoopDriver``): its callbacks queue the
+messages that arrive while the previous batch is being stored. Messages are micro-batched: everything that arrived
+is parsed, stored in one transaction, and only after the commit is each message acknowledged (manual PUBACK) and
+its receipt published. A crash before the commit means the broker delivers again; the dedup key makes that harmless.
 A bad message is recorded as a rejection and acknowledged; it never stops the consumer.
 """
 
@@ -268,12 +268,9 @@ class MqttConsumer:
         for incoming in batch:
             receipt = receipts.get(id(incoming))
             if receipt is not None:
-                self._publish_receipt(*receipt)
+                device_id, answer = receipt
+                with contextlib.suppress(ValueError):  # an id that makes an invalid topic gets no receipt
+                    client.publish(receipts_topic(device_id), fastjson.dumps(answer.as_dict()), qos=1)
         for incoming in batch:
             if incoming.qos > 0:
                 client.ack(incoming.mid, incoming.qos)
-
-    def _publish_receipt(self, device_id: str, answer: Answer) -> None:
-        assert self._client is not None
-        with contextlib.suppress(ValueError):  # an id that makes an invalid topic gets no receipt
-            self._client.publish(receipts_topic(device_id), fastjson.dumps(answer.as_dict()), qos=1)

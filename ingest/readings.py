@@ -217,7 +217,7 @@ class Sync:
     earliest: dt.datetime  # the first instant of the pregnancy window, in the patient's zone
     default_kind: str
     source: str
-    offset_s: int = 0
+    offset_s: int  # ``offset`` in whole seconds (the column clock_offset_s), kept for the hot path
 
     @classmethod
     def of(cls, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Sync:

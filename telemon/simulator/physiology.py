@@ -214,7 +214,8 @@ def make_cohort(spec: CohortSpec) -> list[PatientPlan]:
     patient with a hypoglycaemia every third day, an app patient who stops measuring 2–3 days before
     ``created``, a meter with a wrong clock that is fixed a day before ``created`` and then re-sends its whole
     memory, an app patient who mistypes a manual entry every other day and delivers 1.5 days before ``created``,
-    and a meter patient who skips readings and whose fasting glucose drifts up; the first CGM wearer is on insulin with a hypoglycaemia every fourth day."""
+    and a meter patient who skips readings and whose fasting glucose drifts up; the first CGM wearer is on insulin
+    with a hypoglycaemia every fourth day."""
     rng = np.random.default_rng([spec.seed, 0xC0_40])
     order = [int(i) for i in rng.permutation(spec.patients)]
     cgm = set(order[: spec.cgm])
