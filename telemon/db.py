@@ -52,6 +52,44 @@ async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
     return conn
 
 
+# What a database that is down, restarting or overloaded raises (asyncpg's connection errors, PostgreSQL's
+# classes 08 "connection exception", 57P01-57P03 "operator intervention" and 53 "insufficient resources"),
+# and what asyncpg raises on a connection broken meanwhile ("connection is closed", InternalClientError just
+# after the server came back). Not included: asyncpg's DataError and other InterfaceErrors about the values
+# given, nor any other PostgresError: those are answers about the data, and retrying them gives the same answer.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.InternalClientError,
+)
+_ABOUT_THE_VALUES: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.exceptions.ClientConfigurationError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+    asyncpg.exceptions.UnsupportedServerFeatureError,
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used right now (down, restarting, out of connections), so
+    the same work will succeed later: HTTP answers 503 with Retry-After, consumers retry with backoff.
+    Everything else is an answer about the work itself (bad data, a bug) and is not retried as is."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return not isinstance(exc, _ABOUT_THE_VALUES)
+    return isinstance(exc, _UNAVAILABLE)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether retrying the same transaction may succeed: the database is unavailable, or PostgreSQL rolled it
+    back for a conflict with another one (serialization failure, deadlock)."""
+    return unavailable(exc) or isinstance(exc, asyncpg.TransactionRollbackError)
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
