@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from alerts import queries, store
 from telemon import audit
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
-from telemon.pagination import decode_cursor, envelope, limit_param
+from telemon.pagination import cursor_instant, cursor_int, cursor_int32, decode_cursor, envelope, limit_param
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 Status = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["info", "warning", "urgent"]
 SEVERITY_ORDER = {"info": -1, "warning": -2, "urgent": -3}  # the list's first sort key: most urgent first
-BEGINNING: list[Any] = [-4, "1970-01-01T00:00:00+00:00", 0]
+BEGINNING: list[Any] = [-4, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), 0]
+# An alert id as the path gives it: a bigint, so that a larger number is a 422 rather than an overflow.
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the alert's id")]
 
 
 def alert_out(row: asyncpg.Record) -> dict[str, Any]:
@@ -44,6 +46,10 @@ def alert_out(row: asyncpg.Record) -> dict[str, Any]:
         "resolved_by": row["resolved_by"],
         "message": row["message"],
         "evidence": row["evidence"],
+        # later episodes of the same rule while this alert was open: counted and kept as evidence, not new alerts
+        "folded_episodes": row["folded_episodes"],
+        "folded_reading_ids": list(row["folded_reading_ids"] or []),
+        "folded_last_at": iso(row["folded_last_at"]),
     }
 
 
@@ -51,24 +57,39 @@ def alert_out(row: asyncpg.Record) -> dict[str, Any]:
 async def list_alerts(
     patient_id: uuid.UUID | None = None,
     status: Status | None = None,
-    rule: str | None = None,
+    rule: str | None = Query(None, pattern=r"^[^\x00]*$", description="a rule's name"),
     severity: Severity | None = None,
     limit: int = Depends(limit_param),
     cursor: str | None = Query(None),
     key: ApiKey = Depends(api_key("alerts:read")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
-    position: list[Any] = decode_cursor(cursor) or BEGINNING
-    try:
-        rank, opened_at, after_id = int(position[0]), dt.datetime.fromisoformat(position[1]), int(position[2])
-    except (ValueError, IndexError, TypeError):
-        raise HTTPException(status_code=400, detail="cursor: not a cursor this API returned") from None
-    rows = await db.fetch(queries.LIST_ALERTS, patient_id, status, rule, severity, rank, opened_at, after_id, limit + 1)
+    rank, opened_at, after_id = decode_cursor(cursor, cursor_int32, cursor_instant, cursor_int) or BEGINNING
+    rows = await db.fetch(
+        queries.LIST_ALERTS,
+        patient_id,
+        status,
+        rule,
+        severity,
+        rank,
+        opened_at,
+        after_id,
+        limit + 1,
+        list(key.team_ids),
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None
-    if patient_id is not None:
-        await audit.record(db, actor=f"api_key:{key.id}", action="alerts.read", patient_id=patient_id)
+    # One row per request naming the patients whose alerts were shown. A patient_id of another team lists nothing,
+    # exactly like one that does not exist (200, no items); the row still keeps what was asked for.
+    await audit.record(
+        db,
+        actor=f"api_key:{key.id}",
+        action="alerts.read",
+        patient_id=patient_id,
+        patient_ids=[r["patient_id"] for r in rows],
+        detail={"count": len(rows)},
+    )
     next_position = (
         [SEVERITY_ORDER[last["severity"]], last["opened_at"].isoformat(), last["id"]] if last is not None else None
     )
@@ -82,6 +103,8 @@ class SnoozeBody(BaseModel):
 async def _act(db: asyncpg.Pool, alert_id: int, key: ApiKey, action: str, until: dt.datetime | None = None) -> Any:
     actor = f"api_key:{key.id}"
     async with db.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(queries.ALERT_OF_TEAMS, alert_id, list(key.team_ids)):
+            raise HTTPException(status_code=404, detail=f"no alert {alert_id}")  # another team's: as if missing
         if action == "acknowledge":
             row = await store.acknowledge(conn, alert_id, actor)
         elif action == "snooze":
@@ -102,7 +125,7 @@ async def _act(db: asyncpg.Pool, alert_id: int, key: ApiKey, action: str, until:
 
 @router.post("/{alert_id}/acknowledge", summary="Acknowledge an open alert")
 async def acknowledge(
-    alert_id: int, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+    alert_id: AlertId, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
 ) -> dict[str, Any]:
     result: dict[str, Any] = await _act(db, alert_id, key, "acknowledge")
     return result
@@ -110,13 +133,17 @@ async def acknowledge(
 
 @router.post("/{alert_id}/snooze", summary="Snooze an alert until a time")
 async def snooze(
-    alert_id: int,
+    alert_id: AlertId,
     body: SnoozeBody,
     key: ApiKey = Depends(api_key("alerts:write")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
     if body.until.tzinfo is None:
         raise HTTPException(status_code=422, detail="until: give a time zone offset (for example Z)")
+    try:
+        body.until.astimezone(dt.UTC)
+    except OverflowError:
+        raise HTTPException(status_code=422, detail=f"until: {body.until.isoformat()} is out of range") from None
     if body.until <= dt.datetime.now(dt.UTC):
         raise HTTPException(status_code=422, detail="until: must be in the future")
     result: dict[str, Any] = await _act(db, alert_id, key, "snooze", body.until)
@@ -125,7 +152,7 @@ async def snooze(
 
 @router.post("/{alert_id}/resolve", summary="Resolve an alert")
 async def resolve(
-    alert_id: int, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+    alert_id: AlertId, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
 ) -> dict[str, Any]:
     result: dict[str, Any] = await _act(db, alert_id, key, "resolve")
     return result

@@ -68,35 +68,148 @@ LIMIT $2
 """
 
 # Open or update one alert per (patient, rule, episode). A per-reading episode that a clinician resolved is not
-# opened again ($8 false); a stateful rule's episode opens anew once the previous one resolved ($8 true).
+# opened again ($7 false); a stateful rule's episode opens anew once the previous one resolved ($7 true).
 # New evidence updates the open alert; a higher severity re-opens an acknowledged one.
+# Bounded per (patient, rule): a per-reading candidate with no alert of its own is ``covered`` when a clinician
+# resolved it or it was folded into another alert (nothing is written), else it is new. A new episode folds into
+# the rule's alert that is open and not snoozed (``target``); when there is none, the earliest new one opens
+# (``place`` 1, episodes in time order: their keys start with epoch seconds or a date) holding the others already
+# (counted, their last reading ids of $8 kept up to $9, recorded as folded into it). Rows: the alerts written
+# (``kind`` 'written'), then the new episodes to fold into an existing alert (``kind`` 'fold', the position
+# ``ord`` of the candidate, the ``target``), which ``FOLD_EPISODES`` does: that alert may be written here too.
 UPSERT_ALERTS = """
 WITH c AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::bool[])
-         AS c(patient_id, rule, episode_key, severity, message, evidence, stateful)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::bool[],
+                         $8::text[])
+         WITH ORDINALITY AS c(patient_id, rule, episode_key, severity, message, evidence, stateful, reading_ids, ord)
+),
+k AS (
+    SELECT c.ord, c.patient_id, c.rule, c.episode_key, c.severity, c.reading_ids,
+           (r.found IS NOT NULL OR f.found IS NOT NULL) AS covered
+    FROM c
+    LEFT JOIN LATERAL (
+        SELECT 1 AS found FROM alerts r
+        WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
+          AND r.status = 'resolved'
+        LIMIT 1
+    ) r ON true
+    LEFT JOIN LATERAL (
+        SELECT 1 AS found FROM alert_folded_episodes f
+        WHERE f.patient_id = c.patient_id AND f.rule = c.rule AND f.episode_key = c.episode_key
+        LIMIT 1  -- (a lookup by key for each candidate, never a join over the whole table)
+    ) f ON true
+    WHERE NOT c.stateful AND NOT EXISTS (
+        SELECT 1 FROM alerts o
+        WHERE o.patient_id = c.patient_id AND o.rule = c.rule AND o.episode_key = c.episode_key
+          AND o.status <> 'resolved')
+),
+n AS (
+    SELECT k.*, t.id AS target,
+           row_number() OVER (PARTITION BY k.patient_id, k.rule
+                              ORDER BY substring(k.episode_key FROM '^[a-z]*([0-9]+)')::numeric NULLS FIRST,
+                                       k.episode_key) AS place
+    FROM k
+    LEFT JOIN LATERAL (
+        SELECT a.id FROM alerts a
+        WHERE a.patient_id = k.patient_id AND a.rule = k.rule AND a.status = 'open'
+          AND (a.snoozed_until IS NULL OR a.snoozed_until <= now())
+        ORDER BY a.opened_at DESC, a.id DESC
+        LIMIT 1
+    ) t ON true
+    WHERE NOT k.covered
+),
+g AS (  -- what the alert a pair's earliest new episode opens holds of the others
+    SELECT patient_id, rule, count(*) AS folded,
+           max(array_position(ARRAY['info', 'warning', 'urgent'], severity)) AS rank,
+           array_remove(string_to_array(string_agg(reading_ids, ',' ORDER BY place), ','), '')::bigint[]
+               AS reading_ids
+    FROM n WHERE target IS NULL AND place > 1
+    GROUP BY patient_id, rule
+),
+w AS (
+    INSERT INTO alerts AS a (patient_id, rule, episode_key, severity, message, evidence,
+                             folded_episodes, folded_reading_ids, folded_last_at)
+    SELECT c.patient_id, c.rule, c.episode_key,
+           CASE WHEN g.rank > array_position(ARRAY['info', 'warning', 'urgent'], c.severity)
+                THEN (ARRAY['info', 'warning', 'urgent'])[g.rank] ELSE c.severity END,
+           c.message, c.evidence, COALESCE(g.folded, 0),
+           COALESCE(g.reading_ids[greatest(cardinality(g.reading_ids) - $9 + 1, 1):], '{}'),
+           CASE WHEN g.folded IS NOT NULL THEN now() END
+    FROM c
+    LEFT JOIN n ON n.ord = c.ord
+    LEFT JOIN g ON n.place = 1 AND n.target IS NULL AND g.patient_id = n.patient_id AND g.rule = n.rule
+    WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.ord = c.ord AND k.covered)
+      AND (n.ord IS NULL OR (n.target IS NULL AND n.place = 1))
+      AND NOT EXISTS (  -- unchanged: nothing to write (ON CONFLICT would still lock the row)
+        SELECT 1 FROM alerts o
+        WHERE o.patient_id = c.patient_id AND o.rule = c.rule AND o.episode_key = c.episode_key
+          AND o.status <> 'resolved' AND o.severity = c.severity AND o.evidence = c.evidence
+    ) AND (c.stateful OR NOT EXISTS (
+        SELECT 1 FROM alerts r
+        WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
+          AND r.status = 'resolved'
+    ))
+    ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
+    SET severity = EXCLUDED.severity,
+        message = EXCLUDED.message,
+        evidence = EXCLUDED.evidence,
+        updated_at = now(),
+        status = CASE
+            WHEN array_position(ARRAY['info', 'warning', 'urgent'], EXCLUDED.severity)
+                 > array_position(ARRAY['info', 'warning', 'urgent'], a.severity) THEN 'open'
+            ELSE a.status END
+    WHERE a.evidence IS DISTINCT FROM EXCLUDED.evidence OR a.severity IS DISTINCT FROM EXCLUDED.severity
+    RETURNING a.patient_id, a.id, a.rule, a.severity, a.status, (a.xmax = 0) AS opened
+),
+e AS (  -- the episodes the new alerts hold, recorded (a concurrent evaluation may have recorded some: kept)
+    INSERT INTO alert_folded_episodes (patient_id, rule, episode_key, alert_id)
+    SELECT n.patient_id, n.rule, n.episode_key, w.id
+    FROM n JOIN w ON w.patient_id = n.patient_id AND w.rule = n.rule AND w.opened
+    WHERE n.target IS NULL AND n.place > 1
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO alerts AS a (patient_id, rule, episode_key, severity, message, evidence)
-SELECT c.patient_id, c.rule, c.episode_key, c.severity, c.message, c.evidence
-FROM c
-WHERE NOT EXISTS (  -- unchanged: nothing to write (ON CONFLICT would still lock the row)
-    SELECT 1 FROM alerts o
-    WHERE o.patient_id = c.patient_id AND o.rule = c.rule AND o.episode_key = c.episode_key
-      AND o.status <> 'resolved' AND o.severity = c.severity AND o.evidence = c.evidence
-) AND (c.stateful OR NOT EXISTS (
-    SELECT 1 FROM alerts r
-    WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key AND r.status = 'resolved'
-))
-ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
-SET severity = EXCLUDED.severity,
-    message = EXCLUDED.message,
-    evidence = EXCLUDED.evidence,
+SELECT 'written' AS kind, w.patient_id, w.id, w.rule, w.severity, w.status, w.opened,
+       NULL::bigint AS ord, NULL::bigint AS target
+FROM w
+UNION ALL
+SELECT 'fold', NULL, NULL, NULL, NULL, NULL, NULL, n.ord, n.target
+FROM n WHERE n.target IS NOT NULL
+"""
+
+# Fold the episodes $1..$6 (patient, rule, episode, alert, severity, the episode's last reading ids joined by
+# commas) into their alerts: each episode is recorded once, and only an episode recorded now counts (a concurrent
+# evaluation may have folded it already); the alert counts them, keeps the $7 most recent reading ids, and takes a
+# higher severity (re-opening, as an update does).
+FOLD_EPISODES = """
+WITH f AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) WITH ORDINALITY
+        AS f(patient_id, rule, episode_key, alert_id, severity, reading_ids, ord)
+), e AS (
+    INSERT INTO alert_folded_episodes (patient_id, rule, episode_key, alert_id)
+    SELECT patient_id, rule, episode_key, alert_id FROM f
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, rule, episode_key
+), n AS (
+    SELECT f.patient_id, f.alert_id, count(*) AS n,
+           max(array_position(ARRAY['info', 'warning', 'urgent'], f.severity)) AS rank,
+           array_remove(string_to_array(string_agg(f.reading_ids, ',' ORDER BY f.ord), ','), '')::bigint[]
+               AS reading_ids
+    FROM f JOIN e USING (patient_id, rule, episode_key)
+    GROUP BY f.patient_id, f.alert_id
+)
+UPDATE alerts a
+SET folded_episodes = a.folded_episodes + n.n,
+    folded_reading_ids = (a.folded_reading_ids || n.reading_ids)
+        [greatest(cardinality(a.folded_reading_ids) + cardinality(n.reading_ids) - $7 + 1, 1):],
+    folded_last_at = now(),
     updated_at = now(),
-    status = CASE
-        WHEN array_position(ARRAY['info', 'warning', 'urgent'], EXCLUDED.severity)
-             > array_position(ARRAY['info', 'warning', 'urgent'], a.severity) THEN 'open'
-        ELSE a.status END
-WHERE a.evidence IS DISTINCT FROM EXCLUDED.evidence OR a.severity IS DISTINCT FROM EXCLUDED.severity
-RETURNING a.patient_id, a.id, a.rule, a.severity, a.status, (a.xmax = 0) AS opened
+    severity = CASE WHEN n.rank > array_position(ARRAY['info', 'warning', 'urgent'], a.severity)
+                    THEN (ARRAY['info', 'warning', 'urgent'])[n.rank] ELSE a.severity END,
+    status = CASE WHEN n.rank > array_position(ARRAY['info', 'warning', 'urgent'], a.severity)
+                  THEN 'open' ELSE a.status END
+FROM n
+WHERE a.patient_id = n.patient_id AND a.id = n.alert_id
+RETURNING a.patient_id, a.id, a.rule, a.severity, a.status
 """
 
 # Resolve the open alerts of stateful rules for the (patient, rule) pairs that were evaluated and no longer fire.
@@ -116,14 +229,16 @@ NOTIFY = "SELECT pg_notify('telemon_alerts', payload) FROM unnest($1::text[]) AS
 
 ALERT_COLUMNS = """
 id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at,
-acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by
+acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by,
+folded_episodes, folded_reading_ids, folded_last_at
 """
 
 # Most urgent first, then oldest; the cursor is the position after the last alert.
 LIST_ALERTS = f"""
 SELECT {ALERT_COLUMNS}
 FROM alerts
-WHERE ($1::uuid IS NULL OR patient_id = $1)
+WHERE patient_id = ANY(ARRAY(SELECT p.id FROM patients p WHERE p.team_id = ANY($9::uuid[])))
+  AND ($1::uuid IS NULL OR patient_id = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR rule = $3)
   AND ($4::text IS NULL OR severity = $4)
@@ -133,6 +248,10 @@ LIMIT $8
 """
 
 GET_ALERT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+# Whether alert $1 is of a patient of the API key's care teams ($2); if not, the alert is answered as missing.
+ALERT_OF_TEAMS = """
+SELECT EXISTS (SELECT 1 FROM alerts a JOIN patients p ON p.id = a.patient_id WHERE a.id = $1 AND p.team_id = ANY($2::uuid[]))
+"""
 
 ACKNOWLEDGE = f"""
 UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = $2, updated_at = now()

@@ -3,6 +3,14 @@
 One open alert per (patient, rule, episode): new evidence updates it; stateful rules resolve their alert
 themselves when the condition clears; evaluating twice opens nothing twice. Every change is announced on the
 PostgreSQL channel ``telemon_alerts`` (payload: JSON with id, patient_id, rule, severity, status, change).
+
+Bounded per (patient, rule): one open alert is enough to act on. A per-reading rule's new episode while the rule
+already has an alert that is open (and not snoozed) does not open another: it is folded into that alert as
+evidence (a count, the time of the last, the most recent ``FOLDED_READINGS`` reading ids), and recorded so that no
+later evaluation counts or opens it again. Several new episodes at once open the earliest, the others fold into
+it. An acknowledged or snoozed alert takes no new episode (a new one opens a fresh alert, which takes the next
+ones): a clinician who acknowledged a hypo still sees the next one. So a storm of extreme values gives at most one
+open alert per rule, plus one per clinician action, however many episodes it holds.
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ from telemon.db import Conn
 
 CHANNEL = "telemon_alerts"
 SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+FOLDED_READINGS = 20  # reading ids of the most recent folded episodes an alert keeps
+
+_Key = tuple[uuid.UUID, str, str]  # patient, rule, episode
+_Candidate = tuple[str, dict[str, str], dict[str, Any], bool]  # severity, message, evidence, stateful
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class Change:
 
 async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequence[uuid.UUID]) -> list[Change]:
     """Apply one evaluation of ``patient_ids`` (cohort order) in the caller's transaction; returns the changes."""
-    upserts: dict[tuple[uuid.UUID, str, str], tuple[str, dict[str, str], dict[str, Any], bool]] = {}
+    upserts: dict[_Key, _Candidate] = {}
     evaluated: list[tuple[uuid.UUID, str]] = []
     firing: list[tuple[uuid.UUID, str, str]] = []
     for result in results:
@@ -84,8 +96,13 @@ async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequ
             [v[1] for v in values],
             [v[2] for v in values],
             [v[3] for v in values],
+            ["" if v[3] else _last_readings(v[2]) for v in values],
+            FOLDED_READINGS,
         )
-        changes += [_change(r, "opened" if r["opened"] else "updated") for r in rows]
+        changes += [_change(r, "opened" if r["opened"] else "updated") for r in rows if r["kind"] == "written"]
+        folds = [(keys[r["ord"] - 1], r["target"]) for r in rows if r["kind"] == "fold"]
+        if folds:
+            changes += await _fold(conn, [(k, t, upserts[k]) for k, t in folds])
     if evaluated:
         rows = await conn.fetch(
             queries.RESOLVE_CLEARED,
@@ -98,6 +115,32 @@ async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequ
         changes += [_change(r, "resolved") for r in rows]
     await notify(conn, changes)
     return changes
+
+
+def _last_readings(evidence: dict[str, Any]) -> str:
+    """The last reading ids of a candidate's evidence, joined by commas (what a folded episode leaves behind)."""
+    ids = evidence.get("reading_ids") if isinstance(evidence, dict) else None
+    if not isinstance(ids, list):
+        return ""
+    return ",".join(str(i) for i in ids[-FOLDED_READINGS:] if isinstance(i, int))
+
+
+async def _fold(conn: Conn, folds: Sequence[tuple[_Key, int, _Candidate]]) -> list[Change]:
+    """Fold new episodes into the open alerts of their rules (see the module's docstring)."""
+    rows = [(key, alert_id, c[0], _last_readings(c[2])) for key, alert_id, c in folds]
+    if not rows:
+        return []
+    updated = await conn.fetch(
+        queries.FOLD_EPISODES,
+        [r[0][0] for r in rows],
+        [r[0][1] for r in rows],
+        [r[0][2] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        FOLDED_READINGS,
+    )
+    return [_change(r, "updated") for r in updated]
 
 
 async def notify(conn: Conn, changes: Sequence[Change]) -> None:

@@ -171,6 +171,17 @@ TEXTS: dict[str, tuple[str, str]] = {
     "patient.alerts.earlier_one": ("1 earlier alert of this rule", "1 alerte précédente de cette règle"),
     "patient.alerts.none": ("No open alert.", "Aucune alerte ouverte."),
     "patient.alerts.no_history": ("No past alert.", "Aucune alerte passée."),
+    "patient.alerts.older": ("Older alerts", "Alertes plus anciennes"),
+    "patient.alerts.newest": ("Most recent alerts", "Alertes les plus récentes"),
+    "patient.alerts.not_shown": ("+ {n} more of this rule, not shown", "+ {n} autres de cette règle, non affichées"),
+    "alert.folded": (
+        "+ {n} later episodes of this rule while it was open, the last {when}",
+        "+ {n} épisodes ultérieurs de cette règle pendant qu’elle était ouverte, le dernier {when}",
+    ),
+    "alert.folded_one": (
+        "+ 1 later episode of this rule while it was open, {when}",
+        "+ 1 épisode ultérieur de cette règle pendant qu’elle était ouverte, {when}",
+    ),
     "patient.logbook": ("Logbook", "Carnet glycémique"),
     "patient.logbook.caption": (
         "Meter readings by local day ({zone}), judged against the patient's targets",
@@ -250,6 +261,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "patient.notes.save": ("Save note", "Enregistrer la note"),
     "patient.notes.saved": ("Note saved.", "Note enregistrée."),
     "patient.notes.none": ("No note yet.", "Aucune note."),
+    "patient.refusals": (
+        "Refused uploads, last {days} days",
+        "Envois refusés, {days} derniers jours",
+    ),
+    "patient.refusals.count": ("{n} items refused", "{n} éléments refusés"),
+    "patient.refusals.last": ("last", "dernier"),
+    "patient.refusals.hint": (
+        "The device is told (an uploader speaking Nightscout only in a header, which its user never sees): check"
+        " its clock, its settings, or the due date.",
+        "L'appareil en est informé (une application Nightscout seulement dans un en-tête que la patiente ne voit"
+        " pas) : vérifier son horloge, ses réglages ou le terme.",
+    ),
     "patient.delivery": ("Delivery", "Accouchement"),
     "patient.delivery.date": ("Delivery date", "Date d'accouchement"),
     "patient.delivery.save": ("Record the delivery", "Enregistrer l'accouchement"),

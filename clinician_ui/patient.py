@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from alerts import store
 from clinician_ui import charts, queries, sessions, web
 from clinician_ui import glycaemia as G
-from clinician_ui.alert_groups import Alert, group_alerts
+from clinician_ui.alert_groups import page_cursor, patient_alerts
 from clinician_ui.i18n import EVIDENCE_LABELS, Formatter
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
@@ -28,8 +28,10 @@ from telemon.db import Conn
 router = APIRouter(include_in_schema=False)
 
 LOGBOOK_DAYS = 14
-RESOLVED_SHOWN = 30
+RESOLVED_SHOWN = 30  # alert history: a page of the most recent, with a link to the older ones
+OPEN_SHOWN_PER_RULE = 10  # open alerts shown per rule (with the number of the others)
 NOTES_SHOWN = 50
+REFUSALS_DAYS = 7  # a device's refused uploads are shown for the last week
 HISTORY_SHOWN = 30
 EVIDENCE_READINGS_SHOWN = 12
 HISTORY_ACTIONS = [
@@ -42,7 +44,7 @@ HISTORY_ACTIONS = [
     "alert.resolve",
 ]
 TARGET_LIMITS_MGDL = (60.0, 250.0)  # a target outside is a typing error
-LIVE_HEADER = "x-telemon-live"  # the page's own live refresh: not a new view in the audit trail
+LIVE_HEADER = "x-telemon-live"  # the page's own live refresh: audited as patient.refresh, not as a new view
 
 
 async def _patient(db: Conn | asyncpg.Pool, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
@@ -174,15 +176,22 @@ async def patient_page(
         end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
         meter_rows = await db.fetch(queries.METER_READINGS, patient_id, start, end)
         cgm_row = await db.fetchrow(queries.CGM_READINGS, patient_id, start, end, p["time_zone"])
-        alert_rows = await db.fetch(queries.PATIENT_ALERTS, patient_id, RESOLVED_SHOWN)
+        alerts_before = page_cursor(request.query_params.get("alerts_before"))
+        alert_rows = await db.fetch(
+            queries.PATIENT_ALERTS, patient_id, OPEN_SHOWN_PER_RULE, RESOLVED_SHOWN, alerts_before
+        )
         names = {
             f"clinician:{r['id']}": r["display_name"]
             for r in await db.fetch(queries.CLINICIAN_NAMES, list(_actor_ids(alert_rows)))
         }
         notes = await db.fetch(queries.PATIENT_NOTES, patient_id, NOTES_SHOWN)
+        since = fmt.now - dt.timedelta(days=REFUSALS_DAYS)
+        refusals = await db.fetch(queries.PATIENT_DEVICE_REFUSALS, patient_id, since)
         history_rows = await db.fetch(queries.PATIENT_HISTORY, patient_id, HISTORY_ACTIONS, HISTORY_SHOWN)
-        if request.headers.get(LIVE_HEADER) != "1":
-            await audit.record(db, actor=who.actor, action="patient.view", patient_id=patient_id)
+        # the page's own live refresh is a read too, recorded apart so that it is not counted as a new visit
+        live_refresh = request.headers.get(LIVE_HEADER) == "1"
+        action = "patient.refresh" if live_refresh else "patient.view"
+        await audit.record(db, actor=who.actor, action=action, patient_id=patient_id)
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
     book = G.logbook(meter_rows, targets, zone, days)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
@@ -203,8 +212,7 @@ async def patient_page(
         targets=targets,
         cgm=has_cgm,
     )
-    open_groups = group_alerts([Alert.of(a) for a in alert_rows if a["status"] != "resolved"])
-    resolved = [Alert.of(a) for a in alert_rows if a["status"] == "resolved"]
+    shown_alerts = patient_alerts(alert_rows, RESOLVED_SHOWN)
     evidence = {a["id"]: evidence_view(a["evidence"], fmt, zone) for a in alert_rows}
     history = [
         Change(h["at"], h["actor_name"] or h["actor"], describe_change(h["action"], h["detail"], fmt))
@@ -228,11 +236,15 @@ async def patient_page(
         "tir_label": lambda segment: charts.tir_label(fmt, segment),
         "tir_goal": lambda segment: charts.tir_goal(fmt, segment),
         "agp": charts.agp_chart(fmt, G.agp(cgm_v, cgm_minutes)) if len(cgm_v) else None,
-        "open_groups": open_groups,
-        "resolved_alerts": resolved,
+        "open_groups": shown_alerts.open_groups,
+        "resolved_alerts": shown_alerts.resolved,
+        "older_alerts": shown_alerts.older,
+        "alerts_paged": alerts_before is not None,
         "evidence": evidence,
         "actor_names": names,
         "notes": notes,
+        "refusals": refusals,
+        "refusals_days": REFUSALS_DAYS,
         "history": history,
         "snooze_choices": SNOOZE_CHOICES,
         "profiles": patients.PROFILES,
@@ -295,6 +307,14 @@ async def _act_on(db: asyncpg.Pool, who: Clinician, action: str, found: list[asy
     return changed
 
 
+MAX_ALERT_ID = 2**63 - 1  # alert ids are bigint: anything larger names no alert
+
+
+def _alert_id(text: str) -> bool:
+    """Whether a form value can be an alert id (ASCII digits within bigint; ``"²".isdigit()`` is true too)."""
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ALERT_ID
+
+
 @router.post("/alerts/{action}", response_model=None)
 async def act_on_alerts(action: str, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
     """Acknowledge, snooze or resolve several alerts at once (a rule's alerts of one patient)."""
@@ -304,7 +324,7 @@ async def act_on_alerts(action: str, request: Request, who: Clinician = Depends(
     values = list(form.getlist("alert_id")) if hasattr(form, "getlist") else []
     for packed in form.getlist("alert_ids") if hasattr(form, "getlist") else []:  # a button's "12 13 14"
         values += packed.split() if isinstance(packed, str) else []
-    ids = sorted({int(v) for v in values if isinstance(v, str) and v.isdigit()})[:MAX_ALERTS_AT_ONCE]
+    ids = sorted({int(v) for v in values if isinstance(v, str) and _alert_id(v)})[:MAX_ALERTS_AT_ONCE]
     db = web.pool(request)
     found = await db.fetch(queries.ALERTS_IN_TEAMS, ids, list(who.team_ids)) if ids else []
     if not found:
@@ -319,7 +339,7 @@ async def alert_action(
     alert_id: int, action: str, request: Request, who: Clinician = Depends(web.clinician)
 ) -> Response:
     form = await web.form_of(request, who)
-    if action not in FLASH_OF:
+    if action not in FLASH_OF or not 1 <= alert_id <= MAX_ALERT_ID:
         raise web.PageError(404, "error.not_found")
     db = web.pool(request)
     found = await db.fetchrow(queries.ALERT_IN_TEAMS, alert_id, list(who.team_ids))

@@ -66,11 +66,13 @@ CLINICIAN_NAMES = "SELECT id, display_name FROM clinicians WHERE id = ANY($1::uu
 
 # Patients of the teams $1 with alerts in the statuses $2 (not snoozed), of severity rank ≥ $3 (1 info, 2 warning,
 # 3 urgent), of rule $4 (NULL: any), of patients not reviewed for $5 days (NULL: any). Most severe first, then
-# the oldest alert of that severity; a page of $6 from $7. Each row carries its alerts (most severe, oldest first)
-# and the number of patients in the list.
+# the oldest alert of that severity; a page of $6 from $7. Each row carries its alerts (most severe, oldest first;
+# per rule only the $8 most severe and recent, with each rule's number in ``rules`` / ``rule_counts``) and the
+# number of patients in the list.
 TRIAGE_PAGE = """
 WITH scoped AS (
-    SELECT a.patient_id, a.id, a.opened_at, array_position(ARRAY['info', 'warning', 'urgent'], a.severity) AS rank
+    SELECT a.patient_id, a.id, a.rule, a.opened_at,
+           array_position(ARRAY['info', 'warning', 'urgent'], a.severity) AS rank
     FROM patients p
     JOIN alerts a ON a.patient_id = p.id
     WHERE p.team_id = ANY($1::uuid[])
@@ -80,20 +82,27 @@ WITH scoped AS (
       AND ($4::text IS NULL OR a.rule = $4)
       AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))
 ),
+ranked AS (
+    SELECT s.*, count(*) OVER (PARTITION BY s.patient_id, s.rule) AS in_rule,
+           row_number() OVER (PARTITION BY s.patient_id, s.rule ORDER BY s.rank DESC, s.opened_at DESC, s.id DESC) AS n
+    FROM scoped s
+),
 heads AS (
     SELECT patient_id, max(rank) AS rank,
            (array_agg(opened_at ORDER BY rank DESC, opened_at))[1] AS opened_at,
-           array_agg(id ORDER BY rank DESC, opened_at, id) AS alert_ids
-    FROM scoped
+           array_agg(id ORDER BY rank DESC, opened_at, id) FILTER (WHERE n <= $8) AS alert_ids,
+           array_agg(rule ORDER BY rule) FILTER (WHERE n = 1) AS rules,
+           array_agg(in_rule ORDER BY rule) FILTER (WHERE n = 1) AS rule_counts
+    FROM ranked
     GROUP BY patient_id
 ),
 page AS (
-    SELECT patient_id, rank, opened_at, alert_ids, count(*) OVER () AS total
+    SELECT patient_id, rank, opened_at, alert_ids, rules, rule_counts, count(*) OVER () AS total
     FROM heads
     ORDER BY rank DESC, opened_at, patient_id
     LIMIT $6 OFFSET $7
 )
-SELECT pg.patient_id, pg.rank, pg.total, pg.alert_ids, p.display_name, p.external_id, p.due_date, p.delivery_date,
+SELECT pg.patient_id, pg.rank, pg.total, pg.alert_ids, pg.rules, pg.rule_counts, p.display_name, p.external_id, p.due_date, p.delivery_date,
        p.treatment, p.profile, p.target_overrides, p.readings_per_day, p.last_reviewed_at, p.time_zone,
        t.name AS team_name,
        COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
@@ -197,15 +206,24 @@ WHERE patient_id = $1 AND kind = 'cgm' AND measured_at >= $2 AND measured_at < $
 
 ALERT_COLUMNS = """
 id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at, acknowledged_at,
-acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by
+acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, folded_episodes, folded_last_at
 """
 
-# The patient's unresolved alerts, and the $2 most recently resolved.
+# The patient's unresolved alerts: per rule the $2 most recent, each row with the number of its rule's
+# (``in_rule``); and a page of $3 resolved ones, most recently resolved first, from after the resolved alert $4
+# (NULL: the first page). One more row than the page is asked for: it says whether an older page exists.
 PATIENT_ALERTS = f"""
-(SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = $1 AND status <> 'resolved')
+(SELECT {ALERT_COLUMNS}, in_rule FROM (
+    SELECT {ALERT_COLUMNS}, count(*) OVER (PARTITION BY rule) AS in_rule,
+           row_number() OVER (PARTITION BY rule ORDER BY opened_at DESC, id DESC) AS n
+    FROM alerts WHERE patient_id = $1 AND status <> 'resolved'
+ ) u WHERE n <= $2)
 UNION ALL
-(SELECT {ALERT_COLUMNS} FROM alerts WHERE patient_id = $1 AND status = 'resolved'
- ORDER BY resolved_at DESC, id DESC LIMIT $2)
+(SELECT {ALERT_COLUMNS}, 1 AS in_rule FROM alerts r
+ WHERE patient_id = $1 AND status = 'resolved'
+   AND ($4::bigint IS NULL OR (resolved_at, id) < (SELECT c.resolved_at, c.id FROM alerts c
+                                                   WHERE c.patient_id = $1 AND c.id = $4 AND c.status = 'resolved'))
+ ORDER BY resolved_at DESC, id DESC LIMIT $3 + 1)
 """
 
 # An alert of a patient of the teams $2 (NULL when it is not theirs, or does not exist).
@@ -253,6 +271,23 @@ LEFT JOIN clinicians c ON c.id = CASE WHEN a.actor LIKE 'clinician:%' THEN subst
 WHERE a.patient_id = $1 AND a.action = ANY($2::text[])
 ORDER BY a.at DESC, a.id DESC
 LIMIT $3
+"""
+
+# The patient's devices whose uploads were refused since $2: how many items, when last, and the last reason. A
+# Nightscout uploader is answered 200 even when everything it sent was refused (readings before the pregnancy, a
+# wrong clock), so only the care team can notice it.
+PATIENT_DEVICE_REFUSALS = """
+SELECT d.id AS device_id, d.kind, d.label, x.refused, last.received_at AS last_at, last.reason AS last_reason
+FROM devices d
+CROSS JOIN LATERAL (
+    SELECT count(*)::int AS refused FROM ingest_rejections r WHERE r.device_id = d.id AND r.received_at >= $2
+) x
+CROSS JOIN LATERAL (
+    SELECT r.received_at, r.reason FROM ingest_rejections r
+    WHERE r.device_id = d.id ORDER BY r.received_at DESC, r.id DESC LIMIT 1
+) last
+WHERE d.patient_id = $1 AND x.refused > 0
+ORDER BY last.received_at DESC
 """
 
 # --- live updates ------------------------------------------------------------------------------------------------

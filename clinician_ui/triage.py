@@ -6,7 +6,7 @@ import datetime as dt
 import math
 import urllib.parse
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,11 +20,13 @@ from clinician_ui import queries, web
 from clinician_ui.alert_groups import SEVERITY_RANK, Alert, AlertGroup, group_alerts
 from clinician_ui.i18n import RULE_NAMES, Formatter
 from clinician_ui.sessions import Clinician
+from telemon import audit
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+ALERTS_PER_RULE = 10  # a row lists each rule's most severe and recent alerts, and their number
 SEVERITY_FILTERS = {"all": 1, "warning": 2, "urgent": 3}
 SHARE_WINDOW = dt.timedelta(days=7)
 FIGURES_WINDOW = dt.timedelta(days=8)  # covers 7 × 24 h and the last 7 full local days (from local midnight)
@@ -114,10 +116,11 @@ class Row(PatientFields):
     zone: ZoneInfo
     figures: Figures
     alerts: list[Alert]
+    rule_counts: dict[str, int] = field(default_factory=dict)  # each rule's alerts, listed or not
 
     @property
     def groups(self) -> list[AlertGroup]:
-        return group_alerts(self.alerts)
+        return group_alerts(self.alerts, self.rule_counts)
 
     @property
     def severity(self) -> str:
@@ -200,7 +203,7 @@ def present(row: Row, fmt: Formatter) -> RowView:
                 latest_id=latest.id,
                 badge=fmt.badge(group.severity),
                 name=name,
-                count=len(group.alerts),
+                count=max(group.total, len(group.alerts)),
                 open_ids=" ".join(str(i) for i in group.open_ids),
                 n_open=n_open,
                 opened_iso=latest.opened_at.isoformat(),
@@ -210,7 +213,7 @@ def present(row: Row, fmt: Formatter) -> RowView:
                 button_label=f"{acknowledge}: {name}{f' (×{n_open})' if n_open > 1 else ''}, {row.display_name}",
             )
         )
-    hidden = sum(len(g.alerts) for g in groups[GROUPS_SHOWN:])
+    hidden = sum(max(g.total, len(g.alerts)) for g in groups[GROUPS_SHOWN:])
     more = None
     if hidden:
         more = fmt.t("triage.more_alerts_one") if hidden == 1 else fmt.t("triage.more_alerts", n=hidden)
@@ -301,10 +304,19 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
             filters.unreviewed_days,
             PAGE_SIZE,
             (filters.page - 1) * PAGE_SIZE,
+            ALERTS_PER_RULE,
         )
         alert_ids = [i for r in records for i in r["alert_ids"]]
         alert_rows = await db.fetch(queries.ALERTS_BY_IDS, alert_ids, [r["patient_id"] for r in records])
         figures = await figures_of(db, records, now)
+        # one audit row per page shown, naming its patients (not one per patient)
+        await audit.record(
+            db,
+            actor=who.actor,
+            action="triage.read",
+            patient_ids=[r["patient_id"] for r in records],
+            detail={"page": filters.page},
+        )
     alerts = {a["id"]: Alert.of(a) for a in alert_rows}
     rows = [
         Row(
@@ -313,6 +325,7 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
             zone=ZoneInfo(r["time_zone"]),
             figures=figures[r["patient_id"]],
             alerts=[alerts[i] for i in r["alert_ids"] if i in alerts],
+            rule_counts=dict(zip(r["rules"], r["rule_counts"], strict=True)),
         )
         for r in records
     ]
@@ -359,6 +372,13 @@ async def patients(request: Request, who: Clinician = Depends(web.clinician)) ->
     async with web.connection(request) as db:
         records = await db.fetch(
             queries.PATIENTS_PAGE, list(who.team_ids), like_pattern(search), PAGE_SIZE, (page - 1) * PAGE_SIZE
+        )
+        await audit.record(
+            db,
+            actor=who.actor,
+            action="patients.list",
+            patient_ids=[r["patient_id"] for r in records],
+            detail={"page": page},
         )
     rows = [
         PatientListRow(

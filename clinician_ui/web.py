@@ -164,6 +164,22 @@ def render(
     return response
 
 
+# The page of a database outage (no clinician can be looked up then, so the language comes from the browser).
+UNAVAILABLE_TEXT = {
+    "en": "The database is unavailable for a moment. This page will work again in a few seconds: reload it.",
+    "fr": "La base de données est momentanément indisponible. Rechargez la page dans quelques secondes.",
+}
+
+
+def unavailable_page(request: Request, retry_after_s: int) -> HTMLResponse:
+    """The 503 page of a database outage: rendered without the database, and never cached."""
+    lang = "en" if request.headers.get("accept-language", "").lower().startswith("en") else "fr"
+    context = {"status": 503, "error_text": UNAVAILABLE_TEXT[lang]}
+    page = render(request, "error.html", context, status_code=503, lang=lang)
+    page.headers["Retry-After"] = str(retry_after_s)
+    return page
+
+
 def redirect(target: str, status_code: int = 303) -> RedirectResponse:
     return RedirectResponse(target, status_code=status_code, headers={"Cache-Control": "no-store"})
 

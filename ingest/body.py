@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from typing import Any
 
 from fastapi import HTTPException, Request
 
+from ingest.readings import storable
 from telemon import fastjson
 
 
@@ -21,7 +23,7 @@ class BodyError(HTTPException):
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise BodyError(413, f"body of {declared} bytes exceeds the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -70,3 +72,30 @@ def parse_json(body: bytes) -> Any:
     except (UnicodeDecodeError, RecursionError) as exc:
         detail = [{"loc": ["body"], "msg": f"body is not JSON: {type(exc).__name__}", "type": "json_invalid"}]
         raise BodyError(422, detail, body) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits, which Python refuses to convert
+        msg = f"body is not JSON this server reads: {str(exc).split(';')[0][:120]}"
+        raise BodyError(422, [{"loc": ["body"], "msg": msg, "type": "json_invalid"}], body) from None
+
+
+# Past this depth an echoed value is cut (replaced by null): JSON encoders recurse once per level.
+ECHO_DEPTH = 64
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` (decoded JSON) that an answer can carry back: numbers that JSON cannot write (NaN,
+    Infinity) become null, text with NUL characters or lone surrogates gets them escaped, nesting beyond
+    ``ECHO_DEPTH`` is cut to null."""
+    kind = type(value)
+    if kind is str:
+        return storable(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        if depth >= ECHO_DEPTH:
+            return None
+        return {storable(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
+    if kind is list:
+        if depth >= ECHO_DEPTH:
+            return None
+        return [json_safe(v, depth + 1) for v in value]
+    return value

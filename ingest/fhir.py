@@ -15,7 +15,8 @@ it is deterministic so that a re-import deduplicates on (patient, device, kind, 
 Answers:
 - single POST: ``201 Created`` with the Observation echoed, its ``id`` being the stored reading's id, and a
   ``Location``; ``200 OK`` with the same for a reading already stored (like a conditional create that found its
-  match); an OperationOutcome otherwise: 400 not an Observation, 404 unknown patient, 422 refused by the rules.
+  match); an OperationOutcome otherwise: 400 not an Observation, 404 unknown patient (a patient of a care team
+  the API key does not belong to is unknown to it, with the very same answer), 422 refused by the rules.
 - ``batch``: a ``batch-response`` Bundle with one entry per input entry, in order, ``response.status`` being what
   a single POST of that entry would have answered, with ``response.outcome`` for refused entries. A bad entry
   never fails the good ones.
@@ -41,9 +42,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest import queries
-from ingest.body import BodyError, parse_json, read_body
+from ingest.body import BodyError, json_safe, parse_json, read_body
 from ingest.http import service
-from ingest.readings import DeviceContext, Prepared, RejectedItem, raw_text
+from ingest.readings import DeviceContext, Prepared, RejectedItem, brief, raw_text, storable, text_fault
 from ingest.service import IngestService, RejectedItemOf, devices_by_ids
 from telemon import audit
 from telemon.api_keys import ApiKey
@@ -185,6 +186,7 @@ class Refused(Exception):
     element at fault (a FHIRPath from ``Observation``, or from ``Bundle.entry[i]`` for the entry itself)."""
 
     def __init__(self, status: int, code: str, diagnostics: str, expression: str | None = None) -> None:
+        diagnostics = storable(diagnostics)  # it is recorded and answered: never a text that cannot be
         super().__init__(diagnostics)
         self.status = status
         self.code = code
@@ -215,7 +217,7 @@ def check_observation(resource: Any) -> dict[str, Any]:
         raise Refused(
             400,
             "not-supported",
-            f"resourceType {str(kind)[:40]!r}: only Observation resources are imported",
+            f"resourceType {brief(kind, 40)}: only Observation resources are imported",
             "resourceType",
         )
     return resource
@@ -236,6 +238,9 @@ def subject_of(observation: dict[str, Any]) -> Subject:
     identifier = subject.get("identifier")
     value = identifier.get("value") if isinstance(identifier, dict) else None
     external_id = value.strip() if isinstance(value, str) and value.strip() else None
+    fault = text_fault(external_id) if external_id is not None else None
+    if fault:
+        raise Refused(422, "invalid", f"the identifier {fault}", "Observation.subject.identifier.value")
     has_identifier = external_id is not None
     reference = subject.get("reference")
     if isinstance(reference, str) and reference.strip():
@@ -274,9 +279,9 @@ def glucose_codes(observation: dict[str, Any]) -> list[str]:
     if not isinstance(codings, list):
         raise Refused(422, "required", "code.coding: required, with a glucose LOINC code", "Observation.code")
     found = [c.get("code") for c in codings if isinstance(c, dict) and c.get("system") == LOINC]
-    glucose = [c for c in found if c in GLUCOSE_CODES]
+    glucose = [c for c in found if isinstance(c, str) and c in GLUCOSE_CODES]
     if not glucose:
-        given = ", ".join(str(c)[:20] for c in found) or "none"
+        given = ", ".join(brief(c, 20) for c in found) or "none"
         raise Refused(
             422,
             "code-invalid",
@@ -306,7 +311,7 @@ def _quantity(observation: dict[str, Any]) -> tuple[Any, str, list[str], dict[st
     if code is not None:
         if system is not None and system != UCUM:
             raise Refused(
-                422, "code-invalid", f"{str(system)[:60]!r} is not UCUM ({UCUM})", "Observation.valueQuantity.system"
+                422, "code-invalid", f"{brief(system, 60)} is not UCUM ({UCUM})", "Observation.valueQuantity.system"
             )
         unit_text, paths["unit"] = code, "Observation.valueQuantity.code"
     else:
@@ -316,18 +321,18 @@ def _quantity(observation: dict[str, Any]) -> tuple[Any, str, list[str], dict[st
         raise Refused(
             422,
             "code-invalid",
-            f"{str(unit_text)[:20]!r} is not a glucose unit telemon takes (UCUM {', '.join(UCUM_UNITS.values())})",
+            f"{brief(unit_text, 20)} is not a glucose unit telemon takes (UCUM {', '.join(UCUM_UNITS.values())})",
             paths["unit"],
         )
     flags = []
     comparator = quantity.get("comparator")
     if comparator is not None:
         paths["flags"] = "Observation.valueQuantity.comparator"
-        if comparator not in COMPARATOR_FLAGS:
+        if not isinstance(comparator, str) or comparator not in COMPARATOR_FLAGS:
             raise Refused(
                 422,
                 "not-supported",
-                f"comparator {str(comparator)[:10]!r}: expected one of {', '.join(COMPARATOR_FLAGS)}",
+                f"comparator {brief(comparator, 10)}: expected one of {', '.join(COMPARATOR_FLAGS)}",
                 paths["flags"],
             )
         flags.append(COMPARATOR_FLAGS[comparator])
@@ -373,7 +378,7 @@ def to_reading(observation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
         raise Refused(
             422,
             "value" if status is not None else "required",
-            f"status {str(status)[:30]!r}: expected one of {', '.join(STATUSES)}",
+            f"status {brief(status, 30)}: expected one of {', '.join(STATUSES)}",
             "Observation.status",
         )
     value, unit, flags, paths = _quantity(observation)
@@ -452,14 +457,17 @@ async def hospital_devices(db: asyncpg.Pool, patient_ids: set[uuid.UUID]) -> dic
     return {p: found[d] for d, p in wanted.items() if d in found and found[d].patient_id == p}
 
 
-async def resolve_patients(db: asyncpg.Pool, entries: Sequence[Entry]) -> None:
+async def resolve_patients(db: asyncpg.Pool, entries: Sequence[Entry], team_ids: Sequence[uuid.UUID]) -> None:
+    """Each entry's patient among those of the API key's care teams: another team's patient is refused with the
+    very answer of a patient that does not exist, so that a key cannot learn who is cared for elsewhere."""
     pending = [e for e in entries if e.refusal is None and e.subject is not None]
     ids = list({e.subject[1] for e in pending if e.subject and e.subject[0] == "id"})
     external = list({e.subject[1] for e in pending if e.subject and e.subject[0] == "external_id"})
-    known = {r["id"] for r in await db.fetch(queries.FHIR_PATIENTS_BY_IDS, ids)} if ids else set()
+    teams = list(team_ids)
+    known = {r["id"] for r in await db.fetch(queries.FHIR_PATIENTS_BY_IDS, ids, teams)} if ids else set()
     by_external: dict[str, list[uuid.UUID]] = {}
     if external:
-        for row in await db.fetch(queries.FHIR_PATIENTS_BY_EXTERNAL_IDS, external):
+        for row in await db.fetch(queries.FHIR_PATIENTS_BY_EXTERNAL_IDS, external, teams):
             by_external.setdefault(row["external_id"], []).append(row["id"])
     for entry in pending:
         if entry.subject is None:
@@ -492,7 +500,14 @@ async def resolve_patients(db: asyncpg.Pool, entries: Sequence[Entry]) -> None:
 
 
 async def import_entries(
-    db: asyncpg.Pool, ingest: IngestService, entries: list[Entry], *, atomic: bool, actor: str, bundle: str | None
+    db: asyncpg.Pool,
+    ingest: IngestService,
+    entries: list[Entry],
+    *,
+    atomic: bool,
+    actor: str,
+    bundle: str | None,
+    team_ids: Sequence[uuid.UUID],
 ) -> bool:
     """Store the entries' readings in one transaction and record the refusals; with ``atomic``, store no reading
     if any entry is refused. Sets each entry's status, reading id or refusal; returns whether readings were stored."""
@@ -502,7 +517,9 @@ async def import_entries(
                 entry.subject = subject_of(check_observation(entry.resource))
             except Refused as exc:
                 entry.refusal = exc
-    await resolve_patients(db, entries)
+            except Exception as exc:  # noqa: BLE001 - input no check foresaw: refused, never a 500
+                entry.refusal = _unreadable(exc)
+    await resolve_patients(db, entries, team_ids)
     devices = await hospital_devices(db, {e.patient_id for e in entries if e.patient_id and e.refusal is None})
     now = dt.datetime.now(dt.UTC)
     for entry in entries:
@@ -517,7 +534,12 @@ async def import_entries(
         try:
             if not device.active:
                 raise Refused(403, "forbidden", f"imports for this patient are disabled (device {device.device_id})")
-            item, paths = to_reading(entry.resource)
+            try:
+                item, paths = to_reading(entry.resource)
+            except Refused:
+                raise
+            except Exception as exc:  # noqa: BLE001 - input no check foresaw: refused, never a 500
+                raise _unreadable(exc) from None
         except Refused as exc:
             entry.refusal = exc
             entry.message = Prepared(
@@ -550,6 +572,10 @@ async def import_entries(
         await _reading_ids(ingest, entries)
     await _audit(db, entries, actor=actor, bundle=bundle, stored=store_rows)
     return store_rows
+
+
+def _unreadable(exc: Exception) -> Refused:
+    return Refused(422, "invalid", f"the Observation cannot be read ({type(exc).__name__}: {str(exc)[:120]})")
 
 
 async def _reading_ids(ingest: IngestService, entries: Sequence[Entry]) -> None:
@@ -604,7 +630,7 @@ async def read_resource(request: Request, ingest: IngestService, resource_type: 
         if not isinstance(payload, dict) or payload.get("resourceType") != resource_type:
             got = payload.get("resourceType") if isinstance(payload, dict) else type(payload).__name__
             raise FhirBodyError(
-                400, "invalid", f"expected a {resource_type} resource, got {str(got)[:40]!r}", body, "resourceType"
+                400, "invalid", f"expected a {resource_type} resource, got {brief(got, 40)}", body, "resourceType"
             )
     except BodyError as exc:
         await ingest.reject(SOURCE, None, f"HTTP {exc.status_code}: {_diagnostics(exc.detail)}", exc.raw)
@@ -632,7 +658,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         201: {"description": "stored; the Observation with the reading's id, and a Location"},
         200: {"description": "already stored (duplicate); the Observation with the reading's id"},
         400: {"description": "not an Observation (OperationOutcome)"},
-        404: {"description": "unknown patient (OperationOutcome)"},
+        404: {"description": "unknown patient, or one of a care team the key does not belong to (OperationOutcome)"},
         422: {"description": "refused by the rules (OperationOutcome)"},
         **ERRORS,
     },
@@ -643,10 +669,12 @@ async def post_observation(request: Request, key: HospitalKey, db: Pool, ingest:
     preliminary, and a subject (Patient/<telemon id>, or an identifier holding the patient's hospital number)."""
     observation = await read_resource(request, ingest, "Observation")
     entry = Entry(0, observation, None)
-    await import_entries(db, ingest, [entry], atomic=True, actor=f"api_key:{key.id}", bundle=None)
+    await import_entries(
+        db, ingest, [entry], atomic=True, actor=f"api_key:{key.id}", bundle=None, team_ids=key.team_ids
+    )
     if entry.refusal is not None:
         return fhir_response(operation_outcome([entry.refusal.issue()]), entry.refusal.status)
-    echoed = {"resourceType": "Observation", **observation}
+    echoed = {"resourceType": "Observation", **json_safe(observation)}
     headers = {}
     if entry.reading_id is not None:
         echoed["id"] = str(entry.reading_id)
@@ -676,7 +704,7 @@ async def post_bundle(request: Request, key: HospitalKey, db: Pool, ingest: Inge
             raise FhirBodyError(
                 400,
                 "not-supported",
-                f"Bundle.type {str(kind)[:30]!r}: expected batch or transaction",
+                f"Bundle.type {brief(kind, 30)}: expected batch or transaction",
                 raw_text(bundle).encode(),
                 "Bundle.type",
             )
@@ -698,7 +726,9 @@ async def post_bundle(request: Request, key: HospitalKey, db: Pool, ingest: Inge
         raise
     entries = [_bundle_entry(position, item) for position, item in enumerate(items)]
     atomic = kind == "transaction"
-    stored = await import_entries(db, ingest, entries, atomic=atomic, actor=f"api_key:{key.id}", bundle=kind)
+    stored = await import_entries(
+        db, ingest, entries, atomic=atomic, actor=f"api_key:{key.id}", bundle=kind, team_ids=key.team_ids
+    )
     if not stored:
         refusals = [(e.position, e.refusal) for e in entries if e.refusal is not None]
         status = 400 if any(r.status == 400 for _, r in refusals) else 422
@@ -732,7 +762,7 @@ def _bundle_entry(position: int, item: Any) -> Entry:
         entry.refusal = Refused(
             422,
             "not-supported",
-            f"request.method {str(method)[:10]}: only POST (create) is supported",
+            f"request.method {brief(method, 10)}: only POST (create) is supported",
             f"{where}.request.method",
         )
     elif isinstance(url, str) and url.split("?")[0].strip("/") != "Observation":

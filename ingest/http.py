@@ -17,7 +17,7 @@ from ingest.service import IngestService, device_by_token
 from telemon import audit
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, bearer_token, pool, unauthorized
-from telemon.pagination import decode_cursor, envelope, limit_param
+from telemon.pagination import cursor_instant, cursor_int, decode_cursor, envelope, limit_param
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
@@ -114,14 +114,8 @@ async def get_readings(
 ) -> dict[str, Any]:
     start = _aware(from_, "from") or EPOCH
     end = _aware(to, "to") or END
-    position = decode_cursor(cursor)
-    after_time, after_id = EPOCH - dt.timedelta(days=1), 0
-    if position is not None:
-        try:
-            after_time, after_id = dt.datetime.fromisoformat(position[0]), int(position[1])
-        except (ValueError, IndexError, TypeError):
-            raise HTTPException(status_code=400, detail="cursor: not a cursor this API returned") from None
-    if not await db.fetchval(queries.PATIENT_EXISTS, patient_id):
+    after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
+    if not await db.fetchval(queries.PATIENT_OF_TEAMS, patient_id, list(key.team_ids)):
         raise HTTPException(status_code=404, detail=f"no patient {patient_id}")
     rows = await db.fetch(queries.READINGS_PAGE, patient_id, start, end, after_time, after_id, limit + 1)
     await audit.record(
@@ -142,4 +136,7 @@ def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
         return None
     if value.tzinfo is None:
         raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset (for example Z)")
-    return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
+        raise HTTPException(status_code=422, detail=f"{name}: {value.isoformat()} is out of range") from None

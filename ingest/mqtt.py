@@ -5,6 +5,15 @@ messages that arrive while the previous batch is being stored. Messages are micr
 is parsed, stored in one transaction, and only after the commit is each message acknowledged (manual PUBACK) and
 its receipt published. A crash before the commit means the broker delivers again; the dedup key makes that harmless.
 A bad message is recorded as a rejection and acknowledged; it never stops the consumer.
+
+A batch whose store fails is handled by why it failed (``telemon.db.transient``). The database being unavailable
+is retried with a short backoff, so that the batch (and everything queued behind it) is stored within seconds of
+the database coming back, without a restart. Any other failure is about the batch's content — a message that
+validation let through but PostgreSQL refuses (a NUL, a lone surrogate), or one that makes parsing raise
+(OverflowError, RecursionError) — and the batch is split in halves down to the single message: the others are
+stored, the culprit is recorded as a rejection (its raw payload escaped so that recording it cannot fail the same
+way) and acknowledged with a rejection receipt. Retrying it as is would fail forever and, the acknowledgements
+being in order, hold back every device's readings. Nothing of this runs until a store has failed.
 """
 
 from __future__ import annotations
@@ -12,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +33,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.readings import Prepared, RejectedItem, raw_text
+from ingest.readings import RAW_LIMIT, Prepared, RejectedItem, raw_text, storable
 from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
 from telemon import fastjson
-from telemon.mqtt_client import LoopDriver, new_client, probe
+from telemon.db import describe, transient
+from telemon.mqtt_client import LoopDriver, negotiate, new_client, probe
 from telemon.settings import Settings, parse_mqtt_url
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,13 @@ RECEIVE_MAXIMUM = 2000  # MQTT 5: unacknowledged messages the broker may send us
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 512 * 1024  # payload per batch: a batch of big syncs commits (and is confirmed) sooner
 IN_FLIGHT = 2  # batches stored at once
+RETRY_FIRST_S = 0.2  # backoff of a batch the database could not take: 0.2 s, doubling...
+RETRY_MAX_S = 2.0  # ...up to 2 s, so that the backlog is stored within seconds of the database coming back
+# Failures called transient while the database answers a probe, before the batch itself is suspected (a value
+# that breaks asyncpg's connection looks like a lost connection; a real one is replaced by the pool at once).
+SUSPECT_AFTER = 5
+STALLED_AFTER_S = 3.0  # a batch failing for longer than this makes the consumer not ready (/readyz 503)
+NEGOTIATE_MAX_S = 10.0  # backoff of the protocol probe while the broker does not answer
 
 
 def readings_topic(device_id: str) -> str:
@@ -68,6 +87,9 @@ def broker_speaks_mqtt5(url: str, timeout: float = 3.0) -> bool:
     return probe(url, timeout, protocol=mqtt.MQTTv5)
 
 
+MessageReceipts = dict[int, tuple[str, Answer]]  # id() of a message -> its device and receipt
+
+
 class MqttConsumer:
     def __init__(self, pool: asyncpg.Pool, url: str, settings: Settings, service: IngestService | None = None) -> None:
         self.pool = pool
@@ -78,7 +100,9 @@ class MqttConsumer:
         group = settings.mqtt_shared_group
         self.subscription = f"$share/{group}/{READINGS_TOPIC}" if group else READINGS_TOPIC
         self.stored_messages = 0
+        self.refused_messages = 0  # messages isolated by splitting a failed batch, recorded as rejections
         self.connections = 0  # successful (re)connections
+        self.protocol: str | None = None  # "5" or "3.1.1" once the broker answered
         self._client: mqtt.Client | None = None
         self._driver: LoopDriver | None = None
         self._inbox: collections.deque[Incoming] = collections.deque()
@@ -86,12 +110,56 @@ class MqttConsumer:
         self._connected = threading.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._failing: dict[int, float] = {}  # batch -> when it started failing transiently (monotonic)
+        self._lost = 0  # messages of batches that failed unexpectedly: unacknowledged until a reconnection
+        self._outage = False  # a batch failed to store and no batch has been stored since
 
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    def ready(self) -> bool:
+        """Whether the consumer makes progress: connected to the broker, and no batch has been failing for more
+        than ``STALLED_AFTER_S`` (the database is unavailable to it, or something else keeps it from storing)."""
+        if not self._connected.is_set() or self._lost:
+            return False
+        now = time.monotonic()
+        return all(now - since < STALLED_AFTER_S for since in self._failing.values())
+
     async def start(self) -> None:
-        mqtt5 = await asyncio.to_thread(broker_speaks_mqtt5, self.url)
+        """Start consuming. The protocol is chosen by the first probe the broker answers, in the background while
+        it does not (a consumer started before its broker still speaks MQTT 5 to it). Waits up to 10 s for the
+        connection; the consumer keeps trying afterwards."""
+        self._task = asyncio.create_task(self._consume(), name="mqtt-consumer")
+        self._opening = asyncio.create_task(self._open(), name="mqtt-open")
+        await asyncio.to_thread(self._connected.wait, 10)
+        if not self._connected.is_set():
+            log.warning("MQTT broker not reachable yet; retrying in the background", extra={"url": self._host()})
+
+    def _host(self) -> str:
+        return parse_mqtt_url(self.url).host
+
+    async def _open(self) -> None:
+        delay = 0.5
+        warned = False
+        while True:
+            version = await asyncio.to_thread(negotiate, self.url)
+            if version is not None:
+                break
+            if not warned:
+                log.warning(
+                    "MQTT broker does not accept a connection (down, or refusing the credentials); "
+                    "the protocol is chosen when it does",
+                    extra={"url": self._host()},
+                )
+                warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, NEGOTIATE_MAX_S)
+        if self._stopping:
+            return
+        self._connect_with(version == mqtt.MQTTv5)
+
+    def _connect_with(self, mqtt5: bool) -> None:
         protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
         client = new_client(self.url, self.settings.mqtt_client_id, protocol=protocol, persistent=True, manual_ack=True)
         client.max_inflight_messages_set(0)  # no cap: paho rescans its queue per PUBACK when capped
@@ -111,16 +179,17 @@ class MqttConsumer:
             connect_kwargs["clean_start"] = False
         self._driver = LoopDriver(client, address.host, address.port, connect_kwargs)
         self._driver.start()
-        self._task = asyncio.create_task(self._consume(), name="mqtt-consumer")
-        await asyncio.to_thread(self._connected.wait, 10)
-        if not self._connected.is_set():
-            log.warning("MQTT broker not reachable yet; retrying in the background", extra={"url": address.host})
-        log.info("MQTT consumer started", extra={"protocol": "5" if mqtt5 else "3.1.1", "topic": self.subscription})
+        self.protocol = "5" if mqtt5 else "3.1.1"
+        log.info("MQTT consumer started", extra={"protocol": self.protocol, "topic": self.subscription})
 
     async def stop(self) -> None:
         """Finish the batch in flight (commit, acknowledge), then disconnect; what is left is redelivered."""
         self._stopping = True
         self._wakeup.set()
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opening
         if self._task is not None:
             await self._task
         if self._driver is not None:
@@ -133,6 +202,7 @@ class MqttConsumer:
             log.error("MQTT connection refused", extra={"reason": str(reason)})
             return
         client.subscribe(self.subscription, qos=1)  # restored on every (re)connect
+        self._lost = 0  # the broker delivers again what was left unacknowledged
         self.connections += 1
         self._connected.set()
         log.info("MQTT connected", extra={"session_present": bool(getattr(flags, "session_present", False))})
@@ -197,27 +267,136 @@ class MqttConsumer:
                 await previous
             if receipts is not None:
                 self._confirm(batch, receipts)
-        except Exception:  # not acknowledged: the broker delivers the batch again after a reconnect
+        except Exception:
+            # a bug: the batch stays unacknowledged until the next reconnection (the broker delivers it again
+            # then); until then the consumer is not ready, so that someone looks
+            self._lost += len(batch)
             log.exception("an MQTT batch failed", extra={"messages": len(batch)})
         finally:
             confirmed.set_result(None)
             slots.release()
 
-    async def _store_until_done(self, batch: list[Incoming]) -> dict[int, tuple[str, Answer]] | None:
-        """Store the batch, retrying until the database takes it; None if the consumer stopped meanwhile."""
-        delay = 0.5
-        while True:
-            try:
-                return await self._store(batch)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # nothing was acknowledged: retry the same batch until the database takes it
-                log.warning("storing an MQTT batch failed; retrying", extra={"error": str(exc), "messages": len(batch)})
-                if self._stopping:
-                    return None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+    async def _store_until_done(self, batch: list[Incoming]) -> MessageReceipts | None:
+        """Store the batch: at once (the usual case), or by retrying and splitting it (see the module's
+        docstring); None if the consumer stopped meanwhile (nothing acknowledged: redelivered)."""
+        try:
+            return await self._store(batch)
+        except Exception as exc:  # noqa: BLE001 - every failure is handled, by what it says (below)
+            failure = exc
+        key = id(batch)
+        try:
+            return await self._store_or_split(batch, key, failure)
+        finally:
+            self._failing.pop(key, None)
+            self._note_recovery()
 
-    async def _store(self, batch: list[Incoming]) -> dict[int, tuple[str, Answer]]:
+    async def _store_or_split(self, batch: list[Incoming], key: int, failure: BaseException) -> MessageReceipts | None:
+        """``batch`` failed with ``failure``: retry it while the database is unavailable; when the failure is
+        about its content, split it and store each half the same way, down to the single message, refused."""
+        delay = RETRY_FIRST_S
+        suspected = 0
+        while True:
+            if self._stopping:
+                return None
+            if not await self._retry_worth(failure, suspected):
+                break
+            if transient(failure) and (await self._database_answers()):
+                suspected += 1
+            self._failing.setdefault(key, time.monotonic())
+            self._note_outage(failure, len(batch))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            try:
+                receipts = await self._store(batch)
+            except Exception as exc:  # noqa: BLE001 - judged again at the top of the loop
+                failure = exc
+                continue
+            self._failing.pop(key, None)
+            return receipts
+        self._failing.pop(key, None)
+        if len(batch) == 1:
+            return await self._refuse(batch[0], failure)
+        log.info(
+            "splitting an MQTT batch that cannot be stored",
+            extra={"messages": len(batch), "error": _error_text(failure)},
+        )
+        merged: MessageReceipts = {}
+        half = len(batch) // 2
+        for part in (batch[:half], batch[half:]):
+            try:
+                stored: MessageReceipts | None = await self._store(part)
+            except Exception as exc:  # noqa: BLE001 - the half is retried or split in turn
+                stored = await self._store_or_split(part, key, exc)
+            if stored is None:
+                return None
+            merged.update(stored)
+        return merged
+
+    async def _retry_worth(self, failure: BaseException, suspected: int) -> bool:
+        """Whether a batch that failed with ``failure`` is to be retried as is: the database is unavailable
+        (``telemon.db.transient``) and has not answered probes through ``SUSPECT_AFTER`` such failures of this
+        batch; or the failure looked like one about the content while the database does not even answer a
+        probe (an outage beginning: splitting then would refuse good messages)."""
+        if transient(failure):
+            return suspected < SUSPECT_AFTER
+        return not await self._database_answers()
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(2):
+                return bool(await self.pool.fetchval("SELECT 1"))
+        except Exception:  # noqa: BLE001 - whatever the reason, the database did not answer
+            return False
+
+    def _note_outage(self, failure: BaseException, messages: int) -> None:
+        """Log the first failed attempt of an outage, not every retry of every batch."""
+        if not self._outage:
+            self._outage = True
+            log.warning(
+                "storing MQTT messages failed; retrying until the database takes them",
+                extra={"error": _error_text(failure), "messages": messages},
+            )
+
+    def _note_recovery(self) -> None:
+        if self._outage and not self._failing:
+            self._outage = False
+            log.info("storing MQTT messages again")
+
+    async def _refuse(self, incoming: Incoming, failure: BaseException) -> MessageReceipts | None:
+        """Record a message that cannot be stored as a rejection (escaped: a NUL or a lone surrogate in its
+        payload must not make the record fail too), and give it a rejection receipt."""
+        device_id = device_of(incoming.topic)
+        reason = storable(f"the message cannot be stored: {_error_text(failure)}")
+        item = RejectedItemOf(
+            "mqtt",
+            storable(device_id) if device_id is not None else None,
+            RejectedItem(None, reason, storable(incoming.payload[:RAW_LIMIT].decode(errors="replace"))),
+        )
+        delay = RETRY_FIRST_S
+        while not self._stopping:
+            try:
+                await self.service.store([], [item])
+                break
+            except Exception as exc:
+                if transient(exc) or not await self._database_answers():
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                # acknowledged all the same: a message that could not even be recorded must not stop the others
+                log.exception("recording a refused MQTT message failed", extra={"device_id": item.device_id})
+                break
+        else:
+            return None
+        self.refused_messages += 1
+        log.warning(
+            "an MQTT message was refused after its batch failed",
+            extra={"device_id": item.device_id, "reason": reason, "bytes": len(incoming.payload)},
+        )
+        if device_id is None:
+            return {}
+        return {id(incoming): (device_id, Answer(rejected=[{"index": None, "reason": reason}]))}
+
+    async def _store(self, batch: list[Incoming]) -> MessageReceipts:
         """Parse, validate and store the batch in one transaction; the device and receipt of each message (by
         ``id``; a message whose topic names no device gets none)."""
         decoded: list[tuple[Incoming, str, Any]] = []
@@ -252,7 +431,7 @@ class MqttConsumer:
                 for incoming, device_id, reason in refused
             ]
             answers = await self.service.store(prepared, extra, conn=conn)
-        receipts: dict[int, tuple[str, Answer]] = {
+        receipts: MessageReceipts = {
             id(m): (p.device.device_id, a) for m, p, a in zip(owners, prepared, answers, strict=True)
         }
         for incoming, device_id, reason in refused:
@@ -260,7 +439,7 @@ class MqttConsumer:
                 receipts[id(incoming)] = (device_id, Answer(rejected=[{"index": None, "reason": reason}]))
         return receipts
 
-    def _confirm(self, batch: list[Incoming], receipts: dict[int, tuple[str, Answer]]) -> None:
+    def _confirm(self, batch: list[Incoming], receipts: MessageReceipts) -> None:
         """Committed: the receipts, in the order the messages came, then the acknowledgements."""
         self.stored_messages += len(batch)
         client = self._client
@@ -270,7 +449,21 @@ class MqttConsumer:
             if receipt is not None:
                 device_id, answer = receipt
                 with contextlib.suppress(ValueError):  # an id that makes an invalid topic gets no receipt
-                    client.publish(receipts_topic(device_id), fastjson.dumps(answer.as_dict()), qos=1)
+                    client.publish(receipts_topic(device_id), _receipt_json(answer), qos=1)
         for incoming in batch:
             if incoming.qos > 0:
                 client.ack(incoming.mid, incoming.qos)
+
+
+def _receipt_json(answer: Answer) -> str:
+    """The receipt's JSON. A reason may quote what the device sent, a lone surrogate included, which orjson
+    refuses to encode: ``json`` then writes it escaped (ASCII), as any JSON reader expects."""
+    document = answer.as_dict()
+    try:
+        return fastjson.dumps(document)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(document, ensure_ascii=True, default=str)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {describe(exc)}"[:300]

@@ -7,7 +7,10 @@ FROM devices d JOIN patients p ON p.id = d.patient_id
 """
 DEVICE_CONTEXT_BY_IDS = DEVICE_CONTEXT + " WHERE d.id = ANY($1::text[])"
 DEVICE_CONTEXT_BY_TOKEN = DEVICE_CONTEXT + " WHERE d.token_hash = $1"
-DEVICE_CONTEXT_BY_NS_SECRET = DEVICE_CONTEXT + " WHERE d.ns_secret_hash = $1"
+# A Nightscout api-secret: the SHA-1 or the SHA-512 hex of the device token (sha256 of the lowercase hex stored).
+DEVICE_CONTEXT_BY_NS_SECRET = DEVICE_CONTEXT + " WHERE d.ns_secret_hash = $1 OR d.ns_secret512_hash = $1"
+# A device that authenticated with its token gets the hash of its SHA-512 secret if it has none yet ($2).
+FILL_DEVICE_NS_SHA512 = "UPDATE devices SET ns_secret512_hash = $2 WHERE id = $1 AND ns_secret512_hash IS NULL"
 
 # Readings are copied (COPY) into a per-connection staging table, then stored by one statement (``STORE``).
 # ``message`` is the position of the message a row came from, ``position`` the row's place in the batch. The
@@ -81,14 +84,16 @@ GROUP BY message
 
 # Stored readings by their dedup key, whether just inserted or already there; $6 is the position of each key.
 STORED_BY_KEY = """
-SELECT k.position, r.id, r.kind, r.measured_at, r.value_mgdl, r.device_id, r.external_id
+SELECT k.position, r.id, r.kind, r.measured_at, r.value_mgdl, r.device_id, r.external_id, r.device_time,
+       r.value_raw, r.patient_id
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::int[])
      AS k(patient_id, device_id, kind, device_time, value_raw, position)
 JOIN readings r ON r.patient_id = k.patient_id AND r.device_id = k.device_id AND r.kind = k.kind
                AND r.device_time = k.device_time AND r.value_raw = k.value_raw
 """
 
-PATIENT_EXISTS = "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)"
+# A patient ($1) of the API key's care teams ($2): another team's patient is as absent as one that does not exist.
+PATIENT_OF_TEAMS = "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1 AND team_id = ANY($2::uuid[]))"
 
 READINGS_PAGE = """
 SELECT id, measured_at, value_mgdl, value_raw, unit_raw, kind, context, context_inferred, meal,
@@ -103,9 +108,12 @@ LIMIT $6
 # --- FHIR import (ingest/fhir.py) -------------------------------------------------------------------------------
 
 # An Observation's subject: by telemon id, or by the hospital's number (external_id, unique only within a team,
-# so one value may name patients of several teams: the caller refuses it as ambiguous).
-FHIR_PATIENTS_BY_IDS = "SELECT id FROM patients WHERE id = ANY($1::uuid[])"
-FHIR_PATIENTS_BY_EXTERNAL_IDS = "SELECT external_id, id FROM patients WHERE external_id = ANY($1::text[])"
+# so one value may name patients of several teams: the caller refuses it as ambiguous), among the patients of the
+# API key's care teams ($2) only: another team's patient is not found, exactly like one that does not exist.
+FHIR_PATIENTS_BY_IDS = "SELECT id FROM patients WHERE id = ANY($1::uuid[]) AND team_id = ANY($2::uuid[])"
+FHIR_PATIENTS_BY_EXTERNAL_IDS = (
+    "SELECT external_id, id FROM patients WHERE external_id = ANY($1::text[]) AND team_id = ANY($2::uuid[])"
+)
 
 # The per-patient device hospital imports are stored under (id ``fhir-<patient uuid hex>``, deterministic so that a
 # re-import deduplicates). It never authenticates: readings come with an API key, and its token, Nightscout secret
@@ -121,11 +129,57 @@ ON CONFLICT DO NOTHING
 
 # --- Nightscout API (ingest/nightscout.py) ----------------------------------------------------------------------
 
-# A patient's latest readings, newest first, within [$2, $3] (inclusive bounds), of one kind ($4) or all (NULL).
+# A patient's latest readings, newest first, within [$2, $3] (inclusive bounds), of one kind ($4) or all (NULL),
+# with the Nightscout document each was uploaded with (if any). The other filters are Nightscout's ``find`` forms:
+# dateString / sysTime compared as text, as Nightscout compares them ($6 operators, $7 operands: the UTC ISO form
+# with milliseconds), the glucose value in whole mg/dL ($8 operators, $9 operands), and an id ($10: the uploader's
+# _id, or telemon's id in 24 hex digits).
 NS_ENTRIES = """
-SELECT id, kind, measured_at, value_mgdl, device_id, external_id
-FROM readings
-WHERE patient_id = $1 AND measured_at >= $2 AND measured_at <= $3 AND ($4::text IS NULL OR kind = $4)
-ORDER BY measured_at DESC, id DESC
+SELECT r.id, r.kind, r.measured_at, r.value_mgdl, r.device_id, r.external_id, n.doc
+FROM readings r
+LEFT JOIN nightscout_entries n ON n.patient_id = r.patient_id AND n.device_id = r.device_id AND n.kind = r.kind
+                              AND n.device_time = r.device_time AND n.value_raw = r.value_raw
+WHERE r.patient_id = $1 AND r.measured_at >= $2 AND r.measured_at <= $3 AND ($4::text IS NULL OR r.kind = $4)
+  AND (SELECT bool_and(CASE f.op WHEN '$gte' THEN t.iso >= f.v WHEN '$gt' THEN t.iso > f.v
+                                 WHEN '$lte' THEN t.iso <= f.v WHEN '$lt' THEN t.iso < f.v ELSE t.iso = f.v END)
+       FROM unnest($6::text[], $7::text[]) AS f(op, v),
+            (SELECT to_char(r.measured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS iso) t
+      ) IS NOT FALSE
+  AND (SELECT bool_and(CASE f.op WHEN '$gte' THEN round(r.value_mgdl) >= f.v WHEN '$gt' THEN round(r.value_mgdl) > f.v
+                                 WHEN '$lte' THEN round(r.value_mgdl) <= f.v WHEN '$lt' THEN round(r.value_mgdl) < f.v
+                                 ELSE round(r.value_mgdl) = f.v END)
+       FROM unnest($8::text[], $9::float8[]) AS f(op, v)) IS NOT FALSE
+  AND ($10::text IS NULL OR r.external_id = $10 OR lpad(to_hex(r.id), 24, '0') = $10)
+ORDER BY r.measured_at DESC, r.id DESC
 LIMIT $5
+"""
+
+# The Nightscout documents of stored readings ($1–$5: their keys, $6 the documents); the first upload's is kept.
+NS_INSERT_ENTRY_DOCS = """
+INSERT INTO nightscout_entries (patient_id, device_id, kind, device_time, value_raw, doc)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::jsonb[])
+ON CONFLICT DO NOTHING
+"""
+
+# Treatments, upserted on their dedup key as Nightscout replaces a treatment with the same key (the last sent
+# wins); one row per key in a call. Answers each row's id and whether it was new.
+NS_UPSERT_TREATMENTS = """
+INSERT INTO nightscout_treatments AS t (patient_id, dedup_key, device_id, ns_id, created_at, event_type, insulin,
+                                        carbs, glucose_reading_id, doc)
+SELECT $1, k.dedup_key, $2, k.ns_id, k.created_at, k.event_type, k.insulin, k.carbs, k.reading_id, k.doc
+FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::float8[], $8::float8[], $9::bigint[],
+            $10::jsonb[]) AS k(dedup_key, ns_id, created_at, event_type, insulin, carbs, reading_id, doc)
+ON CONFLICT (patient_id, dedup_key) DO UPDATE
+SET device_id = EXCLUDED.device_id, ns_id = EXCLUDED.ns_id, created_at = EXCLUDED.created_at,
+    event_type = EXCLUDED.event_type, insulin = EXCLUDED.insulin, carbs = EXCLUDED.carbs,
+    glucose_reading_id = EXCLUDED.glucose_reading_id, doc = EXCLUDED.doc, updated_at = now()
+RETURNING t.dedup_key, t.id, t.ns_id, (t.xmax = 0) AS inserted
+"""
+
+# A patient's treatments, newest first, within [$2, $3], at most $4.
+NS_TREATMENTS = """
+SELECT id, ns_id, doc FROM nightscout_treatments
+WHERE patient_id = $1 AND created_at >= $2 AND created_at <= $3
+ORDER BY created_at DESC, id DESC
+LIMIT $4
 """

@@ -93,11 +93,63 @@ def _flags_literal(flags: list[str]) -> str:
     return "{" + ",".join(flags) + "}" if flags else "{}"
 
 
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it and JSON can carry it: a NUL character (refused in text) written as
+    ``\\u0000``, a lone UTF-16 surrogate (not UTF-8, so neither asyncpg nor a JSON answer can encode it) as its
+    ``\\udXXX`` escape. ASCII text without NUL, nearly every text, comes back as it is."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def text_fault(text: str) -> str | None:
+    """Why ``text`` cannot be stored as it is (a NUL character, a lone surrogate), or None when it can."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode (a lone UTF-16 surrogate)"
+    return None
+
+
+def brief(value: Any, length: int = 40) -> str:
+    """A short, printable, storable mention of a received value in a reason: the start of a string (quoted and
+    escaped), a scalar as written, else only its type (a nested value could be huge or too deep to print)."""
+    if type(value) is str:
+        return repr(value[:length])
+    if value is None or type(value) in (bool, float) or (type(value) is int and value.bit_length() < 128):
+        return repr(value)
+    if type(value) is int:
+        return f"an integer of {len(str(value)) if value.bit_length() < 14_000 else 'over 4,000'} digits"
+    if type(value) is list:
+        return f"an array of {len(value)} items" if value else "[]"
+    if type(value) is dict:
+        return f"an object of {len(value)} members" if value else "{}"
+    return f"a {type(value).__name__}"
+
+
 @dataclass
 class RejectedItem:
+    """One refusal as recorded in ``ingest_rejections`` and told to the sender. Its texts are made storable
+    whenever they are set, whoever builds it (every transport does): a refusal must never fail to be recorded
+    because of the very input it refuses."""
+
     index: int | None  # None: the whole message
     reason: str
     raw: str
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) is str:
+            value = storable(value)
+        object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -111,17 +163,19 @@ class Prepared:
 
 
 def raw_text(item: Any) -> str:
-    """A bounded text form of what was received, for the rejections table."""
+    """A bounded, storable text form of what was received, for the rejections table, whatever it is: bytes that
+    are not UTF-8, text with NUL characters or lone surrogates, values nested too deep to print, integers too
+    long to write."""
     if isinstance(item, bytes | bytearray):
         text = bytes(item[:RAW_LIMIT]).decode("utf-8", errors="replace")
     elif isinstance(item, str):
-        text = item
+        text = item[:RAW_LIMIT]
     else:
         try:
-            text = json.dumps(item, default=str)
-        except (ValueError, RecursionError):
-            text = repr(item)
-    return text[:RAW_LIMIT].replace("\x00", "\\u0000")
+            text = json.dumps(item, default=str)[:RAW_LIMIT]  # ASCII: surrogates and NUL come out escaped
+        except (ValueError, TypeError, RecursionError) as exc:
+            text = f"<{brief(item)} that cannot be written back: {type(exc).__name__}>"
+    return storable(text)
 
 
 def parse_instant(value: Any, zone: ZoneInfo, where: str) -> dt.datetime:
@@ -183,12 +237,14 @@ def infer_context(minutes: int, kind: str) -> tuple[str, str | None]:
 
 
 def _refuse_choice(key: str, value: Any, choices: tuple[str, ...]) -> Rejection:
-    return Rejection(f"{key}: {str(value)[:40]!r} is not one of {', '.join(choices)}")
+    return Rejection(f"{key}: {brief(value)} is not one of {', '.join(choices)}")
 
 
 def _refuse_number(value: Any, where: str) -> Rejection:
     if type(value) is float:
         return Rejection(f"{where}: {value} is not a finite number")
+    if type(value) is int:
+        return Rejection(f"{where}: {brief(value)} is out of range")
     return Rejection(f"{where}: expected a number, got {type(value).__name__}")
 
 
@@ -276,11 +332,14 @@ def prepare_item(item: Any, sync: Sync) -> Row:
     value = get("value")
     kind_of_value = type(value)
     if kind_of_value is int:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise _refuse_number(value, "value") from None
     elif kind_of_value is not float or not math.isfinite(value):
         if value is None and ("lo" in flags or "hi" in flags):
             value = (low if "lo" in flags else high) / factor  # a meter's LO / HI without a number: its bound
-        elif isinstance(value, _NUMBER) and kind_of_value is not bool and math.isfinite(value):
+        elif isinstance(value, _NUMBER) and kind_of_value is not bool and _finite(value):
             value = float(value)  # a subclass of int or float
         else:
             raise _refuse_number(value, "value")
@@ -300,7 +359,13 @@ def prepare_item(item: Any, sync: Sync) -> Row:
         value_mgdl = round(value_mgdl, 3)
 
     device_time = parse_instant(get("measured_at"), sync.zone, "measured_at")
-    measured_at = device_time + sync.offset if sync.offset_s else device_time
+    try:
+        measured_at = device_time + sync.offset if sync.offset_s else device_time
+    except OverflowError:
+        raise Rejection(
+            f"measured_at: {device_time.isoformat()} is out of range after clock correction"
+            f" ({sync.offset_s:+d} s, from device_time)"
+        ) from None
     if measured_at > sync.latest:
         raise Rejection(f"measured_at: {measured_at.isoformat()} is in the future (after clock correction)")
     if measured_at < sync.earliest:
@@ -332,14 +397,24 @@ def prepare_item(item: Any, sync: Sync) -> Row:
         if type(external_id) is not str:
             if type(external_id) is not int:
                 raise Rejection("id: expected a string of at most 128 characters")
+            if external_id.bit_length() > 425:  # beyond 128 digits
+                raise Rejection("id: expected a string of at most 128 characters")
             external_id = str(external_id)
         if len(external_id) > 128:
             raise Rejection("id: expected a string of at most 128 characters")
+        if "\x00" in external_id or not external_id.isascii():
+            fault = text_fault(external_id)
+            if fault:
+                raise Rejection(f"id: {fault}")
     note = get("note")
     if note is not None:
         if type(note) is not str:
             raise Rejection("note: expected a string")
         note = note[:1000] or None
+        if note and ("\x00" in note or not note.isascii()):
+            fault = text_fault(note)
+            if fault:
+                raise Rejection(f"note: {fault}")
 
     device = sync.device
     return Row(
@@ -368,10 +443,30 @@ def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: st
     except Rejection as exc:
         prepared.rejected.append(RejectedItem(None, str(exc), raw_text(payload.get("device_time"))))
         return prepared
+    except Exception as exc:  # noqa: BLE001 - whatever the input makes fail is bad input, never a crash
+        prepared.rejected.append(
+            RejectedItem(None, _unreadable("device_time", exc), raw_text(payload.get("device_time")))
+        )
+        return prepared
     sync = Sync.of(device, offset, now, source)
     for index, item in enumerate(items):
         try:
             prepared.rows.append(prepare_item(item, sync))
         except Rejection as exc:
             prepared.rejected.append(RejectedItem(index, str(exc), raw_text(item)))
+        except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
+            prepared.rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
     return prepared
+
+
+def _unreadable(what: str, exc: Exception) -> str:
+    """The reason for input that failed in a way no check foresaw (too deep, too large, not encodable): the
+    sender learns which kind of failure, the item is refused like any other bad item."""
+    return f"{what}: cannot be read ({type(exc).__name__}: {storable(str(exc))[:120]})"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

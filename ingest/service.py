@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from ingest import queries
-from ingest.readings import DeviceContext, Prepared, RejectedItem, Row, prepare, raw_text
+from ingest.readings import DeviceContext, Prepared, RejectedItem, Row, prepare, raw_text, storable
 from telemon.db import Conn
 from telemon.security import secret_hash
 
@@ -190,9 +190,9 @@ async def _store(
 def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]]) -> list[list[Any]]:
     return [
         [r[0] for r in rejections],
-        [r[1] for r in rejections],
+        [None if r[1] is None else storable(r[1]) for r in rejections],
         [r[2] for r in rejections],
         [r[3].index for r in rejections],
-        [r[3].reason for r in rejections],
-        [r[3].raw for r in rejections],
+        [storable(r[3].reason) for r in rejections],
+        [storable(r[3].raw) for r in rejections],
     ]

@@ -11,7 +11,8 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from telemon import logs, mqtt_client
+from telemon import headers, logs, mqtt_client, openapi
+from telemon.outage import UnavailableMiddleware
 from telemon.services import Services, open_services
 from telemon.settings import Settings
 
@@ -28,10 +29,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.state.services = opened
             yield
 
-    app = FastAPI(title="telemon", version="1", summary="Telemonitoring of gestational diabetes", lifespan=lifespan)
+    app = FastAPI(
+        title="telemon",
+        version="1",
+        summary="Telemonitoring of gestational diabetes",
+        lifespan=lifespan,
+        docs_url=None,  # served by headers.include_docs, without a CDN
+        redoc_url=None,
+    )
     if services is not None:
         app.state.services = services
+    # outermost last: the request id and the security headers go on the 503s of an outage too
+    app.add_middleware(UnavailableMiddleware)
+    app.add_middleware(headers.SecurityHeadersMiddleware)
     app.add_middleware(logs.RequestIdMiddleware)
+    headers.include_docs(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -42,9 +54,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def readyz() -> JSONResponse:
         """The database (and the broker, where this process uses one) answer."""
         current: Services = app.state.services
-        checks = {"database": await _database_ok(current.pool)}
+        error = await _database_error(current.pool)
+        if current.outage is not None:
+            await current.outage.observe(error)
+        checks = {"database": error is None}
         if current.consumer is not None:
-            checks["broker"] = current.consumer.is_connected()
+            checks["broker"] = current.consumer.ready()
         elif current.mqtt_url:
             checks["broker"] = await asyncio.to_thread(mqtt_client.probe, current.mqtt_url)
         ready = all(checks.values())
@@ -59,12 +74,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         include_ingest(app)
         include_ui(app)
         app.include_router(alerts_api.router)
+    openapi.describe(app)
     return app
 
 
-async def _database_ok(pool: asyncpg.Pool) -> bool:
+async def _database_error(pool: asyncpg.Pool) -> BaseException | None:
+    """Why the database does not answer, or None when it does. Never raises: ``/readyz`` is a 503, not a 500."""
     try:
         async with asyncio.timeout(2):
-            return bool(await pool.fetchval("SELECT 1"))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        return False
+            await pool.fetchval("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, the answer is "not ready", never a 500
+        return exc
+    return None

@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -31,6 +34,64 @@ def _date(where: str) -> Callable[[str], dt.date]:
             return dt.date.fromisoformat(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{where}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+    return parse
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    """Argument type: one of ``choices`` whatever its case, normalised to the stored spelling (``nice`` is ``NICE``,
+    ``MMOL/L`` is ``mmol/L``). Anything else passes through unchanged to the command's own check, which names the
+    argument and the choices on one line."""
+    spelling = {choice.casefold(): choice for choice in choices}
+
+    def parse(text: str) -> str:
+        return spelling.get(text.strip().casefold(), text)
+
+    return parse
+
+
+def _choices(choices: Sequence[str]) -> Callable[[str], str]:
+    """Argument type: a comma-separated list of ``choices``, each normalised as by :func:`_choice`."""
+    one = _choice(choices)
+
+    def parse(text: str) -> str:
+        return ",".join(one(item) for item in text.split(","))
+
+    return parse
+
+
+# A pregnancy lasts 280 days from the last menstrual period to the due date (telemon.patients.PREGNANCY_DAYS), so a
+# due date is known at most about 40 weeks ahead; 10 months (304 days) leaves a month for dating uncertainty. More is
+# a wrong year or a swapped day and month.
+MAX_DUE_DATE_AHEAD_DAYS = 304
+
+
+def check_due_date(due_date: dt.date, today: dt.date) -> None:
+    """Refuse a due date no pregnancy followed today can have: more than 10 months ahead, or past by more than the
+    longest postpartum glucose test window of the profiles (alerts.profiles: NICE NG3 §1.6, 6-13 weeks after the
+    birth), after which telemon has nothing left to follow."""
+    from alerts.profiles import PROFILES
+
+    longest = max(PROFILES.values(), key=lambda p: p.postpartum_end_days)
+    if (due_date - today).days > MAX_DUE_DATE_AHEAD_DAYS:
+        raise SettingsError(
+            f"--due-date: {due_date.isoformat()} is more than 10 months ({MAX_DUE_DATE_AHEAD_DAYS} days) after "
+            f"today ({today.isoformat()}), and a pregnancy lasts {patients.PREGNANCY_DAYS} days; check the year and month"
+        )
+    if (today - due_date).days > longest.postpartum_end_days:
+        raise SettingsError(
+            f"--due-date: {due_date.isoformat()} is more than {longest.postpartum_end_days} days before today "
+            f"({today.isoformat()}), past the longest postpartum follow-up, {longest.code}'s "
+            f"{longest.postpartum_test_en}; check the year"
+        )
+
+
+def _uuid(where: str) -> Callable[[str], uuid.UUID]:
+    def parse(text: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{where}: {text!r} is not an id (a UUID)") from None
 
     return parse
 
@@ -59,6 +120,14 @@ async def cmd_create_clinician(args: argparse.Namespace, conn: Conn) -> dict[str
     )
     await audit.record(conn, actor="cli", action="clinician.create", detail={"clinician_id": str(clinician_id)})
     return {"id": str(clinician_id)}
+
+
+def check_create_patient(args: argparse.Namespace) -> None:
+    """What ``create-patient`` can refuse before any database is reached."""
+    zone = patients.check_time_zone(args.timezone)
+    check_due_date(args.due_date, dt.datetime.now(ZoneInfo(zone)).date())  # today where the patient lives
+    patients.check_choice(args.profile, patients.PROFILES, "--profile")
+    patients.check_choice(args.treatment, patients.TREATMENTS, "--treatment")
 
 
 async def cmd_create_patient(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
@@ -102,9 +171,51 @@ async def cmd_set_device(args: argparse.Namespace, conn: Conn) -> dict[str, Any]
 
 async def cmd_create_api_key(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     scopes = api_keys.parse_scopes(args.scopes)
-    new = await api_keys.create_api_key(conn, label=args.label, scopes=scopes)
-    await audit.record(conn, actor="cli", action="api_key.create", detail={"api_key_id": str(new.id), "scopes": scopes})
-    return {"id": str(new.id), "key": new.key}
+    found = {team.id: team for team in [await teams.find_team(conn, ref) for ref in args.team]}
+    new = await api_keys.create_api_key(conn, label=args.label, scopes=scopes, team_ids=list(found))
+    team_ids = [str(t) for t in found]
+    await audit.record(
+        conn,
+        actor="cli",
+        action="api_key.create",
+        detail={"api_key_id": str(new.id), "scopes": scopes, "team_ids": team_ids},
+    )
+    return {"id": str(new.id), "key": new.key, "teams": [team.name for team in found.values()]}
+
+
+async def cmd_list_api_keys(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
+    team_id = (await teams.find_team(conn, args.team)).id if args.team else None
+
+    def when(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "api_keys": [
+            {
+                "id": str(k.id),
+                "label": k.label,
+                "teams": [{"id": str(t), "name": name} for t, name in k.teams],
+                "scopes": list(k.scopes),
+                "active": k.active,
+                "created_at": when(k.created_at),
+                "last_used_at": when(k.last_used_at),
+                "revoked_at": when(k.revoked_at),
+            }
+            for k in await api_keys.list_api_keys(conn, team_id)
+        ]
+    }
+
+
+async def cmd_revoke_api_key(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
+    changed, revoked_at = await api_keys.revoke_api_key(conn, args.id)
+    if changed:
+        await audit.record(conn, actor="cli", action="api_key.revoke", detail={"api_key_id": str(args.id)})
+    return {
+        "id": str(args.id),
+        "active": False,
+        "revoked_at": revoked_at.isoformat() if revoked_at else None,
+        "already_revoked": not changed,
+    }
 
 
 async def cmd_broker_passwords(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
@@ -156,27 +267,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = admin("create-clinician", cmd_create_clinician, "create a clinician account in a team; prints its id")
     p.add_argument("--email", required=True)
-    p.add_argument("--password", required=True, help="at least 10 characters; stored as an argon2id hash")
+    p.add_argument(
+        "--password",
+        help="avoid: every user of the machine can read it in the process list; leave it out to type it at a "
+        "prompt, or pipe it as one line of standard input (at least 10 characters; stored as an argon2id hash)",
+    )
     p.add_argument("--team", required=True, help="team id or name")
-    p.add_argument("--role", required=True, choices=teams.ROLES)
+    p.add_argument("--role", required=True, type=_choice(teams.ROLES), choices=teams.ROLES)
     p.add_argument("--name", help="display name (default: the part of the email before @)")
-    p.add_argument("--language", default="fr", choices=teams.LANGUAGES)
-    p.add_argument("--unit", default="mg/dL", choices=teams.DISPLAY_UNITS, help="glucose display unit")
+    p.add_argument("--language", default="fr", type=_choice(teams.LANGUAGES), choices=teams.LANGUAGES)
+    p.add_argument(
+        "--unit",
+        default="mg/dL",
+        type=_choice(teams.DISPLAY_UNITS),
+        choices=teams.DISPLAY_UNITS,
+        help="glucose display unit",
+    )
+    p.set_defaults(secrets=[("password", "--password", "Password for the new clinician: ", True, None)])
 
     p = admin("create-patient", cmd_create_patient, "create a patient (a pregnancy) in a team; prints its id")
     p.add_argument("--team", required=True, help="team id or name")
     p.add_argument("--external-id", required=True, help="the hospital's id, unique within the team")
     p.add_argument("--name", required=True, help="display name")
     p.add_argument("--timezone", required=True, help="IANA time zone, such as Europe/Paris")
-    p.add_argument("--due-date", required=True, type=_date("--due-date"), help="YYYY-MM-DD")
+    p.add_argument(
+        "--due-date",
+        required=True,
+        type=_date("--due-date"),
+        help="YYYY-MM-DD; at most 10 months ahead, at most the longest postpartum follow-up (13 weeks) past",
+    )
     p.add_argument("--diagnosis-date", type=_date("--diagnosis-date"), help="YYYY-MM-DD")
-    p.add_argument("--profile", default="FR", help=f"guideline profile: {', '.join(patients.PROFILES)} (default FR)")
-    p.add_argument("--treatment", default="diet", help=f"{', '.join(patients.TREATMENTS)} (default diet)")
+    p.add_argument(
+        "--profile",
+        default="FR",
+        type=_choice(patients.PROFILES),
+        help=f"guideline profile: {', '.join(patients.PROFILES)} (default FR)",
+    )
+    p.add_argument(
+        "--treatment",
+        default="diet",
+        type=_choice(patients.TREATMENTS),
+        help=f"{', '.join(patients.TREATMENTS)} (default diet)",
+    )
+    p.set_defaults(check=check_create_patient)
     p.add_argument("--readings-per-day", type=int, default=4, help="prescribed readings per day (default 4)")
 
     p = admin("add-device", cmd_add_device, "register a device for a patient; prints its id and token (shown once)")
     p.add_argument("--patient", required=True, help="patient id or external id")
-    p.add_argument("--kind", required=True, help=f"{', '.join(devices.KINDS)}")
+    p.add_argument("--kind", required=True, type=_choice(devices.KINDS), help=f"{', '.join(devices.KINDS)}")
     p.add_argument("--label", default="", help="free text, such as the meter's model")
 
     p = admin("disable-device", cmd_set_device, "refuse a device's readings from now on")
@@ -191,13 +329,56 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_create_api_key,
         "create a scoped API key for an integration; prints its id and key (shown once)",
     )
+    p.add_argument(
+        "--team",
+        required=True,
+        action="append",
+        help="care team id or name whose patients the key may see; repeat for several teams",
+    )
     p.add_argument("--label", required=True)
-    p.add_argument("--scopes", required=True, help=f"comma-separated among {', '.join(api_keys.SCOPES)}")
+    p.add_argument(
+        "--scopes",
+        required=True,
+        type=_choices(api_keys.SCOPES),
+        help=f"comma-separated among {', '.join(api_keys.SCOPES)}",
+    )
+
+    p = admin(
+        "list-api-keys",
+        cmd_list_api_keys,
+        "list the API keys: id, label, teams, scopes, active, created, last used (never the key)",
+    )
+    p.add_argument("--team", help="only the keys of this care team (id or name)")
+    p.set_defaults(text=_api_keys_text)
+
+    p = admin("revoke-api-key", cmd_revoke_api_key, "refuse an API key from now on (recorded in the audit trail)")
+    p.add_argument("--id", required=True, type=_uuid("--id"), help="the key's id (see list-api-keys)")
 
     p = admin("broker-passwords", cmd_broker_passwords, "write Mosquitto's password file for every active device")
     p.add_argument("--file", required=True, help="where to write it (Mosquitto's password_file)")
     p.add_argument("--service-user", default="telemon", help="the consumer's broker account")
-    p.add_argument("--service-password", help="its password (omit to leave it out of the file)")
+    password = p.add_mutually_exclusive_group()
+    password.add_argument(
+        "--ask-service-password",
+        action="store_true",
+        help="add that account, its password typed at a prompt or piped as one line of standard input "
+        "(without this option the account is left out of the file)",
+    )
+    password.add_argument(
+        "--service-password",
+        help="avoid: every user of the machine can read it in the process list; use --ask-service-password",
+    )
+    p.set_defaults(
+        secrets=[
+            (
+                "service_password",
+                "--service-password",
+                "Broker password of the service account: ",
+                False,
+                "ask_service_password",
+            )
+        ]
+    )
 
     p = admin("run-job", cmd_run_job, "run one scheduled job now, by name")
     p.add_argument("name", metavar="NAME")
@@ -269,7 +450,13 @@ def _client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", type=Path)
     p.add_argument("--timezone", default="UTC", help="IANA time zone of the file's times (default UTC)")
     p.add_argument("--shift-to-now", action="store_true", help="shift every time so that the last reading is now")
-    p.add_argument("--transport", choices=("mqtt", "http"), default="http", help="how to send (default http)")
+    p.add_argument(
+        "--transport",
+        type=_choice(("mqtt", "http")),
+        choices=("mqtt", "http"),
+        default="http",
+        help="how to send (default http)",
+    )
     p.add_argument("--chunk", type=int, default=500, help="readings per message (default 500)")
     p.add_argument("--team", default="Replay", help="care team of the patients, created if missing")
     p.set_defaults(client_options=_replay_options, client=_replay)
@@ -373,9 +560,58 @@ async def _client(args: argparse.Namespace, settings: Settings) -> tuple[str, di
             await pool.close()
 
 
+def _api_keys_text(result: dict[str, Any]) -> str:
+    """One line a key, for a terminal."""
+    lines = [f"API keys: {len(result['api_keys'])}"]
+    for k in result["api_keys"]:
+        teams_text = ", ".join(t["name"] for t in k["teams"]) or "(no team: refused, make a team key)"
+        state = "active" if k["active"] else f"revoked {k['revoked_at'] or ''}".rstrip()
+        lines.append(
+            f"{k['id']}  {k['label']!r}  teams: {teams_text}  scopes: {','.join(k['scopes'])}  {state}"
+            f"  created {k['created_at']}  last used {k['last_used_at'] or 'never'}"
+        )
+    return "\n".join(lines)
+
+
+def read_secret(prompt: str, where: str, *, confirm: bool = False) -> str:
+    """A password typed at a prompt (not echoed) when standard input is a terminal, else the first line of standard
+    input (``printf '%s\\n' "$PW" | telemon ...``): never an argument, which every user of the machine can read in
+    the process list while the command runs."""
+    stdin = sys.stdin
+    try:
+        if stdin is not None and stdin.isatty():
+            value = getpass.getpass(prompt)
+            if value and confirm and getpass.getpass("Once more: ") != value:
+                raise SettingsError(f"{where}: the two entries differ")
+        else:
+            value = stdin.readline().rstrip("\r\n") if stdin is not None else ""
+    except (EOFError, KeyboardInterrupt):
+        raise SettingsError(f"{where}: no password given") from None
+    if not value:
+        raise SettingsError(f"{where}: no password given (type it at the prompt, or pipe it on standard input)")
+    return value
+
+
+def _read_secrets(args: argparse.Namespace) -> None:
+    """Fill the command's passwords before anything is done: given on the command line (with a warning), or read by
+    :func:`read_secret` when the command needs one (always, or when the option named ``asked_by`` is set)."""
+    for attribute, where, prompt, confirm, asked_by in getattr(args, "secrets", []):
+        if getattr(args, attribute) is not None:
+            print(
+                f"telemon: warning: {where} on the command line can be read by every user of this machine in the "
+                "process list (and stays in the shell history); leave it out to type it at a prompt or pipe it on "
+                "standard input",
+                file=sys.stderr,
+            )
+        elif asked_by is None or getattr(args, asked_by):
+            setattr(args, attribute, read_secret(prompt, where, confirm=confirm))
+
+
 def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(result, default=str))
+    elif getattr(args, "text", None) is not None:
+        print(args.text(result))
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
@@ -422,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
             text, summary = loop.run(_client(args, settings))
             print(json.dumps(summary, default=str) if args.json else text)
             return 0
+        if getattr(args, "check", None) is not None:
+            args.check(args)
+        _read_secrets(args)
         result = loop.run(_admin(args, settings))
     except SettingsError as exc:
         print(f"telemon: {exc}", file=sys.stderr)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -16,6 +20,12 @@ LOCK_SCHEDULER = 7_461_002
 
 # A connection of one's own or one borrowed from the pool: query functions take either.
 Conn = asyncpg.Connection | PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WAIT_LOG_EVERY_S = 60.0  # while waiting for the database at start-up, a reminder in the log this often
+WAIT_RETRY_MAX_S = 5.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -84,10 +94,64 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+def unavailable_cause(exc: BaseException) -> BaseException | None:
+    """The exception saying the database is unavailable: ``exc`` itself, its explicit cause (``raise ... from``)
+    or one in an exception group (task groups wrap what their tasks raise). Not the implicit context: an error
+    raised while handling an outage is a fault of its own, not the outage."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+            continue
+        if unavailable(current):
+            return current
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+    return None
+
+
 def transient(exc: BaseException) -> bool:
     """Whether retrying the same transaction may succeed: the database is unavailable, or PostgreSQL rolled it
     back for a conflict with another one (serialization failure, deadlock)."""
     return unavailable(exc) or isinstance(exc, asyncpg.TransactionRollbackError)
+
+
+async def when_available(url: str, make: Callable[[], Awaitable[T]], *, log_every_s: float = WAIT_LOG_EVERY_S) -> T:
+    """``make()`` (``connect`` or ``create_pool`` on ``url``), retried for as long as the database is unavailable
+    (down, starting, unreachable for now: ``unavailable``), so that a service started before its database waits
+    for it. A setting that is wrong for good (an invalid URL, authentication refused, no such database) raises
+    the ``SettingsError`` at once: waiting would never end. Logs a warning when the wait starts, a reminder every
+    ``log_every_s``, and an info line when the database answers."""
+    started = time.monotonic()
+    reminded = started
+    delay = 0.25
+    waiting = False
+    while True:
+        try:
+            found = await make()
+        except SettingsError as err:
+            cause = err.__cause__
+            if cause is None or not unavailable(cause):
+                raise
+            now = time.monotonic()
+            extra = {"url": redact(url), "error": describe(cause), "waited_s": round(now - started, 1)}
+            if not waiting:
+                waiting = True
+                log.warning("database unavailable: waiting for it", extra=extra)
+            elif now - reminded >= log_every_s:
+                reminded = now
+                log.warning("still waiting for the database", extra=extra)
+            await asyncio.sleep(delay)
+            delay = min(WAIT_RETRY_MAX_S, delay * 2)
+            continue
+        if waiting:
+            log.info("database available", extra={"waited_s": round(time.monotonic() - started, 1)})
+        return found
 
 
 def describe(exc: BaseException) -> str:

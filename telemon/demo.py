@@ -26,7 +26,7 @@ from telemon import teams
 from telemon.server import Cleanup, serve
 from telemon.services import Services
 from telemon.settings import Settings, SettingsError
-from telemon.simulator.runner import Options, Report, Simulation
+from telemon.simulator.runner import Options, Report, Simulation, describe_rejections
 
 TEAM = "Maternité démo"
 EMAIL = "demo@telemon.example"
@@ -71,7 +71,7 @@ def _backfilled(report: Report) -> None:
     print(
         f"\n  telemon demo: {len(report.plan.cohort)} simulated patients; {phase.readings:,} readings of their "
         f"history sent in {phase.seconds:.1f} s (stored {total.accepted:,}, duplicates {total.duplicates:,}, "
-        f"rejected {total.rejected:,}); live traffic goes on in real time\n",
+        f"{describe_rejections(total.reasons)}); live traffic goes on in real time\n",
         file=sys.stderr,
         flush=True,
     )

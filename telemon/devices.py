@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -36,7 +37,13 @@ async def add_device(conn: Conn, *, patient_id: uuid.UUID, kind: str, label: str
         secret_hash(nightscout_secret(token)),
         mosquitto_password_hash(token),
     )
+    await conn.execute(queries.SET_DEVICE_NS_SECRET_512, device_id, secret_hash(nightscout_secret_512(token)))
     return NewDevice(device_id, token)
+
+
+def nightscout_secret_512(token: str) -> str:
+    """The other api-secret Nightscout accepts (besides the SHA-1 hex): the SHA-512 hex of the secret."""
+    return hashlib.sha512(token.encode()).hexdigest()
 
 
 async def set_active(conn: Conn, device_id: str, active: bool) -> bool:

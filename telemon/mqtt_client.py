@@ -126,6 +126,17 @@ def probe(url: str, timeout: float = 2.0, protocol: MQTTProtocolVersion = MQTTPr
         client.loop_stop()
 
 
+def negotiate(url: str, timeout: float = 3.0) -> MQTTProtocolVersion | None:
+    """The protocol to speak to the broker at ``url``: MQTT 5 if it accepts it, else 3.1.1 if it accepts that
+    (the embedded amqtt broker), or None when it accepts neither right now (down, restarting, refusing us): the
+    caller asks again later rather than settling for 3.1.1 on a broker that merely was not up yet."""
+    if probe(url, timeout, protocol=mqtt.MQTTv5):
+        return mqtt.MQTTv5
+    if probe(url, timeout, protocol=mqtt.MQTTv311):
+        return mqtt.MQTTv311
+    return None
+
+
 class LoopDriver:
     """Drives a paho client from the asyncio event loop instead of paho's own network thread (paho's "external
     event loop" interface): the socket is watched with ``add_reader`` / ``add_writer``, keep-alive runs from a
@@ -207,7 +218,12 @@ class LoopDriver:
         def watch_write() -> None:
             assert self._loop is not None and isinstance(sock, socket.socket)
             if sock.fileno() >= 0:
-                self._loop.add_writer(sock, self.client.loop_write)
+                try:
+                    self._loop.add_writer(sock, self.client.loop_write)
+                except RuntimeError:
+                    # uvloop closed its poll handle on a socket error (see ``_keep_connected``): the connection
+                    # is gone; reading says so to paho, which closes it, and it is re-established
+                    self._loop.call_soon(self._read)
 
         self._call(watch_write)
 
@@ -228,6 +244,11 @@ class LoopDriver:
     # --- connection and keep-alive -------------------------------------------------------------------------
 
     async def _keep_connected(self) -> None:
+        """Connect, and reconnect with backoff; every second, keep-alive, and a read of the socket. uvloop closes
+        its poll handle on a socket error (POLLERR: a broker that exited resets the connection) without calling
+        the reader again, so a reset that came after a read burst would only be noticed when keep-alive gives
+        up (1.5 x the keep-alive interval: 45 s and more for the consumer), the consumer's acknowledgements lost
+        meanwhile: the read finds it within a second. A read with nothing to read costs one system call."""
         delay = 1.0
         while not self._stopping:
             if self._sock is None:
@@ -239,5 +260,7 @@ class LoopDriver:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_delay)
                     continue
-            self.client.loop_misc()  # keep-alive pings, and notices a connection gone silent
+            self._read()
+            if self._sock is not None:
+                self.client.loop_misc()  # keep-alive pings, and notices a connection gone silent
             await asyncio.sleep(1.0)

@@ -1,4 +1,5 @@
-"""SQL of the administration domains (care teams, clinicians, patients, devices). Values go in as parameters only."""
+"""SQL of the administration domains (care teams, clinicians, patients, devices, API keys). Values go in as
+parameters only."""
 
 # --- care teams and clinicians (telemon.teams) ---------------------------------------------------------------
 
@@ -37,4 +38,41 @@ INSERT INTO devices (patient_id, id, kind, label, token_hash, ns_secret_hash, br
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
 SET_DEVICE_ACTIVE = "UPDATE devices SET active = $2 WHERE id = $1"
+# sha256 of the SHA-512 hex of a new device's token: Nightscout uploaders may send that as their api-secret.
+SET_DEVICE_NS_SECRET_512 = "UPDATE devices SET ns_secret512_hash = $2 WHERE id = $1"  # noqa: S105 - SQL
 BROKER_ACCOUNTS = "SELECT id, broker_password FROM devices WHERE active ORDER BY id"
+
+# --- API keys (telemon.api_keys) -----------------------------------------------------------------------------
+
+INSERT_API_KEY = "INSERT INTO api_keys (id, label, key_hash, scopes) VALUES ($1, $2, $3, $4)"
+INSERT_API_KEY_TEAMS = (
+    "INSERT INTO api_key_teams (api_key_id, team_id) SELECT $1, t FROM unnest($2::uuid[]) AS t ON CONFLICT DO NOTHING"
+)
+# The key of a hash ($1) with its care teams. Its last use is written at most once a minute, not on every request.
+API_KEY_BY_HASH = """
+WITH k AS (SELECT id, label, scopes, last_used_at FROM api_keys WHERE key_hash = $1 AND active),
+touched AS (
+    UPDATE api_keys SET last_used_at = now() FROM k
+    WHERE api_keys.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+)
+SELECT k.id, k.label, k.scopes,
+       ARRAY(SELECT t.team_id FROM api_key_teams t WHERE t.api_key_id = k.id ORDER BY t.team_id) AS team_ids
+FROM k
+"""
+# Every key, or those of one team ($1), with their teams' ids and names in name order. Never the hash.
+LIST_API_KEYS = """
+SELECT k.id, k.label, k.scopes, k.active, k.created_at, k.last_used_at, k.revoked_at,
+       COALESCE(array_agg(t.id ORDER BY t.name) FILTER (WHERE t.id IS NOT NULL), '{}') AS team_ids,
+       COALESCE(array_agg(t.name ORDER BY t.name) FILTER (WHERE t.id IS NOT NULL), '{}') AS team_names
+FROM api_keys k
+LEFT JOIN api_key_teams kt ON kt.api_key_id = k.id
+LEFT JOIN care_teams t ON t.id = kt.team_id
+WHERE $1::uuid IS NULL OR EXISTS (SELECT 1 FROM api_key_teams f WHERE f.api_key_id = k.id AND f.team_id = $1)
+GROUP BY k.id
+ORDER BY k.created_at, k.id
+"""
+# Revoke a key ($1); the row comes back only when it was active, so a second revoke changes nothing.
+REVOKE_API_KEY = """
+UPDATE api_keys SET active = false, revoked_at = now() WHERE id = $1 AND active RETURNING revoked_at
+"""
+API_KEY_REVOKED_AT = "SELECT active, revoked_at FROM api_keys WHERE id = $1"

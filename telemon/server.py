@@ -1,6 +1,7 @@
 """Running the service: open the process's services, then serve HTTP with uvicorn until Ctrl-C / SIGTERM.
 
-Services are opened before uvicorn starts, so a wrong setting stops the process with one clear line; they are
+Services are opened before uvicorn starts, so a wrong setting stops the process with one clear line; a database
+that is only down (or not up yet) is waited for instead, and the HTTP port opens once it answered. They are
 closed after uvicorn stops (the MQTT batch in flight is finished, embedded PostgreSQL and broker are stopped)."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def _finish(cleanup: Cleanup) -> None:
 
 
 def serve(settings: Settings, prepare: Prepare | None = None) -> None:
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     async def run() -> bool:
         async with open_services(settings) as services:

@@ -14,9 +14,10 @@ import asyncpg
 from alerts.engine import Engine, EngineWorker
 from ingest.service import IngestService
 from telemon import loop, runtime
-from telemon.db import connect, create_pool
+from telemon.db import connect, create_pool, when_available
 from telemon.jobs import all_jobs
 from telemon.migrate import migrate
+from telemon.outage import Outage
 from telemon.scheduler import Scheduler
 from telemon.settings import Settings, redact
 
@@ -36,22 +37,27 @@ class Services:
     consumer: MqttConsumer | None = None
     scheduler: Scheduler | None = None
     worker: EngineWorker | None = None
+    outage: Outage | None = None  # the HTTP side's view of a database outage (telemon.outage)
 
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         found = await stack.enter_async_context(runtime.endpoints(settings, with_broker="mqtt" in settings.roles))
-        conn = await connect(found.database_url)
+        # a database that is down (or not up yet) is waited for; a wrong setting stops the process at once
+        url = found.database_url
+        conn = await when_available(url, lambda: connect(url))
         try:
             await migrate(conn)
         finally:
             await conn.close()
-        pool = await create_pool(found.database_url, max_size=settings.db_pool_size)
+        pool = await when_available(url, lambda: create_pool(url, max_size=settings.db_pool_size))
         stack.push_async_callback(pool.close)
+        outage = Outage(pool)
+        stack.push_async_callback(outage.close)
         ingest = IngestService(pool, max_readings=settings.max_batch_readings)
         engine = Engine(pool)
-        services = Services(settings, pool, found.mqtt_url, ingest, engine)
+        services = Services(settings, pool, found.mqtt_url, ingest, engine, outage=outage)
         # the patients of every committed ingest batch are evaluated in the background
         worker = EngineWorker(engine)
         worker.start()
@@ -71,6 +77,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(scheduler.stop)
             services.scheduler = scheduler
         loop.settle_gc()
+        stack.callback(loop.release_freed_memory())  # hostile bodies' memory back to the system
         log.info(
             "telemon ready",
             extra={

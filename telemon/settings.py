@@ -42,6 +42,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TELEMON_HOST", "127.0.0.1", "address the HTTP server listens on"),
     Setting("TELEMON_PORT", "8000", "port the HTTP server listens on"),
     Setting("TELEMON_LOG_LEVEL", "INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+    Setting(
+        "TELEMON_LOG_FORMAT",
+        "auto",
+        "`text` (short lines for a person), `json` (one object a line, for a log collector), or `auto`: text when "
+        "stderr is a terminal, else JSON",
+    ),
     Setting("TELEMON_DB_POOL_SIZE", "10", "largest number of database connections a process holds"),
     Setting(
         "TELEMON_MQTT_CLIENT_ID",
@@ -59,6 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("auto", "text", "json")
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class Settings:
     host: str
     port: int
     log_level: str
+    log_format: str
     db_pool_size: int
     mqtt_client_id: str
     mqtt_shared_group: str
@@ -92,6 +100,9 @@ class Settings:
         log_level = get("TELEMON_LOG_LEVEL").upper()
         if log_level not in LOG_LEVELS:
             raise SettingsError(f"TELEMON_LOG_LEVEL: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        log_format = get("TELEMON_LOG_FORMAT").lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"TELEMON_LOG_FORMAT: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         return cls(
             database_url=database_url,
             mqtt_url=mqtt_url,
@@ -100,6 +111,7 @@ class Settings:
             host=get("TELEMON_HOST"),
             port=_int(get("TELEMON_PORT"), "TELEMON_PORT", 1, 65535),
             log_level=log_level,
+            log_format=log_format,
             db_pool_size=_int(get("TELEMON_DB_POOL_SIZE"), "TELEMON_DB_POOL_SIZE", 2, 1000),
             mqtt_client_id=get("TELEMON_MQTT_CLIENT_ID"),
             mqtt_shared_group=get("TELEMON_MQTT_SHARED_GROUP"),
@@ -109,7 +121,7 @@ class Settings:
 
 
 def parse_roles(text: str, where: str) -> tuple[str, ...]:
-    roles = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    roles = tuple(dict.fromkeys(r.strip().lower() for r in text.split(",") if r.strip()))
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise SettingsError(

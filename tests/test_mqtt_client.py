@@ -85,3 +85,74 @@ def test_read_packets_reads_at_most_the_limit_and_keeps_the_rest() -> None:
         client._sock = None
         ours.close()
         broker.close()
+
+
+def _reset_scenario() -> float:
+    """Seconds the driver took to notice a reset connection, on uvloop, against a fake broker."""
+    import asyncio
+    import time
+
+    import uvloop
+
+    from telemon.mqtt_client import LoopDriver
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    host, port = server.getsockname()
+
+    async def scenario() -> float:
+        client = Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        disconnected = asyncio.Event()
+        client.on_disconnect = lambda c, userdata, flags, reason, props: disconnected.set()
+        received: list[bytes] = []
+        client.on_message = lambda c, userdata, message: received.append(message.payload)
+        driver = LoopDriver(client, host, port, {"keepalive": RESET_KEEPALIVE})
+        driver.start()
+        loop = asyncio.get_running_loop()
+        broker, _ = await loop.run_in_executor(None, server.accept)
+        try:
+            broker.recv(1024)  # CONNECT
+            broker.sendall(b"\x20\x02\x00\x00")  # CONNACK
+            while not client.is_connected():
+                await asyncio.sleep(0.01)
+            client.publish("telemon/v1/devices/d/receipts", b"{}", qos=0)  # left unread: closing resets
+            await asyncio.sleep(0.1)
+            topic = b"telemon/v1/devices/d/readings"
+            body = len(topic).to_bytes(2, "big") + topic + b"x"
+            broker.sendall((bytes([0x30, len(body)]) + body) * (LoopDriver.READ_BURST * 3))
+            broker.close()
+            reset_at = time.monotonic()
+            await asyncio.wait_for(disconnected.wait(), RESET_KEEPALIVE)
+            return time.monotonic() - reset_at
+        finally:
+            await driver.stop()
+
+    try:
+        return uvloop.run(scenario())
+    finally:
+        server.close()
+
+
+RESET_KEEPALIVE = 30
+
+
+def test_a_connection_reset_is_noticed_within_seconds_on_uvloop() -> None:
+    """A broker that exits with unread data resets the connection. uvloop then closes its poll handle without
+    calling the reader again, so the reset was noticed only by keep-alive (45 s) while acknowledgements were
+    lost. ``LoopDriver`` reads the socket every second too: the client learns within seconds, and reconnects.
+
+    The scenario runs in a fresh interpreter, as the consumer does in its own process: uvloop started inside
+    the test session, after other tests' event loops, could miss its executor's wake-ups and hang."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from tests.test_mqtt_client import _reset_scenario; print(_reset_scenario())"],
+        capture_output=True,
+        text=True,
+        timeout=2 * RESET_KEEPALIVE,
+        check=True,
+    )
+    elapsed = float(done.stdout.strip().splitlines()[-1])
+    assert elapsed < RESET_KEEPALIVE / 6  # keep-alive would have taken 1.5 x keepalive

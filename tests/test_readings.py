@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.readings import EPOCH, MICROSECOND, DeviceContext, Sync, infer_context, parse_instant, prepare
+from ingest.readings import (
+    EPOCH,
+    MICROSECOND,
+    RAW_LIMIT,
+    DeviceContext,
+    RejectedItem,
+    Sync,
+    infer_context,
+    parse_instant,
+    prepare,
+    raw_text,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -80,8 +91,8 @@ def test_parse_instant_forms(text: str, expected: dt.datetime) -> None:
         ({"measured_at": "2026-11-20T08:30:00Z", "value": True, "unit": "mg/dL"}, "expected a number, got bool"),
         ({"measured_at": "2026-11-20T08:30:00Z", "value": float("nan"), "unit": "mg/dL"}, "nan is not a finite"),
         ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": ["mg/dL"]}, "unit: required"),
-        ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "kind": 3}, "kind: '3' is not one"),
-        ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "context": []}, "context: '[]' is"),
+        ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "kind": 3}, "kind: 3 is not one"),
+        ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "context": []}, "context: [] is"),
         ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "id": True}, "id: expected a string"),
         ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "id": "x" * 129}, "id: expected"),
         ({"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL", "note": 5}, "note: expected a string"),
@@ -108,3 +119,126 @@ def test_normalised_row_and_its_copy_record() -> None:
     record = row.record()
     assert record[3] == (row.device_time - EPOCH) // MICROSECOND
     assert record[12] == "{manual}"
+
+
+# --- input PostgreSQL or asyncpg cannot store: refused item by item, and what is kept of it is storable ---------
+
+GOOD = {"measured_at": "2026-11-20T08:30:00Z", "value": 90, "unit": "mg/dL"}
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def storable_in_postgres(text: str) -> bool:
+    """Text PostgreSQL takes: UTF-8 encodable (no lone surrogate) and without NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ({**GOOD, "note": "a\x00b"}, "note: contains a NUL character"),
+        ({**GOOD, "id": "\x00"}, "id: contains a NUL character"),
+        ({**GOOD, "note": "é\ud800"}, "note: is not valid Unicode (a lone UTF-16 surrogate)"),
+        ({**GOOD, "id": "\udfff"}, "id: is not valid Unicode (a lone UTF-16 surrogate)"),
+        ({**GOOD, "value": int("9" * 400)}, "value: an integer of 400 digits is out of range"),
+        ({**GOOD, "value": -(10**5000)}, "value: an integer of over 4,000 digits is out of range"),
+        ({**GOOD, "id": 10**200}, "id: expected a string of at most 128 characters"),
+        ({**GOOD, "kind": nested(5000)}, "kind: an array of 1 items is not one of smbg, cgm"),
+        ("\ud800", "a reading must be an object, got str"),
+        (nested(5000), "a reading must be an object, got list"),
+    ],
+)
+def test_unstorable_items_are_refused_and_kept_as_storable_text(item: object, reason: str) -> None:
+    prepared = prepare({"readings": [GOOD, item]}, device(), now=NOW, source="test", max_readings=10)
+    assert len(prepared.rows) == 1
+    [refused] = prepared.rejected
+    assert (refused.index, refused.reason) == (1, reason)
+    assert storable_in_postgres(refused.raw)
+    assert len(refused.raw) <= RAW_LIMIT + 6 * 5  # a few escapes beyond the limit at most
+
+
+@pytest.mark.parametrize(
+    ("device_time", "measured_at"),
+    [("0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z"), ("9999-12-31T00:00:00Z", "0001-01-02T00:00:00Z")],
+)
+def test_a_clock_offset_beyond_the_calendar_refuses_the_item(device_time: str, measured_at: str) -> None:
+    sync = {"device_time": device_time, "readings": [{**GOOD, "measured_at": measured_at}]}
+    prepared = prepare(sync, device(), now=NOW, source="test", max_readings=10)
+    [refused] = prepared.rejected
+    assert refused.index == 0
+    assert "out of range after clock correction" in refused.reason
+
+
+@pytest.mark.parametrize(
+    "payload", ["\ud800", "\x00", nested(5000), {"readings": "\ud800"}, {"readings": [], "device_time": nested(5000)}]
+)
+def test_a_message_of_the_wrong_shape_is_one_storable_refusal(payload: object) -> None:
+    prepared = prepare(payload, device(), now=NOW, source="test", max_readings=10)
+    [refused] = prepared.rejected
+    assert refused.index is None
+    assert storable_in_postgres(refused.raw) and storable_in_postgres(refused.reason)
+
+
+def test_raw_text_is_storable_whatever_it_is_given() -> None:
+    assert raw_text("a\x00\ud800b") == "a\\u0000\\ud800b"
+    assert raw_text(b"\xff\x00ok") == "\ufffd\\u0000ok"
+    assert raw_text({"\ud800": "\x00"}) == '{"\\ud800": "\\u0000"}'
+    assert raw_text(nested(5000)).startswith("<an array of 1 items that cannot be written back: RecursionError")
+    assert raw_text([10**5000]).startswith("<an array of 1 items that cannot be written back: ValueError")
+    assert raw_text("x" * 10_000) == "x" * RAW_LIMIT
+
+
+def test_a_rejection_is_storable_however_it_is_built() -> None:
+    """Transports build rejections too (and change their reason afterwards): their texts are made storable."""
+    refused = RejectedItem(None, "reason \x00", "raw \ud800")
+    refused.reason = "said of \udc00"
+    assert (refused.reason, refused.raw) == ("said of \\udc00", "raw \\ud800")
+
+
+JSONISH = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.sampled_from([10**400, -(2**64), float("inf"), float("nan")]),
+        st.floats(),
+        st.text(),
+        st.sampled_from(["\x00", "\ud800", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = ["measured_at", "value", "unit", "kind", "context", "meal", "minutes_after_meal", "flags", "id", "note"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    device_time=st.one_of(st.none(), JSONISH, st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])),
+    items=st.lists(
+        st.one_of(JSONISH, st.dictionaries(st.sampled_from(FIELDS), JSONISH).map(lambda f: {**GOOD, **f})), max_size=6
+    ),
+)
+def test_prepare_never_raises_and_keeps_only_storable_text(device_time: object, items: list[object]) -> None:
+    """What the MQTT consumer relies on: whatever a message holds, ``prepare`` answers rows and refusals, each
+    item one or the other, and nothing it keeps or stores is text PostgreSQL refuses."""
+    prepared = prepare({"device_time": device_time, "readings": items}, device(), now=NOW, source="t", max_readings=10)
+    if any(r.index is None for r in prepared.rejected):
+        assert len(prepared.rejected) == 1 and not prepared.rows
+    else:
+        assert len(prepared.rows) + len(prepared.rejected) == len(items)
+    for refused in prepared.rejected:
+        assert storable_in_postgres(refused.reason) and storable_in_postgres(refused.raw)
+    for row in prepared.rows:
+        assert all(storable_in_postgres(t) for t in (row.unit_raw, row.external_id or "", row.note or ""))
+        assert EPOCH < row.measured_at < NOW + dt.timedelta(minutes=10)

@@ -19,6 +19,7 @@ def test_defaults_mean_embedded_services() -> None:
     assert settings.roles == ("api", "mqtt", "scheduler")
     assert settings.port == 8000
     assert settings.state_dir == Path(".telemon")
+    assert settings.log_format == "auto"
 
 
 def test_values_are_read() -> None:
@@ -26,13 +27,15 @@ def test_values_are_read() -> None:
         {
             "TELEMON_DATABASE_URL": "postgresql://u:p@db:5432/t",
             "TELEMON_MQTT_URL": "mqtt://svc:pw@broker:1884",
-            "TELEMON_ROLES": "mqtt, api,mqtt",
+            "TELEMON_ROLES": "MQTT, api,mqtt",
             "TELEMON_PORT": "9000",
             "TELEMON_LOG_LEVEL": "debug",
+            "TELEMON_LOG_FORMAT": "JSON",
         }
     )
     assert settings.database_url == "postgresql://u:p@db:5432/t"
     assert settings.roles == ("mqtt", "api")
+    assert settings.log_format == "json"
     assert settings.port == 9000
     assert settings.log_level == "DEBUG"
     address = parse_mqtt_url(settings.mqtt_url or "")
@@ -53,6 +56,7 @@ def test_values_are_read() -> None:
         ("TELEMON_PORT", "eighty", "TELEMON_PORT: 'eighty' is not a whole number"),
         ("TELEMON_PORT", "70000", "TELEMON_PORT: 70000 is outside 1..65535"),
         ("TELEMON_LOG_LEVEL", "LOUD", "TELEMON_LOG_LEVEL: 'LOUD' is not one of"),
+        ("TELEMON_LOG_FORMAT", "yaml", "TELEMON_LOG_FORMAT: 'yaml' is not one of auto, text, json"),
     ],
 )
 def test_wrong_values_name_the_variable(name: str, value: str, message: str) -> None:

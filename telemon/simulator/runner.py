@@ -178,10 +178,49 @@ class Tally:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejected_reasons": dict(self.reasons.most_common(10)),
+            "rejected_kinds": dict(rejection_kinds(self.reasons).most_common()),
             "unanswered_messages": self.unanswered_messages,
             "unanswered_readings": self.unanswered_readings,
             "errors": dict(self.errors.most_common(5)),
         }
+
+
+# What the simulator's rejections are, by the words of telemon's reason (ingest.readings): the mistyped manual entries
+# of the phone apps (a value typed ten times too large, physiology.py) are the only ones it sends on purpose.
+_REJECTION_KINDS = (
+    ("plausible range", "value outside the plausible range (simulated typos)"),
+    ("Nightscout answer", "refused through the Nightscout API (its answers give counts, not reasons)"),
+    ("in the future", "measured in the future"),
+    ("before this pregnancy began", "measured before the pregnancy began"),
+    ("after clock correction", "time out of range after the clock correction"),
+)
+
+
+def rejection_kind(reason: str) -> str:
+    """A short name for a rejection reason (numbers already replaced by #): the simulator's own cause when known,
+    else telemon's reason itself."""
+    for words, kind in _REJECTION_KINDS:
+        if words in reason:
+            return kind
+    return reason if len(reason) <= 80 else reason[:79] + "…"
+
+
+def rejection_kinds(reasons: Counter[str]) -> Counter[str]:
+    """Rejection counts by :func:`rejection_kind`."""
+    kinds: Counter[str] = Counter()
+    for reason, count in reasons.items():
+        kinds[rejection_kind(reason)] += count
+    return kinds
+
+
+def describe_rejections(reasons: Counter[str]) -> str:
+    """How many readings telemon rejected and what they were, grouped, the most frequent first:
+    ``12 rejected: 7 value outside the plausible range (simulated typos), 5 measured in the future``."""
+    kinds = rejection_kinds(reasons)
+    total = sum(kinds.values())
+    if not total:
+        return "0 rejected"
+    return f"{total:,} rejected: " + ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
 
 
 @dataclass
@@ -415,12 +454,11 @@ def format_report(report: Report) -> str:
             continue
         line = (
             f"  {transport:<10} {t.messages:>7,} messages {t.readings:>8,} readings: accepted {t.accepted:,}, "
-            f"duplicates {t.duplicates:,}, rejected {t.rejected:,}"
+            f"duplicates {t.duplicates:,}, {describe_rejections(t.reasons)}"
         )
         if t.unanswered_messages:
-            line += f", no receipt for {t.unanswered_readings:,} ({'; '.join(t.errors)})"
+            line += f"; no receipt for {t.unanswered_readings:,} ({'; '.join(t.errors)})"
         lines.append(line)
-        lines.extend(f"      rejected {count:,}×: {reason}" for reason, count in t.reasons.most_common(3))
     plan = data["plan"]
     lines.append(
         f"plan: {plan['readings']:,} distinct readings to store, {plan['refused']} mistyped entries to refuse, "

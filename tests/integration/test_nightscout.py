@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
+from ingest.nightscout import FailedAuthDelays
 from telemon import devices
+from telemon.app import create_app
 from telemon.security import nightscout_secret
+from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "nightscout"
@@ -20,6 +25,16 @@ UNAUTHORIZED = {"status": 401, "message": "Unauthorized", "description": "Invali
 # The fixtures date from 2014 (example entries) and 2016 (OpenAPS): patients due a few months later were pregnant.
 DUE_2014 = dt.date(2014, 11, 1)
 DUE_2016 = dt.date(2017, 1, 15)
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a short failed-authentication delay (Nightscout's is 5 s a failure), so that the tests of
+    wrong secrets do not wait; tests/integration/test_nightscout_auth.py checks the delay itself."""
+    app = create_app(services=services)
+    app.state.nightscout_auth_delays = FailedAuthDelays(delay=0.01)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://telemon.test") as http:
+        yield http
 
 
 def _fixture(name: str) -> list[dict[str, Any]]:
@@ -56,9 +71,8 @@ async def test_missing_wrong_or_disabled_secret_is_nightscouts_401(client: httpx
 
     missing = await client.post("/ns/api/v1/entries", json=entries)
     wrong = await client.post("/ns/api/v1/entries", json=entries, headers={"api-secret": nightscout_secret("nope")})
-    plain_token = await client.post("/ns/api/v1/entries", json=entries, headers={"api-secret": setup.token})
-    query_token = await client.get(f"/ns/api/v1/entries.json?token={setup.token}")
-    for response in (missing, wrong, plain_token, query_token):
+    wrong_query = await client.get(f"/ns/api/v1/entries.json?token={setup.token}x")
+    for response in (missing, wrong, wrong_query):
         assert response.status_code == 401
         assert response.json() == UNAUTHORIZED
 
@@ -91,10 +105,12 @@ async def test_example_entries_store_18_and_refuse_12_dexcom_error_codes(
     body = response.json()
     good = [e for e in entries if int(e["sgv"]) > 39]
     assert len(good) == 18
-    assert [(e["type"], e["sgv"], e["date"]) for e in body] == [("sgv", int(e["sgv"]), e["date"]) for e in good]
+    # as sent (sgv "178" stays a string, as Nightscout stores it), dateString in UTC with its utcOffset
+    assert [(e["type"], e["sgv"], e["date"]) for e in body] == [("sgv", e["sgv"], e["date"]) for e in good]
     first = body[0]
-    assert first["dateString"] == "2014-07-19T10:59:15.000Z"  # 03:59:15-07:00
-    assert first["device"] == setup.device_id
+    assert first["dateString"] == first["sysTime"] == "2014-07-19T10:59:15.000Z"  # 03:59:15-07:00
+    assert first["utcOffset"] == -420
+    assert (first["device"], first["direction"]) == ("dexcom", "Flat")
     assert len(first["_id"]) == 24
     assert len({e["_id"] for e in body}) == 18
 
@@ -133,22 +149,34 @@ async def test_get_entries_newest_first_with_count_and_date_bounds(client: httpx
     assert len(default.json()) == 10
 
     latest = (await client.get("/ns/api/v1/entries", params={"count": 3}, headers=_headers(setup))).json()
-    assert [(e["sgv"], e["date"]) for e in latest] == [(178, 1405767555000), (179, 1405767255000), (178, 1405766955000)]
+    assert [(e["sgv"], e["date"]) for e in latest] == [
+        ("178", 1405767555000),
+        ("179", 1405767255000),
+        ("178", 1405766955000),
+    ]
     assert latest[0] == {
         "_id": latest[0]["_id"],
         "type": "sgv",
-        "sgv": 178,
+        "sgv": "178",
         "date": 1405767555000,
         "dateString": "2014-07-19T10:59:15.000Z",
         "sysTime": "2014-07-19T10:59:15.000Z",
-        "utcOffset": 0,
-        "device": setup.device_id,
+        "utcOffset": -420,
+        "device": "dexcom",
+        "direction": "Flat",
     }
 
     since = await client.get(
         "/ns/api/v1/entries.json", params={"count": 100, "find[date][$gte]": 1405766055000}, headers=_headers(setup)
     )
-    assert [e["sgv"] for e in since.json()] == [178, 179, 178, 177, 176, 176]  # from 03:34:15-07:00 on, inclusive
+    assert [e["sgv"] for e in since.json()] == [
+        "178",
+        "179",
+        "178",
+        "177",
+        "176",
+        "176",
+    ]  # from 03:34:15-07:00 on, inclusive
 
     window = await client.get(
         "/ns/api/v1/entries.json",
@@ -203,12 +231,11 @@ async def test_mbg_numeric_string_single_object_and_the_pipelines_own_refusals(
         {
             "_id": "meter-1",
             "type": "mbg",
-            "mbg": 123,
+            "mbg": "123",
             "date": date_ms,
-            "dateString": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "sysTime": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "utcOffset": 0,
-            "device": setup.device_id,
+            "device": "xDrip-BluetoothWixel",
         }
     ]
 
@@ -235,10 +262,10 @@ async def test_mbg_numeric_string_single_object_and_the_pipelines_own_refusals(
     assert reasons[4] == "an entry must be an object, got str"
 
 
-async def test_treatments_keep_bg_checks_only(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+async def test_treatments_bg_checks_are_also_meter_readings(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="app")
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    treatments = [
+    treatments: list[dict[str, Any]] = [
         {
             "eventType": "BG Check",
             "glucose": 142,
@@ -261,7 +288,13 @@ async def test_treatments_keep_bg_checks_only(client: httpx.AsyncClient, db: asy
     assert response.status_code == 200, response.text
     body = response.json()
     assert [t["eventType"] for t in body] == ["BG Check", "Meal Bolus", "Note"]
-    assert body[1] == treatments[1]  # answered as received, not kept
+    assert body[1] == {
+        **treatments[1],
+        "_id": body[1]["_id"],
+        "created_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "utcOffset": 0,
+    }
+    assert body[2]["glucose"] == 5.6
     assert len(body[0]["_id"]) == 24
     assert body[0]["notes"] == "after lunch, pasta"
 

@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from telemon.embedded import free_port
 from telemon.services import Services
 from telemon.settings import Settings, SettingsError
 from telemon.simulator.replay import ReplayOptions, replay
-from telemon.simulator.runner import Options, Plan, simulate
+from telemon.simulator.runner import Options, Plan, describe_rejections, format_report, simulate
 from tests.support.data import IGLU, IGLU_ZONE
 from tests.support.mosquitto import start_mosquitto
 from tests.support.mqtt import running_consumer
@@ -129,6 +130,10 @@ async def _simulated_cohort(
     assert set(report.tallies["http"].reasons) == {
         reason for reason in report.tallies["http"].reasons if "outside the plausible range" in reason
     }
+    # the report says what the rejections were, not just how many
+    typos = f"{plan.refusals:,} rejected: {plan.refusals:,} value outside the plausible range (simulated typos)"
+    assert describe_rejections(total.reasons) == typos
+    assert f"duplicates {report.tallies['http'].duplicates:,}, {typos}" in format_report(report)
 
     # stored: exactly the distinct planned readings of each patient; no duplicate survived a re-sync
     stored = {
@@ -275,3 +280,20 @@ async def test_replay_refuses_na_before_sending_and_reports_telemons_rejections(
     bad.write_text("id,age,bmi\n1,30,22\n")
     with pytest.raises(SettingsError, match="id,time,gl"):
         await replay(dataclasses.replace(options, file=bad), db)
+
+
+def test_rejections_are_described_by_what_they_were() -> None:
+    reasons = Counter(
+        {
+            "value: # mg/dL is outside the plausible range #–# mg/dL": 5,
+            "value: # mmol/L is outside the plausible range #–# mmol/L": 2,
+            "refused (a Nightscout answer carries counts only; telemon keeps the reasons)": 3,
+            "flags: a reading cannot be both lo and hi": 1,
+        }
+    )
+    assert describe_rejections(reasons) == (
+        "11 rejected: 7 value outside the plausible range (simulated typos), "
+        "3 refused through the Nightscout API (its answers give counts, not reasons), "
+        "1 flags: a reading cannot be both lo and hi"
+    )
+    assert describe_rejections(Counter()) == "0 rejected"

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
+from clinician_ui.sessions import account_key
 from telemon.services import Services
 from tests.test_ui_toolkit import (
     PASSWORD,
@@ -27,6 +28,7 @@ from tests.test_ui_toolkit import (
 )
 
 NOW = dt.datetime.now(dt.UTC)
+HERE = "127.0.0.1"  # the client address of httpx's ASGI transport
 
 
 async def test_pages_need_a_session_and_login_sets_a_safe_cookie(services: Services, db: asyncpg.Pool) -> None:
@@ -266,14 +268,14 @@ async def test_repeated_failures_lock_the_account_for_a_growing_delay(services: 
         assert (await login(http, ghost, "x")).status_code == 429
         # once the delay is over, the next failure locks for twice as long
         await db.execute(
-            "UPDATE login_throttle SET locked_until = now() - interval '1 s' WHERE key = $1", f"email:{email}"
+            "UPDATE login_throttle SET locked_until = now() - interval '1 s' WHERE key = $1", account_key(email, HERE)
         )
         assert (await login(http, email, "wrong again")).status_code == 401
         again = await login(http, email)
         assert again.status_code == 429 and 30 < int(again.headers["retry-after"]) <= 60
-        await db.execute("UPDATE login_throttle SET locked_until = NULL WHERE key = $1", f"email:{email}")
+        await db.execute("UPDATE login_throttle SET locked_until = NULL WHERE key = $1", account_key(email, HERE))
         assert (await login(http, email)).status_code == 303
-        assert not await db.fetchval("SELECT count(*) FROM login_throttle WHERE key = $1", f"email:{email}")
+        assert not await db.fetchval("SELECT count(*) FROM login_throttle WHERE key = $1", account_key(email, HERE))
     failed = await db.fetchval(
         "SELECT count(*) FROM audit_log WHERE action = 'login.failed' AND detail->>'email' = $1", email
     )

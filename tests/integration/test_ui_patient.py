@@ -273,3 +273,26 @@ async def test_a_rules_alerts_are_grouped_and_handled_together(services: Service
         assert len(after.select("#history-alerts article.alert")) == 3
     statuses = await db.fetch("SELECT status, resolved_by FROM alerts WHERE id = ANY($1::bigint[])", daily)
     assert {(r["status"], r["resolved_by"].startswith("clinician:")) for r in statuses} == {("resolved", True)}
+
+
+async def test_alert_ids_no_alert_can_have_are_not_found(services: Services, db: asyncpg.Pool) -> None:
+    """Ids beyond bigint, or digits that are not ASCII ("²".isdigit() is true), name no alert: a 404 page or
+    nothing done, never a 500."""
+    team = await make_team(db)
+    email = await make_clinician(db, team)
+    patient, _ = await make_patient(db, team)
+    alert = await add_alert(db, patient)
+    async with browser(services) as http:
+        await login(http, email)
+        token = csrf_of((await http.get(f"/patients/{patient}")).text)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for alert_id in (2**63, 10**400, 0):
+            answer = await http.post(
+                f"/alerts/{alert_id}/acknowledge", content=urlencode({"csrf_token": token}), headers=form
+            )
+            assert answer.status_code == 404, alert_id
+        for values in (["²"], [str(2**63)], [str(10**30)]):
+            data = urlencode([("csrf_token", token)] + [("alert_id", v) for v in values])
+            answer = await http.post("/alerts/acknowledge", content=data, headers=form)
+            assert answer.status_code == 404, values
+    assert await db.fetchval("SELECT status FROM alerts WHERE id = $1", alert) == "open"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -49,7 +50,12 @@ async def add_device(db: asyncpg.Pool, patient_id: uuid.UUID, kind: str = "meter
         return await devices.add_device(conn, patient_id=patient_id, kind=kind)
 
 
-async def api_key(db: asyncpg.Pool, *scopes: str) -> str:
+async def api_key(db: asyncpg.Pool, *scopes: str, teams: Sequence[uuid.UUID] | None = None) -> str:
+    """A key of ``teams``; by default of every care team that exists now, for tests whose subject is not the
+    team scoping (they create the key after their patients). Tests of the scoping name the teams."""
     async with db.acquire() as conn:
-        new = await api_keys.create_api_key(conn, label="test", scopes=list(scopes))
+        team_ids = (
+            list(teams) if teams is not None else [r["id"] for r in await conn.fetch("SELECT id FROM care_teams")]
+        )
+        new = await api_keys.create_api_key(conn, label="test", scopes=list(scopes), team_ids=team_ids)
     return new.key

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import json
+import os
+import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,6 +23,42 @@ from ingest.mqtt import readings_topic, receipts_topic
 from telemon.mqtt_client import new_client
 from telemon.services import Services, open_services
 from telemon.settings import Settings, parse_mqtt_url
+from tests.support.mosquitto import HOST, MOSQUITTO
+
+
+@contextlib.contextmanager
+def mosquitto_at(port: int, config: str, directory: Path, *, timeout: float = 10.0) -> Iterator[str]:
+    """A private Mosquitto on a port chosen by the caller, for tests that need the broker to come (back) on the
+    same address: started after its clients, or restarted (``start_mosquitto`` picks a new port each time).
+    Yields its URL; leaving the block terminates it (its persistence file, if any, is written then)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "\nuser " not in f"\n{config}":
+        config = config.rstrip("\n") + "\nuser root\n"  # see tests/support/mosquitto.py
+    conf = directory / "mosquitto.conf"
+    conf.write_text(f"{config.rstrip()}\nlistener {port} {HOST}\n", encoding="utf-8")
+    log_path = directory / "mosquitto.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, f"mosquitto exited: {log_path.read_text(errors='replace')}"
+            try:
+                with socket.create_connection((HOST, port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"mosquitto not up: {log_path.read_text(errors='replace')}"
+                time.sleep(0.02)
+        yield f"mqtt://{HOST}:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def forget_session(url: str, client_id: str) -> None:
@@ -103,3 +144,31 @@ class Receipts:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def recent(minutes: int = 30) -> str:
+    """An ISO 8601 instant ``minutes`` ago."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)).isoformat()
+
+
+def reading(**extra: Any) -> dict[str, Any]:
+    """A valid reading of 30 minutes ago; ``extra`` adds or replaces fields."""
+    return {"measured_at": recent(), "value": 95, "unit": "mg/dL", **extra}
+
+
+# Messages that once stopped MQTT ingest (PostgreSQL refuses a NUL or a lone surrogate in text; the others made
+# parsing raise): each must be refused with a receipt and recorded, and never hold back the messages after it.
+POISONS: dict[str, bytes] = {
+    "nul-in-note": json.dumps({"readings": [reading(note="before\u0000after")]}).encode(),
+    "nul-in-id": json.dumps({"readings": [reading(id="r-\u0000-1")]}).encode(),
+    "surrogate-payload": b'"\\ud800"',
+    "surrogate-item": b'{"readings": ["\\ud800"]}',
+    "surrogate-note": json.dumps({"readings": [reading(note="\ud800")]}).encode(),
+    "400-digit-value": b'{"readings": [{"measured_at": "%s", "value": %s, "unit": "mg/dL"}]}'
+    % (recent().encode(), b"9" * 400),
+    "year-1-clock-year-9999-reading": json.dumps(
+        {"device_time": "0001-01-01T00:00:00Z", "readings": [reading(measured_at="9999-12-31T23:59:59Z")]}
+    ).encode(),
+    "nested-1000-deep": b'{"readings": [{"measured_at": "%s", "unit": "mg/dL", "value": %s%s}]}'
+    % (recent().encode(), b"[" * 1000, b"]" * 1000),
+}
