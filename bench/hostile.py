@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import json
 import os
@@ -43,7 +42,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import BenchError, Helper, clean_env, dumps, free_port, fresh_database, say
+from bench.common import BenchError, dumps, fresh_database, say, start_api_server
 from telemon import api_keys, loop
 from telemon.db import create_pool
 from telemon.settings import redact
@@ -101,33 +100,6 @@ def parse_args(argv: Sequence[str] | None) -> Params:
 
 
 # --- the server ----------------------------------------------------------------------------------------------
-
-
-async def start_server(db_url: str, state_dir: Path) -> tuple[Helper, str]:
-    port = free_port()
-    env = clean_env({
-        "TELEMON_DATABASE_URL": db_url, "TELEMON_ROLES": "api", "TELEMON_HOST": "127.0.0.1",
-        "TELEMON_PORT": str(port), "TELEMON_STATE_DIR": str(state_dir), "TELEMON_LOG_LEVEL": "WARNING",
-        "TELEMON_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "TELEMON_MAX_BATCH_READINGS": str(MAX_BATCH_READINGS),
-    })  # fmt: skip
-    server = Helper("api server (telemon serve --roles api)", state_dir / "api.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await server.start([sys.executable, "-m", "telemon", "serve", "--roles", "api"], env, progress=False)
-        async with httpx.AsyncClient() as client:
-            deadline = time.perf_counter() + 60
-            while True:
-                if not server.alive():
-                    raise server.died()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/readyz", timeout=2)).status_code == 200:
-                        return server, base
-                if time.perf_counter() > deadline:
-                    raise BenchError(f"api server not ready after 60 s:\n{server.log_tail()}")
-                await asyncio.sleep(0.1)
-    except BaseException:
-        await server.stop()
-        raise
 
 
 # --- sending --------------------------------------------------------------------------------------------------
@@ -267,7 +239,13 @@ async def measure(params: Params, pool: asyncpg.Pool, db_url: str, work: Path) -
     bodies = valid_bodies(params.valid + 20, dt.datetime.now(dt.UTC))
     say(f"  corpus of {len(corpus.light)} light and {len(corpus.heavy)} heavy requests built"
         f" in {time.perf_counter() - built_at:.1f} s")  # fmt: skip
-    server, base = await start_server(db_url, work)
+    server, base = await start_api_server(
+        db_url,
+        work,
+        TELEMON_LOG_LEVEL="WARNING",
+        TELEMON_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+        TELEMON_MAX_BATCH_READINGS=str(MAX_BATCH_READINGS),
+    )
     assert server.proc is not None
     pid = server.proc.pid
     tally = Tally()

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
@@ -58,9 +57,9 @@ from bench.common import (
     clean_session,
     device_readings,
     dumps,
-    free_port,
     fresh_database,
     say,
+    start_api_server,
 )
 from ingest.mqtt import broker_speaks_mqtt5, readings_topic
 from ingest.readings import prepare
@@ -256,32 +255,6 @@ async def phase_naive(pool: asyncpg.Pool, records: list[tuple[Any, ...]]) -> Pha
         seconds = time.perf_counter() - started
     await check_stored(pool, "naive", len(records))
     return Phase("naive INSERT per reading", len(records), seconds)
-
-
-async def start_api_server(db_url: str, state_dir: Path) -> tuple[Helper, str]:
-    port = free_port()
-    env = clean_env({
-        "TELEMON_DATABASE_URL": db_url, "TELEMON_ROLES": "api", "TELEMON_HOST": "127.0.0.1",
-        "TELEMON_PORT": str(port), "TELEMON_STATE_DIR": str(state_dir), "TELEMON_LOG_LEVEL": "INFO",
-    })  # fmt: skip
-    server = Helper("api server (telemon serve --roles api)", state_dir / "api.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await server.start([sys.executable, "-m", "telemon", "serve", "--roles", "api"], env, progress=False)
-        async with httpx.AsyncClient() as client:
-            deadline = time.perf_counter() + 60
-            while True:
-                if not server.alive():
-                    raise server.died()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/readyz", timeout=2)).status_code == 200:
-                        return server, base
-                if time.perf_counter() > deadline:
-                    raise BenchError(f"api server not ready after 60 s:\n{server.log_tail()}")
-                await asyncio.sleep(0.1)
-    except BaseException:
-        await server.stop()
-        raise
 
 
 async def post_all(base: str, requests: list[tuple[str, bytes, int]], concurrency: int) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.types import Scope
 
 from clinician_ui import sessions
 from clinician_ui.i18n import Formatter
@@ -178,6 +179,11 @@ def unavailable_page(request: Request, retry_after_s: int) -> HTMLResponse:
     page = render(request, "error.html", context, status_code=503, lang=lang)
     page.headers["Retry-After"] = str(retry_after_s)
     return page
+
+
+def unavailable(scope: Scope, retry_after_s: int) -> HTMLResponse:
+    """The dashboard's form of the 503 (``telemon.outage``): the page above."""
+    return unavailable_page(Request(scope), retry_after_s)
 
 
 def redirect(target: str, status_code: int = 303) -> RedirectResponse:

@@ -40,6 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from ingest import queries
 from ingest.body import BodyError, json_safe, parse_json, read_body
@@ -50,6 +51,7 @@ from telemon import audit
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
 from telemon.broker_passwords import mosquitto_password_hash
+from telemon.outage import UNAVAILABLE_TEXT
 from telemon.security import new_secret, nightscout_secret, secret_hash
 from telemon.units import GL, MGDL, MMOLL
 
@@ -125,6 +127,12 @@ def operation_outcome(issues: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def fhir_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers, media_type=FHIR_JSON)
+
+
+def unavailable(scope: Scope, retry_after_s: int) -> JSONResponse:
+    """The 503 of a database outage as FHIR says it: an OperationOutcome whose issue is ``transient``."""
+    outcome = operation_outcome([issue("transient", UNAVAILABLE_TEXT)])
+    return fhir_response(outcome, 503, {"Retry-After": str(retry_after_s), "Cache-Control": "no-store"})
 
 
 class FhirBodyError(BodyError):

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from telemon import headers, logs, mqtt_client, openapi
-from telemon.outage import UnavailableMiddleware
+from telemon.outage import Unavailable, UnavailableMiddleware
 from telemon.services import Services, open_services
 from telemon.settings import Settings
 
@@ -39,8 +39,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     if services is not None:
         app.state.services = services
+    # the 503 of an outage in the form of the parts that answer in their own (FHIR, the dashboard)
+    forms: list[tuple[str, Unavailable]] = []
+    if "api" in settings.roles:
+        from clinician_ui import web
+        from ingest import fhir
+
+        forms = [("/fhir", fhir.unavailable), ("/", web.unavailable)]
     # outermost last: the request id and the security headers go on the 503s of an outage too
-    app.add_middleware(UnavailableMiddleware)
+    app.add_middleware(UnavailableMiddleware, forms=forms)
     app.add_middleware(headers.SecurityHeadersMiddleware)
     app.add_middleware(logs.RequestIdMiddleware)
     headers.include_docs(app)

@@ -13,9 +13,9 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 import asyncpg
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,37 +98,35 @@ def _outage_of(scope: Scope) -> Outage | None:
     return found if isinstance(found, Outage) else None
 
 
-def unavailable_response(scope: Scope) -> Response:
-    """The 503 in the form of the part of the app asked: FHIR (an OperationOutcome), the JSON API and Nightscout
-    (``{"detail": ...}``), the dashboard (a small page)."""
-    headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+# The 503 of a part of the app that answers in a form of its own (FHIR's OperationOutcome, the dashboard's page),
+# given the request's scope and the seconds to wait; the domains hand theirs to the app factory, by path prefix.
+Unavailable = Callable[[Scope, int], Response]
+
+
+def unavailable_response(scope: Scope, forms: Sequence[tuple[str, Unavailable]] = ()) -> Response:
+    """The 503 in the form of the part of the app asked: the JSON API's ``{"detail": ...}`` for the API,
+    Nightscout, health and documentation paths; else the first of ``forms`` whose prefix the path has (FHIR's
+    OperationOutcome, the dashboard's page); else JSON too."""
     path: str = scope.get("path", "")
-    if path.startswith("/fhir"):
-        from ingest.fhir import fhir_response, issue, operation_outcome
-
-        outcome = operation_outcome([issue("transient", UNAVAILABLE_TEXT)])
-        return fhir_response(outcome, 503, headers)
-    if _is_json_path(path):
-        return JSONResponse({"detail": UNAVAILABLE_TEXT}, status_code=503, headers=headers)
-    return _dashboard_page(scope)
+    if not path.startswith(JSON_PREFIXES):
+        for prefix, form in forms:
+            if path.startswith(prefix):
+                return form(scope, RETRY_AFTER_S)
+    headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+    return JSONResponse({"detail": UNAVAILABLE_TEXT}, status_code=503, headers=headers)
 
 
-def _is_json_path(path: str) -> bool:
-    return path.startswith(("/api/", "/ns/", "/readyz", "/healthz", "/openapi.json", "/docs"))
-
-
-def _dashboard_page(scope: Scope) -> Response:
-    from clinician_ui import web
-
-    return web.unavailable_page(Request(scope), RETRY_AFTER_S)
+JSON_PREFIXES = ("/api/", "/ns/", "/readyz", "/healthz", "/openapi.json", "/docs")
 
 
 class UnavailableMiddleware:
     """Answers 503 (with ``Retry-After``) for a request that failed because the database is unavailable, without
-    a traceback in the answer or the log; every other exception goes on to the server's 500 handling."""
+    a traceback in the answer or the log; every other exception goes on to the server's 500 handling. ``forms``:
+    the 503s of the parts that answer in a form of their own (see ``unavailable_response``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, forms: Sequence[tuple[str, Unavailable]] = ()) -> None:
         self.app = app
+        self.forms = tuple(forms)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,4 +154,4 @@ class UnavailableMiddleware:
                 with contextlib.suppress(Exception):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            await unavailable_response(scope)(scope, receive, send)
+            await unavailable_response(scope, self.forms)(scope, receive, send)
