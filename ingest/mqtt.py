@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 from ingest.readings import RAW_LIMIT, Prepared, RejectedItem, raw_text, storable
 from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
 from telemon import fastjson
-from telemon.db import describe, transient
+from telemon.db import describe, ping, transient
 from telemon.mqtt_client import LoopDriver, negotiate, new_client, probe
 from telemon.settings import Settings, parse_mqtt_url
 
@@ -342,11 +342,7 @@ class MqttConsumer:
         return not await self._database_answers()
 
     async def _database_answers(self) -> bool:
-        try:
-            async with asyncio.timeout(2):
-                return bool(await self.pool.fetchval("SELECT 1"))
-        except Exception:  # noqa: BLE001 - whatever the reason, the database did not answer
-            return False
+        return await ping(self.pool) is None
 
     def _note_outage(self, failure: BaseException, messages: int) -> None:
         """Log the first failed attempt of an outage, not every retry of every batch."""

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from telemon import headers, logs, mqtt_client, openapi
+from telemon.db import ping
 from telemon.outage import Unavailable, UnavailableMiddleware
 from telemon.services import Services, open_services
 from telemon.settings import Settings
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def readyz() -> JSONResponse:
         """The database (and the broker, where this process uses one) answer."""
         current: Services = app.state.services
-        error = await _database_error(current.pool)
+        error = await ping(current.pool)
         if current.outage is not None:
             await current.outage.observe(error)
         checks = {"database": error is None}
@@ -83,13 +83,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(alerts_api.router)
     openapi.describe(app)
     return app
-
-
-async def _database_error(pool: asyncpg.Pool) -> BaseException | None:
-    """Why the database does not answer, or None when it does. Never raises: ``/readyz`` is a 503, not a 500."""
-    try:
-        async with asyncio.timeout(2):
-            await pool.fetchval("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - whatever the failure, the answer is "not ready", never a 500
-        return exc
-    return None

@@ -154,6 +154,17 @@ async def when_available(url: str, make: Callable[[], Awaitable[T]], *, log_ever
         return found
 
 
+async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> BaseException | None:
+    """Why the database does not answer a trivial query within ``timeout`` seconds, or None when it does. Never
+    raises: health checks and outage probes only need to know whether it answers."""
+    try:
+        async with asyncio.timeout(timeout):
+            await pool.fetchval("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, the database did not answer
+        return exc
+    return None
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

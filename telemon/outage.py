@@ -19,7 +19,7 @@ import asyncpg
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telemon.db import describe, unavailable_cause
+from telemon.db import describe, ping, unavailable_cause
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,9 @@ class Outage:
     async def _probe_until_back(self) -> None:
         while self.since is not None:
             await asyncio.sleep(self.probe_seconds)
-            try:
-                async with asyncio.timeout(max(2.0, self.probe_seconds)):
-                    await self.pool.fetchval("SELECT 1")
-            except Exception as exc:  # noqa: BLE001 - still down, whatever it says: try again later
-                log.debug("database still unavailable", extra={"error": describe(exc)})
+            error = await ping(self.pool, max(2.0, self.probe_seconds))
+            if error is not None:  # still down, whatever it says: try again later
+                log.debug("database still unavailable", extra={"error": describe(error)})
                 continue
             await self.succeeded()
 
