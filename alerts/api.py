@@ -44,6 +44,9 @@ def alert_out(row: asyncpg.Record) -> dict[str, Any]:
         "snoozed_until": iso(row["snoozed_until"]),
         "resolved_at": iso(row["resolved_at"]),
         "resolved_by": row["resolved_by"],
+        # why the system resolved it: "cleared" (the condition ended), "delivered" (monitoring ended); null for
+        # a person's or an integration's resolution
+        "resolved_reason": row["resolved_reason"],
         "message": row["message"],
         "evidence": row["evidence"],
         # later episodes of the same rule while this alert was open: counted and kept as evidence, not new alerts

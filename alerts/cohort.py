@@ -25,7 +25,16 @@ KIND = {"smbg": 0, "cgm": 1}
 CONTEXT = {"fasting": 0, "before_meal": 1, "after_meal": 2, "bedtime": 3, "night": 4, "unspecified": 5}
 MEAL = {None: -1, "breakfast": 0, "lunch": 1, "dinner": 2, "snack": 3}
 FLAG_LO, FLAG_HI, FLAG_CONTROL, FLAG_MANUAL = 1, 2, 4, 8
-FLAG = {"lo": FLAG_LO, "hi": FLAG_HI, "control_solution": FLAG_CONTROL, "manual": FLAG_MANUAL}
+# Not a device flag: the reading came without a context, which ingest guessed from the clock (``context_inferred``);
+# the rules place it again among the readings of its day (telemon.meal_context).
+FLAG_INFERRED = 16
+FLAG = {
+    "lo": FLAG_LO,
+    "hi": FLAG_HI,
+    "control_solution": FLAG_CONTROL,
+    "manual": FLAG_MANUAL,
+    "context_inferred": FLAG_INFERRED,
+}
 
 # Patient codes.
 PROFILE = {"FR": 0, "NICE": 1, "ADA": 2}

@@ -65,7 +65,7 @@ class Engine:
                 sizes.update(zip(found, np.diff(cohort.offsets).tolist(), strict=True))
             await conn.execute(queries.RECONCILE_SETTINGS)
             results = await _run(cohort, rules or self.rules)
-            return await reconcile(conn, results, found)
+            return await reconcile(conn, results, found, now=cohort.now)
 
     async def evaluate_population(self, *, cgm_only: bool = False, chunk: int = CHUNK) -> int:
         """Evaluate every patient (or every CGM patient), chunk by chunk; returns the number of alert changes."""

@@ -21,20 +21,21 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from alerts.cohort import F64, I8, I16, PROFILE, B
-from telemon.units import GL, MMOLL, to_mgdl
+from telemon.units import GL, MMOLL, exact_mgdl
 
 log = logging.getLogger(__name__)
 
 
 def mmol(value: float) -> float:
     """A glucose value stated in mmol/L, in mg/dL: the double nearest to the exact decimal product
-    (6.4 mmol/L is 115.299776 mg/dL, not 115.29977600000001)."""
-    return round(to_mgdl(value, MMOLL), 9)
+    (6.4 mmol/L is 115.299776 mg/dL, not 115.29977600000001), as ingest converts readings
+    (:func:`telemon.units.exact_mgdl`): a reading of exactly 4.0 mmol/L is then not below the 4.0 mmol/L floor."""
+    return exact_mgdl(value, MMOLL)
 
 
 def g_per_l(value: float) -> float:
     """A glucose value stated in g/L (French practice), in mg/dL (0.95 g/L is 95 mg/dL)."""
-    return round(to_mgdl(value, GL), 9)
+    return exact_mgdl(value, GL)
 
 
 # ---------------------------------------------------------------------------------------------------------------

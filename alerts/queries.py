@@ -25,8 +25,9 @@ JOIN patients p ON p.id = s.id
 ORDER BY s.ord
 """
 
-# The readings of the window [$2, now] of each patient of $1, plus each patient's latest older reading (so that
-# "no data for 48 h" still sees a patient silent for weeks), sorted by (patient in the order of $1, time).
+# The readings of the window [local midnight of $2, now] of each patient of $1, plus each patient's latest older
+# reading (so that "no data for 48 h" still sees a patient silent for weeks), sorted by (patient in the order of
+# $1, time).
 # Text columns come back as the integer codes of alerts.cohort. The rows are sorted once, in the subquery, and
 # aggregated in that order (an ORDER BY in each array_agg would sort them once per column); the loader checks
 # the order it gets.
@@ -44,14 +45,20 @@ FROM (
            COALESCE(array_position(ARRAY['breakfast', 'lunch', 'dinner', 'snack'], r.meal) - 1, -1) AS meal,
            COALESCE(r.minutes_after_meal, -1) AS minutes_after_meal,
            ('lo' = ANY(r.flags))::int + 2 * ('hi' = ANY(r.flags))::int
-               + 4 * ('control_solution' = ANY(r.flags))::int + 8 * ('manual' = ANY(r.flags))::int AS flags,
+               + 4 * ('control_solution' = ANY(r.flags))::int + 8 * ('manual' = ANY(r.flags))::int
+               + 16 * r.context_inferred::int AS flags,
            r.measured_at AT TIME ZONE p.time_zone AS local
     FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, ord)
     JOIN patients p ON p.id = s.id
+    -- from the patient's local midnight of $2's day: the first day of the window is whole, so that its readings
+    -- sent without a context are placed among all the readings of that day
     CROSS JOIN LATERAL (
-        SELECT * FROM readings w WHERE w.patient_id = s.id AND w.measured_at >= $2
+        SELECT (date_trunc('day', $2::timestamptz AT TIME ZONE p.time_zone) AT TIME ZONE p.time_zone) AS since
+    ) b
+    CROSS JOIN LATERAL (
+        SELECT * FROM readings w WHERE w.patient_id = s.id AND w.measured_at >= b.since
         UNION ALL
-        (SELECT * FROM readings o WHERE o.patient_id = s.id AND o.measured_at < $2
+        (SELECT * FROM readings o WHERE o.patient_id = s.id AND o.measured_at < b.since
          ORDER BY o.measured_at DESC LIMIT 1)
     ) r
     ORDER BY s.ord, r.measured_at, r.id
@@ -68,7 +75,10 @@ LIMIT $2
 """
 
 # Open or update one alert per (patient, rule, episode). A per-reading episode that a clinician resolved is not
-# opened again ($7 false); a stateful rule's episode opens anew once the previous one resolved ($7 true).
+# opened again ($7 false); a stateful rule's episode opens anew once the previous one resolved ($7 true), and only
+# once confirmed when its rule is one of $13: a stateful candidate without an open alert is written when its
+# condition was first seen (table alert_pending) at least $11 and at most $12 seconds before this evaluation's time
+# $10, else its sighting is recorded.
 # New evidence updates the open alert; a higher severity re-opens an acknowledged one.
 # Bounded per (patient, rule): a per-reading candidate with no alert of its own is ``covered`` when a clinician
 # resolved it or it was folded into another alert (nothing is written), else it is new. A new episode folds into
@@ -78,10 +88,41 @@ LIMIT $2
 # (``kind`` 'written'), then the new episodes to fold into an existing alert (``kind`` 'fold', the position
 # ``ord`` of the candidate, the ``target``), which ``FOLD_EPISODES`` does: that alert may be written here too.
 UPSERT_ALERTS = """
-WITH c AS (
+WITH c0 AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::bool[],
                          $8::text[])
          WITH ORDINALITY AS c(patient_id, rule, episode_key, severity, message, evidence, stateful, reading_ids, ord)
+),
+s AS (  -- stateful candidates: is their alert open, since when was their condition seen (evaluation time $10)
+    SELECT c0.ord, c0.patient_id, c0.rule, c0.episode_key,
+           EXISTS (SELECT 1 FROM alerts a
+                   WHERE a.patient_id = c0.patient_id AND a.rule = c0.rule AND a.episode_key = c0.episode_key
+                     AND a.status <> 'resolved') AS open,
+           (SELECT p.first_seen_at FROM alert_pending p
+            WHERE p.patient_id = c0.patient_id AND p.rule = c0.rule AND p.episode_key = c0.episode_key) AS first_seen
+    FROM c0 WHERE c0.stateful AND c0.rule = ANY($13::text[])
+),
+sc AS (  -- confirmed: first seen between $12 and $11 seconds before $10 (an older sighting proves nothing of
+         -- the time in between: no evaluation came to clear it)
+    SELECT s.*,
+           s.open OR COALESCE(s.first_seen BETWEEN $10::timestamptz - make_interval(secs => $12::float8)
+                                               AND $10::timestamptz - make_interval(secs => $11::float8), false)
+               AS confirmed
+    FROM s
+),
+si AS (  -- first sighting of a condition (or again, after a sighting too old): recorded, not opened
+    INSERT INTO alert_pending AS p (patient_id, rule, episode_key, first_seen_at)
+    SELECT patient_id, rule, episode_key, $10::timestamptz FROM sc WHERE NOT confirmed AND NOT open
+    ON CONFLICT (patient_id, rule, episode_key) DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at
+    WHERE p.first_seen_at < EXCLUDED.first_seen_at - make_interval(secs => $12::float8)
+),
+sd AS (  -- confirmed, or open already: nothing pending any more
+    DELETE FROM alert_pending p USING sc
+    WHERE p.patient_id = sc.patient_id AND p.rule = sc.rule AND p.episode_key = sc.episode_key AND sc.confirmed
+),
+c AS (
+    SELECT c0.* FROM c0 LEFT JOIN sc ON sc.ord = c0.ord
+    WHERE sc.ord IS NULL OR sc.confirmed
 ),
 k AS (
     SELECT c.ord, c.patient_id, c.rule, c.episode_key, c.severity, c.reading_ids,
@@ -212,10 +253,21 @@ WHERE a.patient_id = n.patient_id AND a.id = n.alert_id
 RETURNING a.patient_id, a.id, a.rule, a.severity, a.status
 """
 
-# Resolve the open alerts of stateful rules for the (patient, rule) pairs that were evaluated and no longer fire.
+# Resolve the open alerts of stateful rules for the (patient, rule) pairs that were evaluated and no longer fire
+# (reason 'cleared'), and forget the conditions that were waiting for confirmation and cleared meanwhile.
 RESOLVE_CLEARED = """
+WITH pending AS (
+    DELETE FROM alert_pending a
+    USING unnest($1::uuid[], $2::text[]) AS e(patient_id, rule)
+    WHERE a.patient_id = e.patient_id AND a.rule = e.rule
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest($3::uuid[], $4::text[], $5::text[]) AS f(patient_id, rule, episode_key)
+          WHERE f.patient_id = a.patient_id AND f.rule = a.rule AND f.episode_key = a.episode_key
+      )
+)
 UPDATE alerts a
-SET status = 'resolved', resolved_at = now(), resolved_by = 'system', updated_at = now()
+SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = 'cleared',
+    updated_at = now()
 FROM unnest($1::uuid[], $2::text[]) AS e(patient_id, rule)
 WHERE a.patient_id = e.patient_id AND a.rule = e.rule AND a.status <> 'resolved'
   AND NOT EXISTS (
@@ -229,7 +281,7 @@ NOTIFY = "SELECT pg_notify('telemon_alerts', payload) FROM unnest($1::text[]) AS
 
 ALERT_COLUMNS = """
 id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at,
-acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by,
+acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason,
 folded_episodes, folded_reading_ids, folded_last_at
 """
 

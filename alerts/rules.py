@@ -43,6 +43,7 @@ from alerts.cohort import (
     DEVICE_METER,
     F64,
     FLAG_CONTROL,
+    FLAG_INFERRED,
     I8,
     I64,
     KIND,
@@ -54,6 +55,7 @@ from alerts.cohort import (
     Cohort,
     Columns,
 )
+from telemon import meal_context
 
 Rule = Callable[[Cohort], Candidates]
 
@@ -361,9 +363,28 @@ class _Derived(_Cohorted):
         return np.asarray(self.c.kind == _SMBG, dtype=np.bool_)
 
     @cached_property
+    def placed(self) -> tuple[I8, B]:
+        """The context of every reading, the inferred ones placed among the meter readings of their local day
+        (telemon.meal_context: a second morning reading after the fasting one is after breakfast), and which
+        inferred fasting readings are uncertain (not the first meter reading of their day)."""
+        c = self.c
+        inferred = (c.flags & FLAG_INFERRED) != 0
+        if not inferred.any():
+            return c.context, np.zeros(self.n, dtype=np.bool_)
+        counted = self.smbg & ((c.flags & FLAG_CONTROL) == 0)
+        context, _, uncertain = meal_context.day_contexts(
+            c.patient_of, c.local_day, c.local_minute, counted, inferred, c.context, c.meal
+        )
+        return context, uncertain
+
+    @cached_property
+    def context(self) -> I8:
+        return self.placed[0]
+
+    @cached_property
     def fasting(self) -> _Sub:
         """Glycaemic meter readings in the fasting context."""
-        sub = _Sub(self.c, self.glycaemic((self.c.context == _FASTING) & self.smbg))
+        sub = _Sub(self.c, self.glycaemic((self.context == _FASTING) & self.smbg))
         now = self.c.now
         sub.prefetch(
             [(self.cutoff, False), (now - P.PATTERN_WINDOW_S, True), (now, True), (now - P.TREND_WINDOW_S, True)]
@@ -373,7 +394,7 @@ class _Derived(_Cohorted):
     @cached_property
     def post(self) -> _Sub:
         """Glycaemic meter readings in the after-meal context."""
-        sub = _Sub(self.c, self.glycaemic((self.c.context == _AFTER_MEAL) & self.smbg))
+        sub = _Sub(self.c, self.glycaemic((self.context == _AFTER_MEAL) & self.smbg))
         sub.prefetch([(self.cutoff, False), (self.c.now - P.PATTERN_WINDOW_S, True), (self.c.now, True)])
         return sub
 
@@ -812,7 +833,9 @@ def ketone_check(c: Cohort) -> Candidates:
 
 def fasting_severe(c: Cohort) -> Candidates:
     """FR profile: a fasting reading > 130 mg/dL (1.30 g/L) asks for an immediate insulin review (urgent);
-    one episode per local day."""
+    one episode per local day. An urgent alert never rests on an inferred context alone (DESIGN §3): a day whose
+    readings are all inferred fasting without certainty (an earlier meter reading that day) gives a warning whose
+    evidence says the context was inferred."""
     d = _derived(c)
     r = d.recent(fasting=True)
     keep = np.flatnonzero(r.value > P.FASTING_SEVERE_MGDL)
@@ -820,25 +843,46 @@ def fasting_severe(c: Cohort) -> Candidates:
     idx, pid = r.idx[keep], r.pid[keep]
     order, lo, hi = _group_days(pid, c.local_day[idx])
     members = idx[order]
+    inferred = (c.flags[members] & FLAG_INFERRED) != 0
+    sure = ~d.placed[1][members]
+    any_inferred = _seg_sum(inferred.astype(np.int64), lo, hi) > 0
+    urgent = _seg_sum(sure.astype(np.int64), lo, hi) > 0
 
     def build() -> list[_Out]:
         batch = _Batch(c, members, lo, hi)
         out: list[_Out] = []
-        for g in range(len(batch)):
+        for g, (is_urgent, was_inferred) in enumerate(zip(urgent.tolist(), any_inferred.tolist(), strict=True)):
             a, b = batch.lo[g], batch.hi[g]
             day = _date(batch.day[a])
             vals_en = ", ".join(f"{_mg(batch.v[k])} mg/dL at {batch.hm(k)}" for k in range(a, b))
             vals_fr = ", ".join(f"{_mg_fr(batch.v[k])} mg/dL à {batch.hm(k)}" for k in range(a, b))
-            evidence = batch.evidence(g) | {"target_mgdl": P.FASTING_SEVERE_MGDL, "local_date": day}
-            en = (
-                f"Severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L). "
-                f"Insulin treatment to review now (CNGOF/SFD 2010). Rule fasting_severe."
-            )
-            fr = (
-                f"Hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L). "
-                f"Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010). Règle fasting_severe."
-            )
-            out.append(("urgent", f"d{day}", evidence, en, fr))
+            evidence = batch.evidence(g) | {
+                "target_mgdl": P.FASTING_SEVERE_MGDL,
+                "local_date": day,
+                "context_inferred": was_inferred,
+            }
+            if is_urgent:
+                en = (
+                    f"Severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L). "
+                    f"Insulin treatment to review now (CNGOF/SFD 2010). Rule fasting_severe."
+                )
+                fr = (
+                    f"Hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L). "
+                    f"Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010). Règle fasting_severe."
+                )
+            else:
+                evidence["downgraded"] = "context_inferred"
+                en = (
+                    f"Possible severe fasting hyperglycaemia on {day}: {vals_en}, above 130 mg/dL (1.30 g/L), "
+                    f"sent without a context and taken as fasting from the time of day, after an earlier reading "
+                    f"that day: confirm it was fasting (CNGOF/SFD 2010). Rule fasting_severe."
+                )
+                fr = (
+                    f"Possible hyperglycémie à jeun sévère le {day} : {vals_fr}, au-dessus de 130 mg/dL (1,30 g/L), "
+                    f"envoyée sans contexte et considérée à jeun d'après l'heure, après une autre mesure ce jour-là : "
+                    f"vérifier qu'elle était à jeun (CNGOF/SFD 2010). Règle fasting_severe."
+                )
+            out.append(("urgent" if is_urgent else "warning", f"d{day}", evidence, en, fr))
         return out
 
     return _lazy("fasting_severe", pid[order[lo]], build)

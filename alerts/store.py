@@ -11,12 +11,17 @@ later evaluation counts or opens it again. Several new episodes at once open the
 it. An acknowledged or snoozed alert takes no new episode (a new one opens a fresh alert, which takes the next
 ones): a clinician who acknowledged a hypo still sees the next one. So a storm of extreme values gives at most one
 open alert per rule, plus one per clinician action, however many episodes it holds.
+
+A stateful alert of ``CONFIRMED_RULES`` (stale sensor, no data, patterns, adherence, CGM review) opens only when
+two evaluations at least ``CONFIRM_S`` apart found its condition (the first sighting waits in ``alert_pending``): never from one evaluation
+made in the middle of a sync's backfill.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +36,23 @@ from telemon.db import Conn
 CHANNEL = "telemon_alerts"
 SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
 FOLDED_READINGS = 20  # reading ids of the most recent folded episodes an alert keeps
+# A stateful condition opens its alert once two evaluations this far apart found it (DESIGN §3: "two evaluations
+# a few minutes apart"): a stale sensor raises its warning at 17 rather than 15 minutes, never during a backfill.
+CONFIRM_S = 120
+# A first sighting older than this confirms nothing (no evaluation came in between to clear it): it starts anew.
+PENDING_MAX_S = 3600
+# The stateful rules that wait for that confirmation: those a backfill in progress can set off. The forecast and
+# fall rules judge only a sensor whose last reading is fresh (minutes old): a backfill's old readings never make
+# them fire, and a predicted low must not wait.
+CONFIRMED_RULES = [
+    "pattern_above_target",
+    "fasting_pattern",
+    "fasting_trend_rising",
+    "low_adherence",
+    "no_data",
+    "cgm_stale",
+    "cgm_range_review",
+]
 
 _Key = tuple[uuid.UUID, str, str]  # patient, rule, episode
 _Candidate = tuple[str, dict[str, str], dict[str, Any], bool]  # severity, message, evidence, stateful
@@ -58,8 +80,18 @@ class Change:
         )
 
 
-async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequence[uuid.UUID]) -> list[Change]:
-    """Apply one evaluation of ``patient_ids`` (cohort order) in the caller's transaction; returns the changes."""
+async def reconcile(
+    conn: Conn, results: Sequence[Candidates], patient_ids: Sequence[uuid.UUID], *, now: float | None = None
+) -> list[Change]:
+    """Apply one evaluation of ``patient_ids`` (cohort order), made at ``now`` (epoch seconds; default: the
+    clock), in the caller's transaction; returns the changes.
+
+    A stateful alert of ``CONFIRMED_RULES`` that is not open yet opens only when its condition held across two
+    evaluations at least ``CONFIRM_S`` apart. One evaluation alone is not enough: in the middle of a sync's
+    backfill a sensor's last reading may be days old, a patient's week half loaded; the next evaluation, once the
+    sync is stored, sees the truth. The first sighting is recorded (``alert_pending``) and forgotten when an evaluation finds the condition
+    cleared (``RESOLVE_CLEARED``); for a condition that time alone raises, the scheduled pass is the second
+    evaluation."""
     upserts: dict[_Key, _Candidate] = {}
     evaluated: list[tuple[uuid.UUID, str]] = []
     firing: list[tuple[uuid.UUID, str, str]] = []
@@ -98,6 +130,10 @@ async def reconcile(conn: Conn, results: Sequence[Candidates], patient_ids: Sequ
             [v[3] for v in values],
             ["" if v[3] else _last_readings(v[2]) for v in values],
             FOLDED_READINGS,
+            dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC),
+            float(CONFIRM_S),
+            float(PENDING_MAX_S),
+            CONFIRMED_RULES,
         )
         changes += [_change(r, "opened" if r["opened"] else "updated") for r in rows if r["kind"] == "written"]
         folds = [(keys[r["ord"] - 1], r["target"]) for r in rows if r["kind"] == "fold"]

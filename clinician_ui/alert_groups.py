@@ -8,13 +8,62 @@ most recent first, with a link to the older page."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from clinician_ui import queries
+from clinician_ui.i18n import Formatter
+from telemon.db import Conn
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+
+# The rules in clinical order: within one severity, what threatens mother or baby now comes first (a level-2
+# hypoglycaemia, a predicted or fast fall, then level 1), then missing data that hides such events, then the
+# hyperglycaemia findings, then the reminders. The triage list orders patients by it, the rule filter lists it.
+CLINICAL_ORDER: tuple[str, ...] = (
+    "hypo_l2",
+    "cgm_predicted_low",
+    "cgm_rapid_fall",
+    "hypo_l1",
+    "hypo_insulin_floor",
+    "ketone_check",
+    "fasting_severe",
+    "cgm_stale",
+    "no_data",
+    "fasting_pattern",
+    "pattern_above_target",
+    "consecutive_above_target",
+    "fasting_trend_rising",
+    "fasting_above_target",
+    "postprandial_above_target",
+    "cgm_range_review",
+    "low_adherence",
+    "postpartum_test_due",
+)
+PRIORITY = {rule: n for n, rule in enumerate(CLINICAL_ORDER)}
+
+# Findings about one problem, glucose above target over the week: the days above target (info), the consecutive
+# readings, the weekly share, the fasting pattern and trend. The triage list shows them as one item, with each
+# finding's figure, and one button for all of them.
+ABOVE_TARGET = "above_target"
+ABOVE_TARGET_RULES = frozenset(
+    {
+        "fasting_above_target",
+        "postprandial_above_target",
+        "consecutive_above_target",
+        "pattern_above_target",
+        "fasting_pattern",
+        "fasting_trend_rising",
+    }
+)
+
+
+def priority(rule: str) -> int:
+    return PRIORITY.get(rule, len(PRIORITY))
 
 
 @dataclass(frozen=True)
@@ -33,6 +82,7 @@ class Alert:
     resolved_by: str | None = None
     folded_episodes: int = 0  # later episodes of the rule folded into this alert while it was open
     folded_last_at: dt.datetime | None = None
+    event_at: dt.datetime | None = None  # the last reading of the evidence, when the page asked for it
 
     @classmethod
     def of(cls, row: Mapping[str, Any] | asyncpg.Record) -> Alert:
@@ -57,16 +107,27 @@ class Alert:
             resolved_by=get("resolved_by"),
             folded_episodes=get("folded_episodes") or 0,
             folded_last_at=get("folded_last_at"),
+            event_at=get("event_at"),
         )
 
 
 @dataclass(frozen=True)
 class AlertGroup:
-    """Alerts of one rule of one patient, newest first."""
+    """Alerts of one rule of one patient, newest first (or, ``rule`` being ``ABOVE_TARGET``, of the rules about
+    glucose above target: ``totals`` has each one's number)."""
 
     rule: str
     alerts: list[Alert]
     total: int = 0  # unresolved alerts of the rule, shown or not (0: those shown)
+    totals: tuple[tuple[str, int], ...] = ()  # merged groups: (rule, number of its alerts), in clinical order
+
+    @property
+    def rules(self) -> list[str]:
+        return [rule for rule, _ in self.totals] if self.totals else [self.rule]
+
+    @property
+    def priority(self) -> int:
+        return min(priority(r) for r in self.rules)
 
     @property
     def not_shown(self) -> int:
@@ -97,16 +158,32 @@ class AlertGroup:
         return [a.id for a in self.alerts if a.status != "resolved"]
 
 
-def group_alerts(alerts: list[Alert], totals: Mapping[str, int] | None = None) -> list[AlertGroup]:
-    """Alerts by rule; ``totals``: each rule's number of alerts when only some of them are given."""
+def _newest_first(alerts: list[Alert]) -> list[Alert]:
+    return sorted(alerts, key=lambda a: (a.opened_at, a.id), reverse=True)
+
+
+def group_alerts(
+    alerts: list[Alert], totals: Mapping[str, int] | None = None, *, merge_above_target: bool = False
+) -> list[AlertGroup]:
+    """Alerts by rule; ``totals``: each rule's number of alerts when only some of them are given. With
+    ``merge_above_target`` the findings about glucose above target are one group (one problem, one line).
+    Order: severity, then clinical priority, then the group waiting longest."""
+    totals = totals or {}
     by_rule: dict[str, list[Alert]] = {}
     for alert in alerts:
         by_rule.setdefault(alert.rule, []).append(alert)
-    groups = [
-        AlertGroup(rule, sorted(items, key=lambda a: (a.opened_at, a.id), reverse=True), (totals or {}).get(rule, 0))
-        for rule, items in by_rule.items()
-    ]
-    return sorted(groups, key=lambda g: (-SEVERITY_RANK[g.severity], g.oldest, g.rule))
+    groups = []
+    merged: list[Alert] = []
+    for rule, items in by_rule.items():
+        if merge_above_target and rule in ABOVE_TARGET_RULES:
+            merged.extend(items)
+        else:
+            groups.append(AlertGroup(rule, _newest_first(items), totals.get(rule, 0)))
+    if merged:
+        rules = sorted({a.rule for a in merged}, key=priority)
+        counts = tuple((r, max(totals.get(r, 0), sum(a.rule == r for a in merged))) for r in rules)
+        groups.append(AlertGroup(ABOVE_TARGET, _newest_first(merged), sum(n for _, n in counts), counts))
+    return sorted(groups, key=lambda g: (-SEVERITY_RANK[g.severity], g.priority, g.oldest, g.rule))
 
 
 @dataclass(frozen=True)
@@ -125,6 +202,27 @@ def patient_alerts(rows: list[asyncpg.Record], page: int) -> PatientAlerts:
     totals = {r["rule"]: r["in_rule"] for r in unresolved}
     older = resolved[page - 1].id if len(resolved) > page else None
     return PatientAlerts(group_alerts([Alert.of(r) for r in unresolved], totals), resolved[:page], older)
+
+
+async def actor_words(db: Conn, rows: Sequence[asyncpg.Record], fmt: Formatter) -> dict[str, str]:
+    """Who acted on these alerts, in words, for the actors that are not clinicians: the system ("telemon,
+    automatically") and API keys (their label: what the team named the integration), never a raw id."""
+    words = {"system": fmt.t("actor.system")}
+    keys: set[uuid.UUID] = set()
+    for row in rows:
+        for column in ("acknowledged_by", "snoozed_by", "resolved_by"):
+            actor = row[column]
+            if actor and actor.startswith("api_key:"):
+                try:
+                    keys.add(uuid.UUID(actor.removeprefix("api_key:")))
+                except ValueError:
+                    words[actor] = fmt.t("actor.api_key_unknown")
+    if keys:
+        labels = {r["id"]: r["label"] for r in await db.fetch(queries.API_KEY_LABELS, list(keys))}
+        for key in keys:
+            label = labels.get(key)
+            words[f"api_key:{key}"] = fmt.t("actor.api_key", label=label) if label else fmt.t("actor.api_key_unknown")
+    return words
 
 
 def page_cursor(text: str | None) -> int | None:

@@ -20,18 +20,26 @@ import numpy as np
 
 from alerts import profiles as P
 from alerts.cohort import PROFILE
+from telemon import meal_context
 
 SLOTS = ("fasting", "breakfast", "lunch", "dinner", "other")
 IN, ABOVE, HYPO, NONE, CONTROL = "in", "above", "hypo", "none", "control"
 # How bad a cell is when it holds several readings: the worst one colours it.
 _WORST = {CONTROL: 0, NONE: 1, IN: 2, ABOVE: 3, HYPO: 4}
 
-# An after-meal reading without its meal is placed by its local time (the ingest infers the same way).
-_MEAL_BY_HOUR = ((11, "breakfast"), (16, "lunch"), (24, "dinner"))
+# An after-meal reading without its meal is placed by its local time, with the meal windows of the one inference
+# (telemon.meal_context: breakfast until 12:00, lunch until 16:00).
+_MEAL_BY_HOUR = (
+    (meal_context.BREAKFAST_END // 60, "breakfast"),
+    (meal_context.LUNCH_END // 60, "lunch"),
+    (24, "dinner"),
+)
 
 CGM_LOW = P.CGM_RANGE_LOW_MGDL  # 63 mg/dL, Battelino 2019 pregnancy range
 CGM_HIGH = P.CGM_RANGE_HIGH_MGDL  # 140 mg/dL
 CGM_VERY_LOW = P.HYPO_L2_MGDL  # 54 mg/dL
+SUFFICIENT_DAYS = 14  # Battelino 2019: time in ranges is judged on 14 days of sensor data...
+SUFFICIENT_WEAR_PCT = 70  # ...worn at least 70 % of the time
 
 
 @dataclass(frozen=True)
@@ -200,9 +208,25 @@ def judge_rows(targets: Targets, rows: Sequence[Mapping[str, Any]]) -> list[Judg
     )
 
 
+def placed_rows(rows: Sequence[Any], zone: dt.tzinfo) -> list[dict[str, Any]]:
+    """Meter reading rows (in time order) as dicts, those sent without a context placed among the readings of
+    their local day by the one inference the alert engine uses (telemon.meal_context): the logbook shows a
+    reading in the slot the engine judged it in."""
+    out = [dict(row) for row in rows]
+    local = [row["measured_at"].astimezone(zone) for row in out]
+    for row in out:
+        row.setdefault("kind", "smbg")
+    placed = meal_context.place_rows(out, [(t.toordinal(), t.hour * 60 + t.minute) for t in local])
+    for row, (context, meal, _) in zip(out, placed, strict=True):
+        if row.get("context_inferred"):
+            row["context"], row["meal"] = context, meal
+    return out
+
+
 def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequence[dt.date]) -> list[LogbookDay]:
     """Meter readings placed by local day (``days``, in display order) and slot."""
     grid = {day: LogbookDay(day, {slot: Cell([]) for slot in SLOTS}) for day in days}
+    rows = placed_rows(rows, zone)
     flags = [tuple(row["flags"] or ()) for row in rows]
     judgements = judge_rows(targets, rows)
     for row, reading_flags, judgement in zip(rows, flags, judgements, strict=True):
@@ -232,8 +256,12 @@ def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequen
 
 @dataclass(frozen=True)
 class Share:
-    judged: int  # readings that have a target
+    """Meter readings in target: the fasting and after-meal readings (those with a target) and every
+    hypoglycaemia, whatever its context (a hypo at 3 am is out of target too, never left out of the count)."""
+
+    judged: int  # readings counted: those with a target, and the hypoglycaemias
     in_target: int
+    hypos: int = 0  # of the counted readings, hypoglycaemias (out of target)
 
     @property
     def percent(self) -> float | None:
@@ -242,8 +270,8 @@ class Share:
 
 def share_in_target(rows: Sequence[Mapping[str, Any]], targets: Targets) -> Share:
     judgements = judge_rows(targets, rows)
-    judged = [j for j in judgements if j.target is not None]
-    return Share(len(judged), sum(1 for j in judged if j.status == IN))
+    judged = [j for j in judgements if j.target is not None or j.status == HYPO]
+    return Share(len(judged), sum(1 for j in judged if j.status == IN), sum(1 for j in judged if j.status == HYPO))
 
 
 @dataclass(frozen=True)
@@ -281,6 +309,18 @@ class TimeInRanges:
     @property
     def below_63(self) -> float:
         return self.very_low + self.low
+
+    @property
+    def wear_14d(self) -> float:
+        """Sensor wear over the 14 days the consensus asks for (%)."""
+        return min(100.0, 100.0 * self.n * P.CGM_INTERVAL_S / (SUFFICIENT_DAYS * 86400))
+
+    @property
+    def sufficient(self) -> bool:
+        """Enough sensor data for the consensus's figures and goals: 14 days with at least 70 % wear (Battelino
+        et al., Diabetes Care 2019;42:1593, international consensus on time in range); below, the panel says how
+        much data there is instead of judging goals on a few readings."""
+        return self.wear_14d >= SUFFICIENT_WEAR_PCT
 
     @property
     def goals(self) -> dict[str, bool]:

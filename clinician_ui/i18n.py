@@ -70,11 +70,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "error.invalid": ("Check the form: {detail}", "Vérifiez le formulaire : {detail}"),
     # triage
     "triage.title": ("Triage", "Triage"),
-    "triage.heading": ("Patients with open alerts", "Patientes avec alertes ouvertes"),
+    "triage.heading": ("Patients who need action", "Patientes à prendre en charge"),
     "triage.tabs": ("Patient lists", "Listes de patientes"),
     "triage.more_alerts": ("+ {n} more alerts", "+ {n} autres alertes"),
     "triage.more_alerts_one": ("+ 1 more alert", "+ 1 autre alerte"),
-    "triage.none": ("No open alerts for your teams.", "Aucune alerte ouverte pour vos équipes."),
+    "triage.none": (
+        "Nobody needs action: no urgent or warning alert is open for your teams' patients.",
+        "Aucune patiente à prendre en charge : aucune alerte urgente ou d'attention n'est ouverte dans vos équipes.",
+    ),
     "triage.count": ("{n} patients", "{n} patientes"),
     "triage.count_one": ("1 patient", "1 patiente"),
     "triage.filters": ("Filters", "Filtres"),
@@ -88,6 +91,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "triage.filter.acknowledged": ("Include acknowledged alerts", "Inclure les alertes prises en compte"),
     "triage.filter.apply": ("Filter", "Filtrer"),
     "triage.filter.reset": ("Reset", "Réinitialiser"),
+    "triage.above_target": ("Above target this week", "Au-dessus des objectifs cette semaine"),
+    "triage.event_at": ("reading at {when}", "mesure du {when}"),
+    "triage.event_at_zone": (
+        "reading at {when} ({local} her time, {zone})",
+        "mesure du {when} ({local} heure de la patiente, {zone})",
+    ),
+    "triage.alert_opened": ("alert opened {ago}", "alerte ouverte {ago}"),
+    "triage.finding_count": ("{name} ×{n}", "{name} ×{n}"),
     "col.patient": ("Patient", "Patiente"),
     "col.ga": ("Gestational age", "Terme"),
     "col.treatment": ("Treatment", "Traitement"),
@@ -140,6 +151,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alert.not_open": ("This alert was already handled.", "Cette alerte a déjà été traitée."),
     "alert.opened": ("opened {when}", "ouverte {when}"),
     "alert.by": ("by {who}, {when}", "par {who}, {when}"),
+    "actor.system": ("telemon, automatically", "telemon, automatiquement"),
+    "actor.api_key": ("the integration “{label}”", "l'intégration « {label} »"),
+    "actor.api_key_unknown": ("an integration (its key was deleted)", "une intégration (sa clé a été supprimée)"),
     "alert.evidence": ("Evidence", "Éléments"),
     "alert.evidence.readings": ("Readings", "Mesures"),
     "alert.rule": ("Rule", "Règle"),
@@ -240,6 +254,23 @@ TEXTS: dict[str, tuple[str, str]] = {
     "patient.cgm.cv": ("Variability (CV)", "Variabilité (CV)"),
     "patient.cgm.data": ("Sensor data", "Données du capteur"),
     "patient.cgm.none": ("No sensor data in the last 14 days.", "Aucune donnée de capteur sur 14 jours."),
+    "patient.cgm.insufficient": ("Insufficient data", "Données insuffisantes"),
+    "patient.cgm.insufficient_detail": (
+        "{n} sensor readings, {wear} wear over 14 days: the consensus judges time in ranges on 14 days with at least "
+        "70 % wear (Battelino 2019); no figure and no goal is given on less.",
+        "{n} mesures du capteur, port {wear} sur 14 jours : le consensus juge les temps dans les cibles sur 14 jours "
+        "portés au moins à 70 % (Battelino 2019) ; aucun chiffre ni objectif n'est donné en deçà.",
+    ),
+    "value.share_counted": (
+        "{n} of {judged} (fasting, after meals, hypos)",
+        "{n} sur {judged} (à jeun, après repas, hypos)",
+    ),
+    "value.share_counted_title": (
+        "Meter readings of the last 7 days: fasting and after-meal readings judged against their target, and every "
+        "hypoglycaemia whatever its context, counted out of target",
+        "Glycémies capillaires des 7 derniers jours : mesures à jeun et après repas jugées selon leur objectif, et "
+        "toute hypoglycémie quel que soit son contexte, comptée hors objectif",
+    ),
     "patient.edit": ("Profile, targets and treatment", "Profil, objectifs et traitement"),
     "patient.edit.profile": ("Guideline profile", "Référentiel"),
     "patient.edit.treatment": ("Treatment", "Traitement"),
@@ -307,6 +338,32 @@ TEXTS: dict[str, tuple[str, str]] = {
     "language.fr": ("Français", "Français"),
 }
 
+# Rules whose ``target_mgdl`` is a threshold of danger or of a pattern, not the patient's glucose target.
+THRESHOLD_RULES = frozenset(
+    {
+        "hypo_l2",
+        "hypo_l1",
+        "hypo_insulin_floor",
+        "fasting_severe",
+        "ketone_check",
+        "fasting_pattern",
+        "cgm_predicted_low",
+        "cgm_rapid_fall",
+    }
+)
+
+# Each rule's threshold as the guideline states it, restated in the clinician's unit where the rule is named in a
+# choice (the triage list's rule filter).
+RULE_THRESHOLDS: dict[str, str] = {
+    "hypo_l2": "< 54 mg/dL",
+    "hypo_l1": "< 70 mg/dL",
+    "hypo_insulin_floor": "< 4.0 mmol/L",
+    "fasting_severe": "> 1.30 g/L",
+    "ketone_check": "≥ 200 mg/dL",
+    "cgm_predicted_low": "< 55 mg/dL",
+    "cgm_range_review": "63–140 mg/dL",
+}
+
 RULE_NAMES: dict[str, tuple[str, str]] = {
     "hypo_l2": ("Level 2 hypoglycaemia", "Hypoglycémie niveau 2"),
     "hypo_l1": ("Level 1 hypoglycaemia", "Hypoglycémie niveau 1"),
@@ -317,7 +374,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
     "postprandial_above_target": ("After-meal above target", "Post-prandiale au-dessus de l'objectif"),
     "consecutive_above_target": ("Consecutive readings above target", "Mesures consécutives au-dessus"),
     "pattern_above_target": ("Week above target (≥ 30 %)", "Semaine au-dessus (≥ 30 %)"),
-    "fasting_pattern": ("Fasting pattern (≥ 50 % > 115)", "Profil à jeun (≥ 50 % > 115)"),
+    "fasting_pattern": ("Fasting pattern (≥ 50 % > 115 mg/dL)", "Profil à jeun (≥ 50 % > 115 mg/dL)"),
     "fasting_trend_rising": ("Fasting trend rising", "Glycémie à jeun en hausse"),
     "low_adherence": ("Low adherence", "Observance faible"),
     "no_data": ("No data", "Pas de données"),
@@ -331,6 +388,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
 # Labels of the facts an alert's evidence carries (alerts.rules); others show their key.
 EVIDENCE_LABELS: dict[str, tuple[str, str]] = {
     "target_mgdl": ("target", "objectif"),
+    "threshold_mgdl": ("threshold", "seuil"),
     "nadir_mgdl": ("lowest", "la plus basse"),
     "peak_mgdl": ("highest", "la plus haute"),
     "mean_mgdl": ("mean", "moyenne"),
@@ -510,6 +568,11 @@ def localize_glucose_text(message: str, unit: str, lang: str) -> str:
     return _QUANTITY.sub(convert, message)
 
 
+# The engine ends its messages with the rule's id ("Rule hypo_l2." / "Règle hypo_l2."), for the logs and the API;
+# the clinician reads the rule's name beside the message, never its id.
+_RULE_ID = re.compile(r"\s*(?:Rule|Règle)\s+[a-z][a-z0-9_]*\.?\s*$")
+
+
 @functools.lru_cache(maxsize=16)
 def _badge(severity: str, lang: str) -> Markup:
     icon = _SEVERITY_ICONS.get(severity, "ℹ")
@@ -565,14 +628,20 @@ class Formatter:
         return gestational_age(due_date, on, self.lang)
 
     def rule(self, rule: str) -> str:
-        return rule_name(rule, self.lang)
+        return localize_glucose_text(rule_name(rule, self.lang), self.unit, self.lang)
+
+    def rule_choice(self, rule: str) -> str:
+        """A rule named in a choice: its name and its threshold, in the clinician's unit."""
+        threshold = RULE_THRESHOLDS.get(rule)
+        name = self.rule(rule)
+        return f"{name} ({localize_glucose_text(threshold, self.unit, self.lang)})" if threshold else name
 
     def message(self, message: dict[str, str] | None) -> str:
         """An alert's one-line explanation in the clinician's language and unit."""
         if not message:
             return ""
         chosen = message.get(self.lang) or message.get("en") or next(iter(message.values()), "")
-        return localize_glucose_text(chosen, self.unit, self.lang)
+        return localize_glucose_text(_RULE_ID.sub("", chosen), self.unit, self.lang)
 
     def badge(self, severity: str) -> Markup:
         """A severity badge: an icon and the word, never the colour alone."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,8 +20,8 @@ from fastapi.responses import HTMLResponse, Response
 from alerts import store
 from clinician_ui import charts, queries, sessions, web
 from clinician_ui import glycaemia as G
-from clinician_ui.alert_groups import page_cursor, patient_alerts
-from clinician_ui.i18n import EVIDENCE_LABELS, Formatter
+from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
+from clinician_ui.i18n import DIGITS, EVIDENCE_LABELS, THRESHOLD_RULES, Formatter, number
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
 from telemon import audit, patients, units
@@ -80,7 +82,9 @@ def _fact(key: str, value: Any, fmt: Formatter, zone: ZoneInfo) -> str:
     return str(value)
 
 
-def evidence_view(evidence: Mapping[str, Any] | None, fmt: Formatter, zone: ZoneInfo) -> EvidenceView:
+def evidence_view(
+    evidence: Mapping[str, Any] | None, fmt: Formatter, zone: ZoneInfo, rule: str | None = None
+) -> EvidenceView:
     evidence = evidence or {}
     values = list(evidence.get("values_mgdl") or [])
     times = list(evidence.get("measured_at") or [])
@@ -93,7 +97,8 @@ def evidence_view(evidence: Mapping[str, Any] | None, fmt: Formatter, zone: Zone
     for key, value in evidence.items():
         if key in _EVIDENCE_SKIP or key.endswith("_reading_id") or isinstance(value, dict | list) or value is None:
             continue
-        pair = EVIDENCE_LABELS.get(key)
+        # a hypoglycaemia's 54 mg/dL is a threshold of danger, not a target the patient aims at
+        pair = EVIDENCE_LABELS.get("threshold_mgdl" if key == "target_mgdl" and rule in THRESHOLD_RULES else key)
         label = (pair[1] if fmt.lang == "fr" else pair[0]) if pair else key.replace("_", " ")
         facts.append((label, _fact(key, value, fmt, zone)))
     return EvidenceView(pairs[-EVIDENCE_READINGS_SHOWN:], max(0, len(pairs) - EVIDENCE_READINGS_SHOWN), facts)
@@ -107,7 +112,23 @@ class Change:
 
 
 def _target_text(fmt: Formatter, value: Any) -> str:
-    return fmt.g(float(value)) if isinstance(value, int | float) else fmt.t("patient.target.default", value="—")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{target_number(float(value), fmt.unit, fmt.lang)}\u00a0{fmt.unit}"
+    return fmt.t("patient.target.default", value="—")
+
+
+def target_number(value_mgdl: float, unit: str, lang: str) -> str:
+    """A target as the settings form and the change history show it: in ``unit`` with the unit's usual decimals,
+    or with up to three more when that is the exact value it was entered as (5.25 mmol/L stays 5.25; 90 mg/dL
+    shows as 5.0 mmol/L, the nearest). A target typed in a unit is stored as :func:`telemon.units.exact_mgdl` of
+    it, so the entered value comes back exactly."""
+    digits = DIGITS[unit]
+    exact = Decimal(repr(value_mgdl)) / units.DECIMAL_TO_MGDL[unit]
+    for places in range(digits, digits + 4):
+        shown = exact.quantize(Decimal(1).scaleb(-places))
+        if units.exact_mgdl(float(shown), unit) == value_mgdl:
+            return number(float(shown), places, lang)
+    return number(float(exact), digits, lang)
 
 
 def describe_change(action: str, detail: Mapping[str, Any] | None, fmt: Formatter) -> str:
@@ -184,6 +205,7 @@ async def patient_page(
             f"clinician:{r['id']}": r["display_name"]
             for r in await db.fetch(queries.CLINICIAN_NAMES, list(_actor_ids(alert_rows)))
         }
+        names |= await actor_words(db, alert_rows, fmt)
         notes = await db.fetch(queries.PATIENT_NOTES, patient_id, NOTES_SHOWN)
         since = fmt.now - dt.timedelta(days=REFUSALS_DAYS)
         refusals = await db.fetch(queries.PATIENT_DEVICE_REFUSALS, patient_id, since)
@@ -213,7 +235,7 @@ async def patient_page(
         cgm=has_cgm,
     )
     shown_alerts = patient_alerts(alert_rows, RESOLVED_SHOWN)
-    evidence = {a["id"]: evidence_view(a["evidence"], fmt, zone) for a in alert_rows}
+    evidence = {a["id"]: evidence_view(a["evidence"], fmt, zone, a["rule"]) for a in alert_rows}
     history = [
         Change(h["at"], h["actor_name"] or h["actor"], describe_change(h["action"], h["detail"], fmt))
         for h in history_rows
@@ -249,7 +271,7 @@ async def patient_page(
         "snooze_choices": SNOOZE_CHOICES,
         "profiles": patients.PROFILES,
         "treatments": patients.TREATMENTS,
-        "target_value": lambda key: _target_field(targets, p["target_overrides"], key, who.unit),
+        "target_value": lambda key: _target_field(p["target_overrides"], key, who.unit, who.language),
         "target_default": lambda key: _target_default(targets, key),
         "nan": math.isnan,
     }
@@ -260,12 +282,13 @@ def _target_default(targets: G.Targets, key: str) -> float:
     return dict(zip(("fasting", "post_1h", "post_2h"), targets.defaults, strict=True))[key]
 
 
-def _target_field(targets: G.Targets, overrides: Mapping[str, Any] | None, key: str, unit: str) -> str:
-    """The override of ``key`` in the clinician's unit for the edit form (empty: the profile's target)."""
+def _target_field(overrides: Mapping[str, Any] | None, key: str, unit: str, lang: str) -> str:
+    """The override of ``key`` in the clinician's unit and decimal mark for the edit form (empty: the profile's
+    target). A save compares what comes back with this text to tell a changed target from an untouched one."""
     value = (overrides or {}).get(key)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return ""
-    return f"{units.from_mgdl(float(value), unit):.{ {units.MGDL: 0, units.MMOLL: 1, units.GL: 2}[unit] }f}"
+    return target_number(float(value), unit, lang)
 
 
 # --- actions -----------------------------------------------------------------------------------------------------
@@ -375,20 +398,54 @@ async def add_note(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
     return await _done(request, who, "patient.notes.saved", f"/patients/{patient_id}#notes", form)
 
 
-def _parse_target(text: str, unit: str) -> float | None:
-    """A target typed in the clinician's unit, in mg/dL (None: empty, i.e. the profile's own)."""
-    text = text.strip().replace(",", ".")
+# A target as people type it: a decimal point or a decimal comma (French), at most 4 decimals.
+TARGET_TEXT = re.compile(r"\d{1,3}(?:[.,]\d{1,4})?")
+
+
+def _target_decimal(text: str) -> Decimal | None:
+    """The number typed (None: empty), or a 422 naming the text. Spaces around it are allowed."""
+    text = text.strip().replace("\u202f", "").replace("\u00a0", "")
     if not text:
         return None
+    if not TARGET_TEXT.fullmatch(text):
+        raise web.PageError(422, "error.invalid", detail=text[:20])
     try:
-        value = float(text)
-    except ValueError:
-        raise web.PageError(422, "error.invalid", detail=text) from None
-    mgdl = round(units.to_mgdl(value, unit), 4)
+        return Decimal(text.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise web.PageError(422, "error.invalid", detail=text[:20]) from None
+
+
+def _parse_target(text: str, unit: str) -> float | None:
+    """A target typed in ``unit``, in mg/dL (None: empty, i.e. the profile's own): the exact value of what was
+    typed (telemon.units.exact_mgdl), so that 5.3 mmol/L stays 5.3 mmol/L and compares with readings as NICE's
+    "below 5.3 mmol/L" means, and shows again as 5.3."""
+    typed = _target_decimal(text)
+    if typed is None:
+        return None
+    mgdl = units.exact_mgdl(float(typed), unit)
     low, high = TARGET_LIMITS_MGDL
     if not math.isfinite(mgdl) or not low <= mgdl <= high:
-        raise web.PageError(422, "error.invalid", detail=text)
+        raise web.PageError(422, "error.invalid", detail=text.strip()[:20])
     return mgdl
+
+
+def _submitted_targets(form: Any, stored: Mapping[str, Any] | None, unit: str, lang: str) -> dict[str, float]:
+    """The targets of a settings form. A field that comes back with the number the form showed (decimal point or
+    comma alike) keeps the stored value exactly: the form shows 90 mg/dL as "5.0" mmol/L, and a save that did not
+    touch it must not turn it into 5.0 mmol/L (90.08 mg/dL). Only a field the clinician changed is parsed anew."""
+    stored = stored or {}
+    overrides: dict[str, float] = {}
+    for key in ("fasting", "post_1h", "post_2h"):
+        text = web.field(form, f"target_{key}")
+        old = stored.get(key)
+        shown = _target_field(stored, key, unit, lang)
+        if shown and isinstance(old, int | float) and _target_decimal(text) == _target_decimal(shown):
+            overrides[key] = old
+            continue
+        value = _parse_target(text, unit)
+        if value is not None:
+            overrides[key] = value
+    return overrides
 
 
 @router.post("/patients/{patient_id}/settings", response_model=None)
@@ -404,11 +461,11 @@ async def settings(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
         raise web.PageError(422, "error.invalid", detail=f"{profile} {treatment}")
     if not per_day.isdigit() or not 1 <= int(per_day) <= 12:
         raise web.PageError(422, "error.invalid", detail=per_day)
-    overrides: dict[str, float] = {}
-    for key in ("fasting", "post_1h", "post_2h"):
-        value = _parse_target(web.field(form, f"target_{key}"), who.unit)
-        if value is not None:
-            overrides[key] = value
+    # the unit the form was shown in (the clinician may have changed preferences in another tab since)
+    form_unit = web.field(form, "target_unit")
+    overrides = _submitted_targets(
+        form, p["target_overrides"], form_unit if form_unit in units.UNITS else who.unit, who.language
+    )
     before = {
         "profile": p["profile"],
         "treatment": p["treatment"],

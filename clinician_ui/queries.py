@@ -62,60 +62,81 @@ UPDATE_PREFERENCES = "UPDATE clinicians SET display_unit = $2, language = $3 WHE
 
 CLINICIAN_NAMES = "SELECT id, display_name FROM clinicians WHERE id = ANY($1::uuid[])"
 
+# The labels of the API keys $1 (an action taken through the API is shown with the key's label, not its id).
+API_KEY_LABELS = "SELECT id, label FROM api_keys WHERE id = ANY($1::uuid[])"
+
 # --- triage ------------------------------------------------------------------------------------------------------
 
-# Patients of the teams $1 with alerts in the statuses $2 (not snoozed), of severity rank ≥ $3 (1 info, 2 warning,
-# 3 urgent), of rule $4 (NULL: any), of patients not reviewed for $5 days (NULL: any). Most severe first, then
-# the oldest alert of that severity; a page of $6 from $7. Each row carries its alerts (most severe, oldest first;
-# per rule only the $8 most severe and recent, with each rule's number in ``rules`` / ``rule_counts``) and the
-# number of patients in the list.
+# Who needs action: patients of the teams $1 with a reason to act. Today the reasons are urgent and warning alerts
+# in the statuses $2 (not snoozed) of severity rank ≥ $3 (1 info, 2 warning, 3 urgent); an info alert (a day above
+# target) never lists a patient by itself: it feeds the weekly findings and stays on the patient page. Another
+# source of reasons (a patient's unread message) joins ``reasons`` as one more ``UNION ALL`` with its own rank,
+# priority and waiting time. Only patients with an alert of rule $4 (NULL: any), not reviewed for $5 days (NULL:
+# any). Order: severity, then clinical priority (the rule's place in $9; unknown rules last), then the longest
+# wait; a page of $6 from $7. Each row carries the alerts shown (of rank ≥ $3, info included: they are the figures
+# of the patient's weekly findings; per rule only the $8 most severe and recent, with each rule's number in
+# ``rules`` / ``rule_counts``) and the number of patients listed. The alerts of a page's patients are windowed,
+# not every team's.
 TRIAGE_PAGE = """
 WITH scoped AS (
     SELECT a.patient_id, a.id, a.rule, a.opened_at,
-           array_position(ARRAY['info', 'warning', 'urgent'], a.severity) AS rank
+           array_position(ARRAY['info', 'warning', 'urgent'], a.severity) AS rank,
+           COALESCE(array_position($9::text[], a.rule), 1000) AS priority
     FROM patients p
     JOIN alerts a ON a.patient_id = p.id
     WHERE p.team_id = ANY($1::uuid[])
       AND a.status = ANY($2::text[])
       AND (a.snoozed_until IS NULL OR a.snoozed_until <= now())
       AND array_position(ARRAY['info', 'warning', 'urgent'], a.severity) >= $3
-      AND ($4::text IS NULL OR a.rule = $4)
       AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))
+),
+reasons AS (
+    SELECT patient_id, rank, priority, opened_at FROM scoped WHERE rank >= 2
+),
+listed AS (
+    SELECT DISTINCT ON (r.patient_id) r.patient_id, r.rank, r.priority, r.opened_at
+    FROM reasons r
+    WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM scoped s WHERE s.patient_id = r.patient_id AND s.rule = $4)
+    ORDER BY r.patient_id, r.rank DESC, r.priority, r.opened_at
+),
+page AS (
+    SELECT patient_id, rank, priority, opened_at, count(*) OVER () AS total
+    FROM listed
+    ORDER BY rank DESC, priority, opened_at, patient_id
+    LIMIT $6 OFFSET $7
 ),
 ranked AS (
     SELECT s.*, count(*) OVER (PARTITION BY s.patient_id, s.rule) AS in_rule,
            row_number() OVER (PARTITION BY s.patient_id, s.rule ORDER BY s.rank DESC, s.opened_at DESC, s.id DESC) AS n
     FROM scoped s
+    WHERE s.patient_id IN (SELECT patient_id FROM page)
 ),
 heads AS (
-    SELECT patient_id, max(rank) AS rank,
-           (array_agg(opened_at ORDER BY rank DESC, opened_at))[1] AS opened_at,
-           array_agg(id ORDER BY rank DESC, opened_at, id) FILTER (WHERE n <= $8) AS alert_ids,
+    SELECT patient_id,
+           array_agg(id ORDER BY rank DESC, priority, opened_at, id) FILTER (WHERE n <= $8) AS alert_ids,
            array_agg(rule ORDER BY rule) FILTER (WHERE n = 1) AS rules,
            array_agg(in_rule ORDER BY rule) FILTER (WHERE n = 1) AS rule_counts
     FROM ranked
     GROUP BY patient_id
-),
-page AS (
-    SELECT patient_id, rank, opened_at, alert_ids, rules, rule_counts, count(*) OVER () AS total
-    FROM heads
-    ORDER BY rank DESC, opened_at, patient_id
-    LIMIT $6 OFFSET $7
 )
-SELECT pg.patient_id, pg.rank, pg.total, pg.alert_ids, pg.rules, pg.rule_counts, p.display_name, p.external_id, p.due_date, p.delivery_date,
-       p.treatment, p.profile, p.target_overrides, p.readings_per_day, p.last_reviewed_at, p.time_zone,
-       t.name AS team_name,
+SELECT pg.patient_id, pg.rank, pg.total, h.alert_ids, h.rules, h.rule_counts, p.display_name, p.external_id,
+       p.due_date, p.delivery_date, p.treatment, p.profile, p.target_overrides, p.readings_per_day,
+       p.last_reviewed_at, p.time_zone, t.name AS team_name,
        COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
                  WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
 FROM page pg
+JOIN heads h ON h.patient_id = pg.patient_id
 JOIN patients p ON p.id = pg.patient_id
 JOIN care_teams t ON t.id = p.team_id
-ORDER BY pg.rank DESC, pg.opened_at, pg.patient_id
+ORDER BY pg.rank DESC, pg.priority, pg.opened_at, pg.patient_id
 """
 
-# The alerts listed on a triage page, by id (rows of TRIAGE_PAGE name them in order).
+# The alerts listed on a triage page, by id (rows of TRIAGE_PAGE name them in order), with the time of the last
+# reading of their evidence (``event_at``: what happened when, beside when the alert was opened).
 ALERTS_BY_IDS = """
-SELECT id, patient_id, rule, severity, status, message, opened_at, acknowledged_at, acknowledged_by
+SELECT id, patient_id, rule, severity, status, message, opened_at, acknowledged_at, acknowledged_by,
+       CASE WHEN jsonb_typeof(evidence -> 'measured_at' -> -1) = 'number'
+            THEN to_timestamp((evidence -> 'measured_at' ->> -1)::float8) END AS event_at
 FROM alerts WHERE id = ANY($1::bigint[]) AND patient_id = ANY($2::uuid[])
 """
 
@@ -186,7 +207,7 @@ WHERE p.id = $1 AND p.team_id = ANY($2::uuid[])
 
 # Meter readings of a patient within [$2, $3) (columns of the readings_patient_time index: an index-only scan).
 METER_READINGS = """
-SELECT id, measured_at, value_mgdl, context, meal, minutes_after_meal, flags
+SELECT id, kind, measured_at, value_mgdl, context, context_inferred, meal, minutes_after_meal, flags
 FROM readings
 WHERE patient_id = $1 AND kind = 'smbg' AND measured_at >= $2 AND measured_at < $3
 ORDER BY measured_at, id

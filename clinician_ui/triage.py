@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import urllib.parse
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,8 +18,16 @@ from markupsafe import Markup
 
 from clinician_ui import glycaemia as G
 from clinician_ui import queries, web
-from clinician_ui.alert_groups import SEVERITY_RANK, Alert, AlertGroup, group_alerts
-from clinician_ui.i18n import RULE_NAMES, Formatter
+from clinician_ui.alert_groups import (
+    ABOVE_TARGET,
+    CLINICAL_ORDER,
+    SEVERITY_RANK,
+    Alert,
+    AlertGroup,
+    group_alerts,
+    priority,
+)
+from clinician_ui.i18n import RULE_NAMES, Formatter, clock
 from clinician_ui.sessions import Clinician
 from telemon import audit
 from telemon.db import Conn
@@ -120,7 +129,7 @@ class Row(PatientFields):
 
     @property
     def groups(self) -> list[AlertGroup]:
-        return group_alerts(self.alerts, self.rule_counts)
+        return group_alerts(self.alerts, self.rule_counts, merge_above_target=True)
 
     @property
     def severity(self) -> str:
@@ -132,10 +141,14 @@ class GroupView:
     """One line of a triage row's alerts, ready to print (formatting in Python keeps the page fast)."""
 
     rule: str
+    rules: str  # space-separated: every rule of the item (one, or the findings about glucose above target)
     latest_id: int
     badge: Markup
     name: str
     count: int
+    figures: str  # a merged item: each finding with its number
+    event: str  # when the reading that raised it was taken ("" when the alert has no reading)
+    event_iso: str
     open_ids: str  # space-separated: the value of the row's "acknowledge" button
     n_open: int
     opened_iso: str
@@ -162,6 +175,7 @@ class RowView:
     last_ago: str
     share: str | None
     share_detail: str
+    share_title: str
     adherence: str | None
     adherence_detail: str
     groups: list[GroupView]
@@ -171,16 +185,19 @@ class RowView:
     reviewed_ago: str
 
 
-def present(row: Row, fmt: Formatter) -> RowView:
+def present(row: Row, fmt: Formatter, home_zone: str | None = None) -> RowView:
+    """The row's words and figures; times in ``home_zone`` (where the team works: the zone of most patients of
+    the page), with the patient's own zone named when hers differs."""
     figures, zone = row.figures, row.zone
     last = figures.last
     last_value = None
     if last is not None:
         last_value = "LO" if "lo" in last.flags else "HI" if "hi" in last.flags else fmt.g(last.value_mgdl)
-    share, share_detail = None, ""
+    share, share_detail, share_title = None, "", ""
     if figures.share.judged:
         share = fmt.pct(figures.share.percent)
-        share_detail = fmt.t("value.of_prescribed", n=figures.share.in_target, expected=figures.share.judged)
+        share_detail = fmt.t("value.share_counted", n=figures.share.in_target, judged=figures.share.judged)
+        share_title = fmt.t("value.share_counted_title")
     elif figures.cgm_readings:
         share, share_detail = fmt.pct(figures.cgm_percent), fmt.t("value.cgm_tir")
     adherence, adherence_detail = None, ""
@@ -192,22 +209,42 @@ def present(row: Row, fmt: Formatter) -> RowView:
     groups = row.groups
     views: list[GroupView] = []
     acknowledge = fmt.t("alert.acknowledge")
+    shown_zone = ZoneInfo(home_zone) if home_zone else zone
     for group in groups[:GROUPS_SHOWN]:
-        latest = group.latest
+        # the alert that explains the item: the most severe, most pressing, most recent
+        latest = min(
+            group.alerts, key=lambda a: (-SEVERITY_RANK[a.severity], priority(a.rule), -a.opened_at.timestamp())
+        )
         n_open = len(group.open_ids)
-        name = fmt.rule(group.rule)
+        merged = group.rule == ABOVE_TARGET
+        name = fmt.t("triage.above_target") if merged else fmt.rule(group.rule)
         times = f" ({n_open})" if n_open > 1 else ""
+        findings = ""
+        if merged:
+            findings = " · ".join(fmt.t("triage.finding_count", name=fmt.rule(r), n=n) for r, n in group.totals)
+        event = ""
+        if latest.event_at is not None:
+            when = fmt.when(latest.event_at, shown_zone)
+            event = (
+                fmt.t("triage.event_at_zone", when=when, local=clock(latest.event_at.astimezone(zone)), zone=zone.key)
+                if home_zone and zone.key != home_zone
+                else fmt.t("triage.event_at", when=when)
+            )
         views.append(
             GroupView(
                 rule=group.rule,
+                rules=" ".join(group.rules),
                 latest_id=latest.id,
                 badge=fmt.badge(group.severity),
                 name=name,
                 count=max(group.total, len(group.alerts)),
+                figures=findings,
+                event=event,
+                event_iso=latest.event_at.isoformat() if latest.event_at else "",
                 open_ids=" ".join(str(i) for i in group.open_ids),
                 n_open=n_open,
                 opened_iso=latest.opened_at.isoformat(),
-                opened_ago=fmt.ago(latest.opened_at),
+                opened_ago=fmt.t("triage.alert_opened", ago=fmt.ago(latest.opened_at)),
                 message=fmt.message(latest.message),
                 button=f"{acknowledge}{times}",
                 button_label=f"{acknowledge}: {name}{f' (×{n_open})' if n_open > 1 else ''}, {row.display_name}",
@@ -236,6 +273,7 @@ def present(row: Row, fmt: Formatter) -> RowView:
         last_ago=fmt.ago(last.at) if last else fmt.t("value.no_readings"),
         share=share,
         share_detail=share_detail,
+        share_title=share_title,
         adherence=adherence,
         adherence_detail=adherence_detail,
         groups=views,
@@ -305,6 +343,7 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
             PAGE_SIZE,
             (filters.page - 1) * PAGE_SIZE,
             ALERTS_PER_RULE,
+            list(CLINICAL_ORDER),
         )
         alert_ids = [i for r in records for i in r["alert_ids"]]
         alert_rows = await db.fetch(queries.ALERTS_BY_IDS, alert_ids, [r["patient_id"] for r in records])
@@ -331,13 +370,18 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
     ]
     total = records[0]["total"] if records else 0
     fmt = web.formatter(who)
+    zones = Counter(r["time_zone"] for r in records)
+    home_zone = zones.most_common(1)[0][0] if zones else None
     context = {
         "tab": "triage",
-        "rows": [present(row, fmt) for row in rows],
+        "rows": [present(row, fmt, home_zone) for row in rows],
         "total": total,
         "filters": filters,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
-        "rules": sorted(RULE_NAMES),
+        "rules": [
+            (r, fmt.rule_choice(r))
+            for r in [r for r in CLINICAL_ORDER if r in RULE_NAMES] + sorted(set(RULE_NAMES) - set(CLINICAL_ORDER))
+        ],
         "severities": list(SEVERITY_FILTERS),
         "several_teams": len(who.team_ids) > 1,
         "acknowledged_word": fmt.t("status.acknowledged"),

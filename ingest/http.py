@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -105,18 +107,29 @@ END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 @router.get("/patients/{patient_id}/readings", summary="A patient's readings, in time order")
 async def get_readings(
     patient_id: uuid.UUID,
-    from_: dt.datetime | None = Query(None, alias="from", description="ISO 8601, inclusive"),
-    to: dt.datetime | None = Query(None, description="ISO 8601, exclusive"),
+    from_: str | None = Query(
+        None,
+        alias="from",
+        description="inclusive: an ISO 8601 timestamp with its offset, or a date (the patient's local midnight)",
+        examples=["2026-11-01", "2026-11-01T06:00:00Z"],
+    ),
+    to: str | None = Query(
+        None,
+        description="exclusive: an ISO 8601 timestamp with its offset, or a date (the patient's local midnight)",
+        examples=["2026-11-08", "2026-11-08T06:00:00+01:00"],
+    ),
     limit: int = Depends(limit_param),
     cursor: str | None = Query(None),
     key: ApiKey = Depends(api_key("readings:read")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
-    start = _aware(from_, "from") or EPOCH
-    end = _aware(to, "to") or END
+    first, last_ = _bound(from_, "from"), _bound(to, "to")
     after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
-    if not await db.fetchval(queries.PATIENT_OF_TEAMS, patient_id, list(key.team_ids)):
+    time_zone = await db.fetchval(queries.PATIENT_ZONE_OF_TEAMS, patient_id, list(key.team_ids))
+    if time_zone is None:
         raise HTTPException(status_code=404, detail=f"no patient {patient_id}")
+    start = _instant(first, "from", time_zone) or EPOCH
+    end = _instant(last_, "to", time_zone) or END
     rows = await db.fetch(queries.READINGS_PAGE, patient_id, start, end, after_time, after_id, limit + 1)
     await audit.record(
         db,
@@ -131,12 +144,41 @@ async def get_readings(
     return envelope([reading_out(r) for r in rows], [last["measured_at"].isoformat(), last["id"]] if last else None)
 
 
-def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
-    if value is None:
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+
+
+def _bound(text: str | None, name: str) -> dt.datetime | dt.date | None:
+    """``from`` or ``to`` as written: a date (YYYY-MM-DD) or an ISO 8601 timestamp with its offset; anything else
+    (a naive timestamp, a Unix time, a week date …) is a 422 that says what is accepted."""
+    if text is None or text == "":
         return None
+    accepted = "a date (YYYY-MM-DD, the patient's local midnight) or a timestamp with its offset (2026-11-01T06:00Z)"
+    shown = text[:40]
+    if _DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise HTTPException(status_code=422, detail=f"{name}: {shown} is not a date of the calendar") from None
+    if not _TIMESTAMP.fullmatch(text):
+        raise HTTPException(status_code=422, detail=f"{name}: {shown!r} is not {accepted}")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(status_code=422, detail=f"{name}: {shown!r} is not {accepted}") from None
     if value.tzinfo is None:
         raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset (for example Z)")
+    return value
+
+
+def _instant(value: dt.datetime | dt.date | None, name: str, time_zone: str) -> dt.datetime | None:
+    """The UTC instant of a bound: a date is the first instant of that day in the patient's zone (midnight, or the
+    end of the gap when a daylight-saving change skips midnight: the earlier offset applies, as fold=0 says)."""
+    if value is None:
+        return None
     try:
+        if not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time(), ZoneInfo(time_zone))
         return value.astimezone(dt.UTC)
     except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
         raise HTTPException(status_code=422, detail=f"{name}: {value.isoformat()} is out of range") from None

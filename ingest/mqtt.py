@@ -301,6 +301,10 @@ class MqttConsumer:
             if not await self._retry_worth(failure, suspected):
                 break
             if transient(failure) and (await self._database_answers()):
+                # the database is back, but the pool may still hold connections broken by the outage, each of
+                # which would fail once more: replace them all, so that only a batch that breaks a fresh
+                # connection keeps failing (and is split after SUSPECT_AFTER such failures)
+                await self.pool.expire_connections()
                 suspected += 1
             self._failing.setdefault(key, time.monotonic())
             self._note_outage(failure, len(batch))

@@ -93,7 +93,8 @@ JOIN readings r ON r.patient_id = k.patient_id AND r.device_id = k.device_id AND
 """
 
 # A patient ($1) of the API key's care teams ($2): another team's patient is as absent as one that does not exist.
-PATIENT_OF_TEAMS = "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1 AND team_id = ANY($2::uuid[]))"
+# The patient's time zone (a date in ?from= / ?to= is its local midnight), or no row: not a patient of these teams.
+PATIENT_ZONE_OF_TEAMS = "SELECT time_zone FROM patients WHERE id = $1 AND team_id = ANY($2::uuid[])"
 
 READINGS_PAGE = """
 SELECT id, measured_at, value_mgdl, value_raw, unit_raw, kind, context, context_inferred, meal,

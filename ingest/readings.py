@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telemon.units import GL, MGDL, MMOLL, PLAUSIBLE_MGDL, TO_MGDL, canonical_unit
+import numpy as np
+
+from telemon.meal_context import NO_MEAL, clock_context, day_contexts
+from telemon.units import GL, MGDL, MMOLL, PLAUSIBLE_MGDL, TO_MGDL, canonical_unit, exact_mgdl
 
 KINDS = ("smbg", "cgm")
 CONTEXTS = ("fasting", "before_meal", "after_meal", "bedtime", "night", "unspecified")
@@ -214,26 +217,47 @@ def clock_offset(device_time: Any, zone: ZoneInfo, now: dt.datetime) -> dt.timed
 
 
 def infer_context(minutes: int, kind: str) -> tuple[str, str | None]:
-    """The measurement context a reading most likely has from its local time, ``minutes`` after local midnight
-    (French GDM practice: fasting on waking, then about 2 h after each meal); CGM readings are only told apart as
-    night or not."""
-    if minutes < 5 * 60:
-        return "night", None
-    if kind == "cgm":
-        return "unspecified", None
-    if minutes < 9 * 60 + 30:
-        return "fasting", None
-    if minutes < 12 * 60:
-        return "after_meal", "breakfast"
-    if minutes < 13 * 60:
-        return "before_meal", "lunch"
-    if minutes < 16 * 60:
-        return "after_meal", "lunch"
-    if minutes < 19 * 60 + 30:
-        return "before_meal", "dinner"
-    if minutes < 23 * 60:
-        return "after_meal", "dinner"
-    return "bedtime", None
+    """The measurement context of one reading from its local time, ``minutes`` after local midnight, as the first
+    reading of its window of the day (``telemon.meal_context``); ``place_sync`` then places the readings of a
+    sync that share a day, and the engine and the logbook place them again among the whole day's readings."""
+    return clock_context(minutes, kind)
+
+
+def place_sync(rows: list[Row], zone: ZoneInfo) -> None:
+    """Place the inferred readings of one sync among the sync's other readings of their local day (the one
+    inference of ``telemon.meal_context``): a meter re-sending its memory gets the after-breakfast reading that
+    follows a fasting one right, not only the first. Rows with a context of their own are left as sent. Columnar
+    (numpy), as it runs on every sync of more than one reading."""
+    if len(rows) < 2 or not any(r.context_inferred and r.kind == "smbg" for r in rows):
+        return
+    t = np.array([r.measured_at.timestamp() for r in rows], dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    first, last = rows[int(order[0])].measured_at, rows[int(order[-1])].measured_at
+    offset = first.astimezone(zone).utcoffset()
+    if offset is not None and offset == last.astimezone(zone).utcoffset():
+        local = np.floor(t[order]).astype(np.int64) + int(offset.total_seconds())  # one offset for the whole sync
+        day, minute = local // 86400, (local % 86400) // 60
+    else:  # the sync spans a change of the zone's offset
+        moments = [rows[int(k)].measured_at.astimezone(zone) for k in order]
+        day = np.array([m.toordinal() for m in moments], dtype=np.int64)
+        minute = np.array([m.hour * 60 + m.minute for m in moments], dtype=np.int64)
+    ordered = [rows[int(k)] for k in order]
+    context, meal, _ = day_contexts(
+        np.zeros(len(rows), dtype=np.int64),
+        day,
+        minute,
+        np.array([r.kind == "smbg" and "control_solution" not in r.flags for r in ordered], dtype=np.bool_),
+        np.array([r.context_inferred for r in ordered], dtype=np.bool_),
+        np.array([_CONTEXT_CODE[r.context] for r in ordered], dtype=np.int8),
+        np.array([_MEAL_CODE.get(r.meal, NO_MEAL) for r in ordered], dtype=np.int8),
+    )
+    for row, c, m in zip(ordered, context.tolist(), meal.tolist(), strict=True):
+        if row.context_inferred:
+            row.context, row.meal = CONTEXTS[c], MEALS[m] if m >= 0 else None
+
+
+_CONTEXT_CODE = {name: code for code, name in enumerate(CONTEXTS)}
+_MEAL_CODE: dict[str | None, int] = {name: code for code, name in enumerate(MEALS)}
 
 
 def _refuse_choice(key: str, value: Any, choices: tuple[str, ...]) -> Rejection:
@@ -343,7 +367,9 @@ def prepare_item(item: Any, sync: Sync) -> Row:
             value = float(value)  # a subclass of int or float
         else:
             raise _refuse_number(value, "value")
-    value_mgdl = value * factor
+    # Exact, not rounded: a threshold stated in the reading's unit must compare as the guideline means it
+    # (telemon.units.exact_mgdl; the column is double precision).
+    value_mgdl = value if factor == 1.0 else exact_mgdl(value, unit)
     if flags and "lo" in flags:
         if not 0 < value_mgdl <= 70:
             raise Rejection(f"value: {value:g} {unit} flagged lo must be above 0 and at most 70 mg/dL")
@@ -355,8 +381,6 @@ def prepare_item(item: Any, sync: Sync) -> Row:
             f"value: {value:g} {unit} is outside the plausible range {low / factor:g}–{high / factor:g} {unit}"
             " (flag it lo or hi if the meter said so)"
         )
-    if factor != 1.0 or not value_mgdl.is_integer():
-        value_mgdl = round(value_mgdl, 3)
 
     device_time = parse_instant(get("measured_at"), sync.zone, "measured_at")
     try:
@@ -456,6 +480,7 @@ def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: st
             prepared.rejected.append(RejectedItem(index, str(exc), raw_text(item)))
         except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
             prepared.rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
+    place_sync(prepared.rows, sync.zone)
     return prepared
 
 

@@ -16,6 +16,8 @@ from telemon.settings import SettingsError
 PROFILES = ("FR", "NICE", "ADA")
 TREATMENTS = ("diet", "metformin", "insulin")
 PREGNANCY_DAYS = 280  # 40 weeks from the last menstrual period to the due date
+# The alert rules that belong to the time after delivery: their alerts stay open when a delivery is recorded.
+POSTPARTUM_RULES = ("postpartum_test_due",)
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,17 @@ async def find_patient(conn: Conn, ref: str) -> Patient:
 
 
 async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, actor: str) -> dt.date | None:
-    """Record (or correct) the delivery date, audited; returns the date it replaced. Glycaemic rules stop at
-    the delivery and the postpartum test reminder starts from it."""
+    """Record (or correct) the delivery date, audited; returns the date it replaced. Monitoring ends at the
+    delivery (DESIGN §3): the glycaemic rules stop, and the glycaemic alerts still open are resolved now by the
+    system with the reason "delivered" (a hypo of last week is no longer anyone's task, and would keep the patient
+    on the triage list); the postpartum test reminder starts from it."""
     before: dt.date | None = await conn.fetchval(queries.LOCK_DELIVERY_DATE, patient_id)
     await conn.execute(queries.SET_DELIVERY_DATE, patient_id, day)
-    detail = {"date": day.isoformat(), "before": before.isoformat() if before else None}
+    resolved = await conn.fetch(queries.RESOLVE_FOR_DELIVERY, patient_id, list(POSTPARTUM_RULES), day)
+    detail = {
+        "date": day.isoformat(),
+        "before": before.isoformat() if before else None,
+        "alerts_resolved": [r["id"] for r in resolved],
+    }
     await audit.record(conn, actor=actor, action="patient.delivery", patient_id=patient_id, detail=detail)
     return before

@@ -76,3 +76,27 @@ REVOKE_API_KEY = """
 UPDATE api_keys SET active = false, revoked_at = now() WHERE id = $1 AND active RETURNING revoked_at
 """
 API_KEY_REVOKED_AT = "SELECT active, revoked_at FROM api_keys WHERE id = $1"
+
+# A delivery on day $3 ends the glycaemic monitoring of patient $1 once that day has come in her time zone: her
+# alerts still open, except the postpartum ones ($2, the rules that start at the delivery), are resolved by the
+# system with the reason 'delivered', the conditions waiting for confirmation forgotten, and each change announced
+# on the alerts channel.
+RESOLVE_FOR_DELIVERY = """
+WITH p AS (
+    SELECT id FROM patients WHERE id = $1 AND $3::date <= (now() AT TIME ZONE time_zone)::date
+),
+pending AS (
+    DELETE FROM alert_pending WHERE patient_id IN (SELECT id FROM p) AND NOT (rule = ANY($2::text[]))
+),
+r AS (
+    UPDATE alerts
+    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = 'delivered',
+        updated_at = now()
+    WHERE patient_id IN (SELECT id FROM p) AND status <> 'resolved' AND NOT (rule = ANY($2::text[]))
+    RETURNING id, patient_id, rule, severity, status
+)
+SELECT r.id, pg_notify('telemon_alerts', json_build_object(
+           'id', r.id, 'patient_id', r.patient_id, 'rule', r.rule, 'severity', r.severity, 'status', r.status,
+           'change', 'resolved')::text)
+FROM r
+"""

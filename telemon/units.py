@@ -5,6 +5,8 @@ mmol/L × 18.01559 = mg/dL (the factor Tidepool and Nightscout use); g/L × 100 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 MGDL = "mg/dL"
 MMOLL = "mmol/L"
 GL = "g/L"
@@ -12,6 +14,8 @@ UNITS = (MGDL, MMOLL, GL)
 
 MMOLL_TO_MGDL = 18.01559
 TO_MGDL = {MGDL: 1.0, MMOLL: MMOLL_TO_MGDL, GL: 100.0}
+# The factors as exact decimals (exact_mgdl; forms that show a stored value as it was entered).
+DECIMAL_TO_MGDL = {MGDL: Decimal(1), MMOLL: Decimal("18.01559"), GL: Decimal(100)}
 
 # Plausible meter range, about 10–600 mg/dL (DESIGN §3); meters report LO / HI outside it.
 PLAUSIBLE_MGDL = (10.0, 600.0)
@@ -40,6 +44,36 @@ def canonical_unit(text: str) -> str | None:
 
 def to_mgdl(value: float, unit: str) -> float:
     return value * TO_MGDL[unit]
+
+
+def exact_mgdl(value: float, unit: str) -> float:
+    """``value`` in ``unit``, in mg/dL: the double nearest to the exact decimal product of the value as written
+    (its shortest representation, which is what a device or a form sent) and the factor. 4.0 mmol/L is
+    72.06236 mg/dL, 5.3 mmol/L 95.482627, 0.7 g/L 70.
+
+    Every reading (ingest) and every threshold or target (alerts.profiles, the patient form) goes through this
+    function, so a reading and a threshold stated in the same unit compare in mg/dL exactly as they compare in
+    their own unit: the decimal products keep the order of the decimals, rounding to the nearest double keeps it
+    (it is monotonic, and two products of values of a few significant digits are never within one ulp), and
+    equal values give the same double. ``value * factor`` in binary floating point, or a product rounded to a
+    few decimals (72.062 for 4.0 mmol/L), lands on either side of the threshold of the same value and turns a
+    reading "at" a guideline threshold into one "below" it. The decimal product costs about half a microsecond;
+    meters send few distinct values (one decimal in mmol/L, two in g/L), so the results are kept (a bounded
+    table per unit) and ingest pays a dictionary look-up. mg/dL values are returned as they are."""
+    if unit == MGDL:
+        return value
+    known = _EXACT[unit]
+    found = known.get(value)
+    if found is None:
+        found = float(Decimal(repr(value)) * DECIMAL_TO_MGDL[unit])
+        if len(known) < _EXACT_KEPT:
+            known[value] = found
+    return found
+
+
+# exact_mgdl's results per unit, at most _EXACT_KEPT each (a value that is not kept is computed again).
+_EXACT: dict[str, dict[float, float]] = {MMOLL: {}, GL: {}}
+_EXACT_KEPT = 8192
 
 
 def from_mgdl(value_mgdl: float, unit: str) -> float:

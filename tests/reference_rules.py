@@ -27,6 +27,10 @@ FASTING_SEVERE = 130.0
 KETONE = 200.0
 DAY = 86400
 CONTROL = 4
+INFERRED = 16  # the context was inferred from the clock at ingest
+# Meal windows of the local day: (first minute, cut-off, context of the window's first reading before the
+# cut-off, context of the others); contexts 0 fasting, 1 before meal, 2 after meal, 3 bedtime, 4 night.
+WINDOWS = ((0, 300, 4, 4), (300, 570, 0, 2), (720, 780, 1, 2), (960, 1170, 1, 2), (1380, 1440, 3, 3))
 SMBG, CGM = 0, 1
 FASTING, AFTER_MEAL = 0, 2
 FR, NICE, ADA = 0, 1, 2
@@ -82,7 +86,10 @@ class _Patient:
         self.mam: list[int] = cols["minutes_after_meal"][a:b]
         self.flags: list[int] = cols["flags"][a:b]
         self.day: list[int] = cols["local_day"][a:b]
+        self.minute: list[int] = cols["local_minute"][a:b]
         self.n = b - a
+        self.uncertain: list[bool] = [False] * self.n
+        self._place_inferred()
         self.profile = int(c.profile[p])
         self.treatment = int(c.treatment[p])
         self.fasting_target = float(c.target_fasting[p])
@@ -92,6 +99,23 @@ class _Patient:
         self.delivery = int(c.delivery_day[p])
         self.devices = int(c.devices[p])
         self.today = int(c.today[p])
+
+    def _place_inferred(self) -> None:
+        """Readings sent without a context, placed among the meter readings of their local day: the first of a
+        meal window before its cut-off is fasting (before the meal), every other one after the meal; night and
+        bedtime by the clock; an inferred fasting reading after an earlier meter reading that day is uncertain."""
+        previous: tuple[int, int] | None = None  # (day, window) of the previous meter reading
+        for i in range(self.n):
+            if self.kind[i] != SMBG or not self.valid(i):
+                continue
+            m = self.minute[i]
+            window = next(k for k in range(len(WINDOWS) - 1, -1, -1) if m >= WINDOWS[k][0])
+            first_of_day = previous is None or previous[0] != self.day[i]
+            first = previous != (self.day[i], window) and m < WINDOWS[window][1]
+            previous = (self.day[i], window)
+            if self.flags[i] & INFERRED:
+                self.ctx[i] = WINDOWS[window][2] if first else WINDOWS[window][3]
+                self.uncertain[i] = self.ctx[i] == FASTING and not first_of_day
 
     def valid(self, i: int) -> bool:
         return not (self.flags[i] & CONTROL)
@@ -122,7 +146,17 @@ class _Patient:
 def reference(c: Cohort) -> RefResult:
     cols: dict[str, list[Any]] = {
         name: getattr(c, name).tolist()
-        for name in ("reading_id", "t", "value", "kind", "context", "minutes_after_meal", "flags", "local_day")
+        for name in (
+            "reading_id",
+            "t",
+            "value",
+            "kind",
+            "context",
+            "minutes_after_meal",
+            "flags",
+            "local_day",
+            "local_minute",
+        )
     }
     out = RefResult()
     for p in range(c.n_patients):
@@ -207,7 +241,8 @@ def _fasting_severe(c: Cohort, pt: _Patient, out: RefResult) -> None:
         if pt.glyc(i) and pt.kind[i] == SMBG and pt.ctx[i] == FASTING and pt.t[i] >= cutoff and pt.v[i] > FASTING_SEVERE
     ]
     for day, idx in _by_day(pt, hits).items():
-        _add(out, pt, "fasting_severe", f"d{iso(day)}", "urgent", idx)
+        severity = "urgent" if any(not pt.uncertain[i] for i in idx) else "warning"
+        _add(out, pt, "fasting_severe", f"d{iso(day)}", severity, idx)
 
 
 def _above_target(c: Cohort, pt: _Patient, out: RefResult) -> None:

@@ -114,7 +114,7 @@ def test_normalised_row_and_its_copy_record() -> None:
     assert row.device_time == dt.datetime(2026, 11, 20, 8, 30, 0, 500000, tzinfo=dt.UTC)
     assert row.measured_at == row.device_time - dt.timedelta(hours=2)
     assert row.clock_offset_s == -7200
-    assert row.value_mgdl == round(5.5 * 18.01559, 3)
+    assert row.value_mgdl == 99.085745  # 5.5 × 18.01559 exactly (not rounded: thresholds compare exactly)
     assert row.external_id == "7"
     record = row.record()
     assert record[3] == (row.device_time - EPOCH) // MICROSECOND

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts import rules
-from alerts.cohort import DEVICE_CGM, Candidates, Cohort
+from alerts.cohort import DEVICE_CGM, FLAG_INFERRED, Candidates, Cohort
 from tests.reference_rules import RefResult, ns_ar2_forecast, ns_simplealarm_level, reference
 from tests.support.cohorts import NOW, TRACES, Patient, R, build, random_cohort, trace_cohort
 
@@ -73,6 +73,38 @@ def test_engine_agrees_with_reference_on_random_cohorts(
     seed: int, n_patients: int, long_cgm: float, lookback_days: int
 ) -> None:
     assert_agree(random_cohort(seed, n_patients, long_cgm=long_cgm, lookback_days=lookback_days))
+
+
+def _with_inferred_contexts(c: Cohort, seed: int, share: float) -> Cohort:
+    """``c`` with a random ``share`` of its readings marked as sent without a context (the engine and the
+    reference then place them among the readings of their day)."""
+    rng = np.random.default_rng(seed)
+    c.flags[rng.random(len(c.flags)) < share] |= FLAG_INFERRED
+    c.cache.clear()
+    return c
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_patients=st.integers(0, 20),
+    share=st.sampled_from([0.3, 0.7, 1.0]),
+)
+def test_engine_agrees_with_reference_on_inferred_contexts(seed: int, n_patients: int, share: float) -> None:
+    assert_agree(_with_inferred_contexts(random_cohort(seed, n_patients), seed, share))
+
+
+def test_inferred_contexts_change_what_fires() -> None:
+    """The placement of inferred readings is not vacuous on random cohorts: it changes the fasting candidates,
+    and some severe fasting days are downgraded to warnings."""
+    changed = downgraded = 0
+    for seed in range(30):
+        plain = {(r.rule, int(p)) for r in rules.evaluate(random_cohort(seed, 12)) for p in r.patient}
+        results = rules.evaluate(_with_inferred_contexts(random_cohort(seed, 12), seed, 1.0))
+        placed = {(r.rule, int(p)) for r in results for p in r.patient}
+        changed += plain != placed
+        downgraded += sum(s == "warning" for r in results if r.rule == "fasting_severe" for s in r.severity)
+    assert changed > 0 and downgraded > 0
 
 
 def test_random_cohorts_exercise_every_rule() -> None:

@@ -310,7 +310,9 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
     return PatientPlan(
         index=index,
         external_id=f"SIM-{spec.seed}-{index + 1:03d}",
-        display_name=f"{first} {initial}. (simulated)",
+        # a name as a French maternity writes it; that she is simulated is said by her data (hospital number
+        # SIM-<seed>-<n>, the demo's team), not by an English word glued to her name
+        display_name=f"{first} {initial}.",
         time_zone=str(zone),
         profile=profile,
         treatment=treatment,

@@ -147,7 +147,7 @@ async def test_a_clinician_sees_an_alert_arrive_live_and_handles_it(
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
         await expect(page).to_have_url(f"{base}/")
-        await expect(page.get_by_role("heading", name="Patients with open alerts")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Patients who need action")).to_be_visible()
         await expect(page.locator("#live-status")).to_have_text("Live updates on")
         await _shot(page, "triage-before")
         live_row = page.locator(f'tr[data-patient-id="{seeded.live_patient}"]')

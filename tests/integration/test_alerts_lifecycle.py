@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 
 from alerts.engine import Engine
+from alerts.store import CONFIRM_S
 from telemon.services import Services
 from tests.support.factories import api_key, patient_with_device
 
@@ -76,6 +77,8 @@ async def test_old_imports_page_nobody_but_yesterdays_hypo_does(
     )
     assert services.worker is not None
     await services.worker.drain()
+    # a stateful finding opens once a second evaluation, minutes later, confirms it
+    await Engine(db).evaluate([setup.patient_id], now=time.time() + CONFIRM_S)
     rules = [a["rule"] for a in await _alerts(db, setup.patient_id)]
     assert [r for r in rules if r.startswith("hypo")] == ["hypo_l1"]  # the 45 mg/dL of a month ago pages nobody
     assert "low_adherence" in rules  # two readings in a week, four a day prescribed
@@ -89,6 +92,8 @@ async def test_stateful_no_data_opens_then_resolves_itself(client: httpx.AsyncCl
     )
     engine = Engine(db)
     await engine.evaluate([setup.patient_id])
+    assert [a for a in await _alerts(db, setup.patient_id) if a["rule"] == "no_data"] == []  # not confirmed yet
+    await engine.evaluate([setup.patient_id], now=time.time() + CONFIRM_S)
     assert [(a["rule"], a["status"]) for a in await _alerts(db, setup.patient_id) if a["rule"] == "no_data"] == [
         ("no_data", "open")
     ]

@@ -277,7 +277,9 @@ async def test_sigkill_database_outage_broker_restart_and_poison_lose_and_double
         print(
             f"\nconsumer faults: {MESSAGES} messages + {len(poisons)} poisons; stored {count}, doubled {count - distinct}, "
             f"stranded {MESSAGES - count}; {killed_at} stored when killed; backlog of "
-            f"{backlog - stored_when_back} stored {backlog_stored_at - back_at:.1f} s after the database came back; "
+            f"{backlog - stored_when_back} stored {backlog_stored_at - back_at:.1f} s after the database came back "
+            f"({backlog_stored_at - broker_back_at:.1f} s after the broker restarted meanwhile was back; its shutdown "
+            f"took {broker_back_at - back_at - 1:.1f} s); "
             f"all stored {(drained_at or float('nan')) - last_fault_at:.1f} s after the last fault; /readyz during "
             f"the outage: {sum(a[0] == 503 for a in during)} x 503, {sum(a[0] == 200 for a in during)} x 200; "
             f"outage logged {outage_logs} time(s); {len(rejections)} rejections recorded"
@@ -285,8 +287,9 @@ async def test_sigkill_database_outage_broker_restart_and_poison_lose_and_double
         assert count == MESSAGES
         assert count == distinct  # nothing stored twice
         assert drained_at is not None
-        # within seconds: a small part of the outage the backlog piled up in
-        assert backlog_stored_at - back_at < OUTAGE_S / 2
+        # within seconds: a small part of the outage the backlog piled up in, counted from the last of the two faults
+        # (Mosquitto writes its persistence on shutdown: stopping it with a large queue took up to its 10 s limit)
+        assert backlog_stored_at - max(back_at, broker_back_at) < OUTAGE_S / 2
         assert drained_at - last_fault_at < OUTAGE_S / 2
         # the consumer's own check turns false while it cannot store (not only the database check)
         assert any(a[0] == 503 and a[1] is False for a in during), answers

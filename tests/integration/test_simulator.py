@@ -190,8 +190,14 @@ async def _simulated_cohort(
             at = reading.taken_at.timestamp()
             assert any(abs(t - at) <= MATCH_S for a in mine for t in _epochs(a["evidence"])), (hypo.as_dict(), mine)
 
-    # the patient who stopped measuring got no_data (a time-driven rule: the scheduled pass, run here by hand)
+    # the patient who stopped measuring got no_data (a time-driven rule: the scheduled pass, run here by hand;
+    # a stateful alert opens once a second pass, minutes later, confirms the first)
+    import time
+
+    from alerts.store import CONFIRM_S
+
     await Engine(db).evaluate(ids)
+    await Engine(db).evaluate(ids, now=time.time() + CONFIRM_S)
     stopped = plan.stopped()
     assert stopped
     no_data = {str(a["patient_id"]) for a in await _alerts(db, ids, ("no_data",)) if a["status"] == "open"}

@@ -75,7 +75,7 @@ async def test_an_off_site_next_is_ignored(services: Services, db: asyncpg.Pool)
             assert answer.headers["location"] == "/"
 
 
-async def test_triage_lists_most_severe_first_then_oldest_and_only_the_team(
+async def test_triage_lists_who_needs_action_most_severe_first_then_oldest_and_only_the_team(
     services: Services, db: asyncpg.Pool
 ) -> None:
     team, other = await make_team(db), await make_team(db)
@@ -98,8 +98,9 @@ async def test_triage_lists_most_severe_first_then_oldest_and_only_the_team(
         await login(http, email)
         page = parse_html((await http.get("/")).text)
         rows = page.select("tr.triage-row")
-        assert [r.one("th a").text() for r in rows] == ["C urgent 5h", "B urgent 1h", "A warning 3h", "D info 9h"]
-        assert [r.get("data-severity") for r in rows] == ["urgent", "urgent", "warning", "info"]
+        # an info alert alone (D) puts nobody on the list: it stays on the patient page
+        assert [r.one("th a").text() for r in rows] == ["C urgent 5h", "B urgent 1h", "A warning 3h"]
+        assert [r.get("data-severity") for r in rows] == ["urgent", "urgent", "warning"]
         # each row: its alerts most severe first, each with a word beside the colour, and an acknowledge button
         c_alerts = rows[0].select("li.alert-item")
         assert [li.get("data-rule") for li in c_alerts] == ["hypo_l2", "no_data"]
@@ -108,16 +109,16 @@ async def test_triage_lists_most_severe_first_then_oldest_and_only_the_team(
         action, fields = form_of(c_alerts[0].one("button"))
         assert action == "/alerts/acknowledge"
         assert ("alert_ids", c_alerts[0].get("data-alert-id")) in fields
-        assert page.one("#triage-count").text() == "4 patients"
+        assert page.one("#triage-count").text() == "3 patients"
         # filters: severity, rule, not reviewed
         urgent = parse_html((await http.get("/?severity=urgent")).text).select("tr.triage-row th a")
         assert [n.text() for n in urgent] == ["C urgent 5h", "B urgent 1h"]
         by_rule = parse_html((await http.get("/?rule=low_adherence")).text).select("tr.triage-row th a")
-        assert [n.text() for n in by_rule] == ["A warning 3h", "D info 9h"]
+        assert [n.text() for n in by_rule] == ["A warning 3h"]
         await db.execute("UPDATE patients SET last_reviewed_at = now() - interval '1 day' WHERE id = $1", c)
         await db.execute("UPDATE patients SET last_reviewed_at = now() - interval '10 days' WHERE id = $1", b)
         stale = parse_html((await http.get("/?unreviewed=7")).text).select("tr.triage-row th a")
-        assert [n.text() for n in stale] == ["B urgent 1h", "A warning 3h", "D info 9h"]
+        assert [n.text() for n in stale] == ["B urgent 1h", "A warning 3h"]
         # the second tab: every patient of the team, searchable
         everyone = parse_html((await http.get("/patients")).text)
         names = [n.text() for n in everyone.select("tr.patient-row th a")]
@@ -163,11 +164,12 @@ async def test_a_rules_alerts_are_one_line_with_their_number_and_acknowledged_to
                         message_en=f"After-meal above target, day {d}.")
         for d in (3, 2, 1)
     ]  # fmt: skip
+    await add_alert(db, patient, rule="no_data", severity="warning")  # what puts her on the list
     theirs = await add_alert(db, stranger)
     async with browser(services) as http:
         await login(http, email)
         home = await http.get("/")
-        item = parse_html(home.text).one(f'tr[data-patient-id="{patient}"] li.alert-item')
+        item = parse_html(home.text).one(f'tr[data-patient-id="{patient}"] li.alert-item[data-rule="above_target"]')
         assert item.get("data-count") == "3" and item.one("span.times").text() == "×3"
         assert item.one("span.message").text() == "After-meal above target, day 1."  # the latest explains
         ids = (item.one("button").get("value") or "").split()

@@ -138,7 +138,8 @@ async def test_alert_history_shows_the_evidence_and_actions_are_audited(services
         facts = dict(
             zip([d.text() for d in evidence.select("dt")], [d.text() for d in evidence.select("dd")], strict=True)
         )
-        assert facts["objectif"] == "0,54 g/L" and facts["la plus basse"] == "0,48 g/L"
+        # the level-2 threshold is a threshold of danger, not a target
+        assert facts["seuil"] == "0,54 g/L" and facts["la plus basse"] == "0,48 g/L" and "objectif" not in facts
         token = csrf_of(page_text)
         snooze = await http.post(
             f"/alerts/{alert_id}/snooze",
