@@ -6,21 +6,18 @@ import datetime as dt
 import gzip
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from ingest.nightscout import FailedAuthDelays
 from telemon import devices
-from telemon.app import create_app
 from telemon.security import nightscout_secret
 from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
+from tests.support.nightscout import nightscout_client, ns_headers, payload
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "nightscout"
 UNAUTHORIZED = {"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}
 # The fixtures date from 2014 (example entries) and 2016 (OpenAPS): patients due a few months later were pregnant.
 DUE_2014 = dt.date(2014, 11, 1)
@@ -29,21 +26,8 @@ DUE_2016 = dt.date(2017, 1, 15)
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with a short failed-authentication delay (Nightscout's is 5 s a failure), so that the tests of
-    wrong secrets do not wait; tests/integration/test_nightscout_auth.py checks the delay itself."""
-    app = create_app(services=services)
-    app.state.nightscout_auth_delays = FailedAuthDelays(delay=0.01)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://telemon.test") as http:
+    async with nightscout_client(services) as http:
         yield http
-
-
-def _fixture(name: str) -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads((DATA / name).read_text())
-    return loaded
-
-
-def _headers(setup: Setup) -> dict[str, str]:
-    return {"api-secret": nightscout_secret(setup.token)}
 
 
 def _utc(epoch_ms: int) -> dt.datetime:
@@ -67,7 +51,7 @@ async def _rejections(db: asyncpg.Pool, setup: Setup) -> list[asyncpg.Record]:
 
 async def test_missing_wrong_or_disabled_secret_is_nightscouts_401(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
+    entries = payload("fixture_example_entries.json")
 
     missing = await client.post("/ns/api/v1/entries", json=entries)
     wrong = await client.post("/ns/api/v1/entries", json=entries, headers={"api-secret": nightscout_secret("nope")})
@@ -78,15 +62,15 @@ async def test_missing_wrong_or_disabled_secret_is_nightscouts_401(client: httpx
 
     async with db.acquire() as conn:
         assert await devices.set_active(conn, setup.device_id, False)
-    disabled = await client.post("/ns/api/v1/entries", json=entries, headers=_headers(setup))
+    disabled = await client.post("/ns/api/v1/entries", json=entries, headers=ns_headers(setup))
     assert disabled.status_code == 401
     assert disabled.json() == UNAUTHORIZED
-    read = await client.get("/ns/api/v1/entries", headers=_headers(setup))
+    read = await client.get("/ns/api/v1/entries", headers=ns_headers(setup))
     assert read.status_code == 401
 
     assert await _readings(db, setup) == []
     assert await _rejections(db, setup) == []
-    verify = await client.get("/ns/api/v1/verifyauth", headers=_headers(setup))
+    verify = await client.get("/ns/api/v1/verifyauth", headers=ns_headers(setup))
     assert verify.status_code == 200
     assert verify.json()["message"]["message"] == "UNAUTHORIZED"
 
@@ -95,10 +79,10 @@ async def test_example_entries_store_18_and_refuse_12_dexcom_error_codes(
     client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
+    entries = payload("fixture_example_entries.json")
     assert len(entries) == 30
 
-    response = await client.post("/ns/api/v1/entries", json=entries, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/entries", json=entries, headers=ns_headers(setup))
     assert response.status_code == 200, response.text
     assert response.headers["x-telemon-accepted"] == "18"
     assert response.headers["x-telemon-rejected"] == "12"
@@ -131,7 +115,7 @@ async def test_example_entries_store_18_and_refuse_12_dexcom_error_codes(
     assert {r["patient_id"] for r in refused} == {setup.patient_id}
     assert json.loads(refused[0]["raw"]) == entries[0]
 
-    again = await client.post("/ns/api/v1/entries.json", json=entries, headers=_headers(setup))
+    again = await client.post("/ns/api/v1/entries.json", json=entries, headers=ns_headers(setup))
     assert again.status_code == 200
     assert again.headers["x-telemon-accepted"] == "0"
     assert again.headers["x-telemon-duplicates"] == "18"
@@ -141,14 +125,14 @@ async def test_example_entries_store_18_and_refuse_12_dexcom_error_codes(
 
 async def test_get_entries_newest_first_with_count_and_date_bounds(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
-    assert (await client.post("/ns/api/v1/entries", json=entries, headers=_headers(setup))).status_code == 200
+    entries = payload("fixture_example_entries.json")
+    assert (await client.post("/ns/api/v1/entries", json=entries, headers=ns_headers(setup))).status_code == 200
 
-    default = await client.get("/ns/api/v1/entries.json", headers=_headers(setup))
+    default = await client.get("/ns/api/v1/entries.json", headers=ns_headers(setup))
     assert default.status_code == 200
     assert len(default.json()) == 10
 
-    latest = (await client.get("/ns/api/v1/entries", params={"count": 3}, headers=_headers(setup))).json()
+    latest = (await client.get("/ns/api/v1/entries", params={"count": 3}, headers=ns_headers(setup))).json()
     assert [(e["sgv"], e["date"]) for e in latest] == [
         ("178", 1405767555000),
         ("179", 1405767255000),
@@ -167,7 +151,7 @@ async def test_get_entries_newest_first_with_count_and_date_bounds(client: httpx
     }
 
     since = await client.get(
-        "/ns/api/v1/entries.json", params={"count": 100, "find[date][$gte]": 1405766055000}, headers=_headers(setup)
+        "/ns/api/v1/entries.json", params={"count": 100, "find[date][$gte]": 1405766055000}, headers=ns_headers(setup)
     )
     assert [e["sgv"] for e in since.json()] == [
         "178",
@@ -181,11 +165,11 @@ async def test_get_entries_newest_first_with_count_and_date_bounds(client: httpx
     window = await client.get(
         "/ns/api/v1/entries.json",
         params={"count": 100, "find[date][$gt]": 1405766055000, "find[date][$lte]": 1405766955000},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     assert [e["date"] for e in window.json()] == [1405766955000, 1405766655000, 1405766355000]
 
-    meters = await client.get("/ns/api/v1/entries", params={"find[type]": "mbg"}, headers=_headers(setup))
+    meters = await client.get("/ns/api/v1/entries", params={"find[type]": "mbg"}, headers=ns_headers(setup))
     assert meters.json() == []
     audited = await db.fetchval(
         "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = 'readings.read' AND patient_id = $2",
@@ -197,10 +181,10 @@ async def test_get_entries_newest_first_with_count_and_date_bounds(client: httpx
 
 async def test_openaps_entries_and_calibration_record(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2016)
-    glucose = _fixture("openaps_glucose_zoned_merge.json")
-    calibration = _fixture("openaps_cal_zoned.json")
+    glucose = payload("openaps_glucose_zoned_merge.json")
+    calibration = payload("openaps_cal_zoned.json")
 
-    response = await client.post("/ns/api/v1/entries", json=glucose + calibration, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/entries", json=glucose + calibration, headers=ns_headers(setup))
     assert response.status_code == 200, response.text
     assert [e["sgv"] for e in response.json()] == [102, 98, 91, 87]
     rows = await _readings(db, setup)
@@ -224,7 +208,7 @@ async def test_mbg_numeric_string_single_object_and_the_pipelines_own_refusals(
     single = await client.post(
         "/ns/api/v1/entries",
         json={"type": "mbg", "mbg": "123", "date": date_ms, "device": "xDrip-BluetoothWixel", "_id": "meter-1"},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     assert single.status_code == 200, single.text
     assert single.json() == [
@@ -246,7 +230,7 @@ async def test_mbg_numeric_string_single_object_and_the_pipelines_own_refusals(
         {"type": "sgv", "sgv": 140},  # no date
         "not an entry",
     ]
-    response = await client.post("/ns/api/v1/entries", json=batch, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/entries", json=batch, headers=ns_headers(setup))
     assert response.status_code == 200
     assert [e["sgv"] for e in response.json()] == [39]
     rows = await _readings(db, setup)
@@ -284,7 +268,7 @@ async def test_treatments_bg_checks_are_also_meter_readings(client: httpx.AsyncC
         },
         {"eventType": "BG Check", "glucose": 142, "units": "furlongs", "created_at": now.isoformat()},
     ]
-    response = await client.post("/ns/api/v1/treatments", json=treatments, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/treatments", json=treatments, headers=ns_headers(setup))
     assert response.status_code == 200, response.text
     body = response.json()
     assert [t["eventType"] for t in body] == ["BG Check", "Meal Bolus", "Note"]
@@ -310,7 +294,7 @@ async def test_treatments_bg_checks_are_also_meter_readings(client: httpx.AsyncC
         (3, "unit: 'furlongs' is not one of mg/dL, mmol/L, g/L")
     ]
 
-    again = await client.post("/ns/api/v1/treatments.json", json=treatments[0], headers=_headers(setup))
+    again = await client.post("/ns/api/v1/treatments.json", json=treatments[0], headers=ns_headers(setup))
     assert again.json() == [body[0]]
     assert len(await _readings(db, setup)) == 2
 
@@ -333,7 +317,7 @@ async def test_status_is_readable_without_a_secret(client: httpx.AsyncClient) ->
 
 async def test_verifyauth_with_a_valid_secret(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm")
-    response = await client.get("/ns/api/v1/verifyauth", headers=_headers(setup))
+    response = await client.get("/ns/api/v1/verifyauth", headers=ns_headers(setup))
     assert response.status_code == 200
     assert response.json() == {
         "status": 200,
@@ -350,8 +334,8 @@ async def test_verifyauth_with_a_valid_secret(client: httpx.AsyncClient, db: asy
 
 async def test_gzip_body_and_refused_bodies_are_recorded(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
-    headers = {**_headers(setup), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    entries = payload("fixture_example_entries.json")
+    headers = {**ns_headers(setup), "Content-Encoding": "gzip", "Content-Type": "application/json"}
     response = await client.post(
         "/ns/api/v1/entries", content=gzip.compress(json.dumps(entries).encode()), headers=headers
     )
@@ -359,9 +343,9 @@ async def test_gzip_body_and_refused_bodies_are_recorded(client: httpx.AsyncClie
     assert len(response.json()) == 18
     assert len(await _readings(db, setup)) == 18
 
-    not_json = await client.post("/ns/api/v1/entries", content=b"{sgv: 120", headers=_headers(setup))
+    not_json = await client.post("/ns/api/v1/entries", content=b"{sgv: 120", headers=ns_headers(setup))
     assert not_json.status_code == 422
-    not_a_document = await client.post("/ns/api/v1/treatments", json=120, headers=_headers(setup))
+    not_a_document = await client.post("/ns/api/v1/treatments", json=120, headers=ns_headers(setup))
     assert not_a_document.status_code == 422
     refused = [r for r in await _rejections(db, setup) if r["item_index"] is None]
     assert [r["raw"] for r in refused] == ["{sgv: 120", "120"]
@@ -371,7 +355,7 @@ async def test_gzip_body_and_refused_bodies_are_recorded(client: httpx.AsyncClie
 async def test_devicestatus_is_answered_and_not_kept(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm")
     status = {"device": "xDrip-DexcomG6", "uploader": {"battery": 87}, "created_at": "2024-03-01T10:00:00Z"}
-    response = await client.post("/ns/api/v1/devicestatus", json=status, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/devicestatus", json=status, headers=ns_headers(setup))
     assert response.status_code == 200
     assert response.json() == [status]
     assert await _readings(db, setup) == []

@@ -9,40 +9,26 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
 
-from ingest.nightscout import FailedAuthDelays
 from telemon.app import create_app
 from telemon.security import nightscout_secret
 from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
+from tests.support.nightscout import nightscout_client, ns_headers, payload
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "nightscout"
 DUE_2014 = dt.date(2014, 11, 1)  # the example entries date from July 2014: a patient due that autumn was pregnant
 DUE_2016 = dt.date(2017, 1, 15)
 
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services=services)
-    app.state.nightscout_auth_delays = FailedAuthDelays(delay=0.01)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://telemon.test") as http:
+    async with nightscout_client(services) as http:
         yield http
-
-
-def _fixture(name: str) -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads((DATA / name).read_text())
-    return loaded
-
-
-def _headers(setup: Setup) -> dict[str, str]:
-    return {"api-secret": nightscout_secret(setup.token)}
 
 
 async def _count(db: asyncpg.Pool, setup: Setup) -> int:
@@ -54,10 +40,10 @@ async def test_every_path_answers_with_or_without_the_trailing_slash(
     client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
+    entries = payload("fixture_example_entries.json")
     posted = {}
     for path in ("/ns/api/v1/entries/", "/ns/api/v1/entries", "/ns/api/v1/entries.json"):
-        response = await client.post(path, json=entries, headers=_headers(setup))
+        response = await client.post(path, json=entries, headers=ns_headers(setup))
         assert response.status_code == 200, (path, response.status_code)
         posted[path] = response.json()
     assert len({json.dumps(body, sort_keys=True) for body in posted.values()}) == 1  # the same answer
@@ -66,7 +52,7 @@ async def test_every_path_answers_with_or_without_the_trailing_slash(
 
     treatment = {"eventType": "Note", "notes": "sensor changed", "created_at": "2014-07-19T08:00:00.000Z"}
     for path in ("/ns/api/v1/treatments/", "/ns/api/v1/treatments"):
-        response = await client.post(path, json=treatment, headers=_headers(setup))
+        response = await client.post(path, json=treatment, headers=ns_headers(setup))
         assert response.status_code == 200, path
     for path in (
         "/ns/api/v1/entries/",
@@ -76,11 +62,11 @@ async def test_every_path_answers_with_or_without_the_trailing_slash(
         "/ns/api/v1/entries/sgv/",
         "/ns/api/v1/entries/current/",
     ):
-        response = await client.get(path, headers=_headers(setup))
+        response = await client.get(path, headers=ns_headers(setup))
         assert response.status_code == 200, (path, response.status_code)
-    devicestatus = await client.post("/ns/api/v1/devicestatus/", json={"device": "xDrip"}, headers=_headers(setup))
+    devicestatus = await client.post("/ns/api/v1/devicestatus/", json={"device": "xDrip"}, headers=ns_headers(setup))
     assert devicestatus.status_code == 200
-    empty = await client.post("/ns/api/v1/entries/", json=[], headers=_headers(setup))
+    empty = await client.post("/ns/api/v1/entries/", json=[], headers=ns_headers(setup))
     assert (empty.status_code, empty.json()) == (200, [])
 
 
@@ -102,7 +88,7 @@ async def test_sgv_as_a_string_direction_noise_and_the_offset_of_datestring(
         "unfiltered": 169984,
         "rssi": 178,
     }
-    response = await client.post("/ns/api/v1/entries/", json=entry, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/entries/", json=entry, headers=ns_headers(setup))
     assert response.status_code == 200
     [answered] = response.json()
     assert answered["sgv"] == "199"
@@ -115,7 +101,7 @@ async def test_sgv_as_a_string_direction_noise_and_the_offset_of_datestring(
     read = await client.get(
         "/ns/api/v1/entries.json",
         params={"find[dateString][$gte]": "2014-07-20", "count": 100},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     [got] = read.json()
     assert got == answered
@@ -125,10 +111,10 @@ async def test_sgv_as_a_string_direction_noise_and_the_offset_of_datestring(
 
 async def test_preview_checks_and_echoes_without_storing(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
+    entries = payload("fixture_example_entries.json")
     before = await db.fetchval("SELECT count(*) FROM ingest_rejections WHERE device_id = $1", setup.device_id)
     for path in ("/ns/api/v1/entries/preview", "/ns/api/v1/entries/preview.json", "/ns/api/v1/entries/preview/"):
-        response = await client.post(path, json=entries, headers=_headers(setup))
+        response = await client.post(path, json=entries, headers=ns_headers(setup))
         assert response.status_code == 200, path
         body = response.json()
         assert len(body) == 30  # every document, as Nightscout's preview
@@ -145,56 +131,56 @@ async def test_preview_checks_and_echoes_without_storing(client: httpx.AsyncClie
 
 async def test_get_forms_nightscout_clients_use(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2014)
-    entries = _fixture("fixture_example_entries.json")
-    assert (await client.post("/ns/api/v1/entries/", json=entries, headers=_headers(setup))).status_code == 200
+    entries = payload("fixture_example_entries.json")
+    assert (await client.post("/ns/api/v1/entries/", json=entries, headers=ns_headers(setup))).status_code == 200
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     meter = {"type": "mbg", "mbg": 132, "date": 1405767600000, "device": "xDrip"}  # 45 s after the last sgv
-    assert (await client.post("/ns/api/v1/entries", json=meter, headers=_headers(setup))).status_code == 200
+    assert (await client.post("/ns/api/v1/entries", json=meter, headers=ns_headers(setup))).status_code == 200
 
     by_date_string = await client.get(
         "/ns/api/v1/entries.json",
         params={"find[dateString][$gte]": "2014-07-19", "count": 30},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     assert len(by_date_string.json()) == 19  # 18 sgv + 1 mbg, all on 2014-07-19 in UTC
     window = await client.get(
         "/ns/api/v1/entries/sgv.json",
         params={"find[dateString][$gte]": "2014-07-19", "find[dateString][$lte]": "2014-07-20"},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     body = window.json()
     assert len(body) == 10  # the default count
     assert {e["type"] for e in body} == {"sgv"}
     assert [e["date"] for e in body] == sorted((e["date"] for e in body), reverse=True)
 
-    current = await client.get("/ns/api/v1/entries/current.json", headers=_headers(setup))
+    current = await client.get("/ns/api/v1/entries/current.json", headers=ns_headers(setup))
     assert [(e["type"], e["mbg"]) for e in current.json()] == [("mbg", 132)]
     model = await client.get(
-        "/ns/api/v1/entries/sgv/.json", params={"count": 5, "find[dateString][$gte]": "2014"}, headers=_headers(setup)
+        "/ns/api/v1/entries/sgv/.json", params={"count": 5, "find[dateString][$gte]": "2014"}, headers=ns_headers(setup)
     )
     assert len(model.json()) == 5
-    meters = await client.get("/ns/api/v1/entries/mbg.json", headers=_headers(setup))
+    meters = await client.get("/ns/api/v1/entries/mbg.json", headers=ns_headers(setup))
     assert [e["mbg"] for e in meters.json()] == [132]
 
     one = body[3]
-    by_id = await client.get(f"/ns/api/v1/entries/{one['_id']}.json", headers=_headers(setup))
+    by_id = await client.get(f"/ns/api/v1/entries/{one['_id']}.json", headers=ns_headers(setup))
     assert by_id.json() == [one]
-    missing = await client.get(f"/ns/api/v1/entries/{'f' * 24}.json", headers=_headers(setup))
+    missing = await client.get(f"/ns/api/v1/entries/{'f' * 24}.json", headers=ns_headers(setup))
     assert missing.json() == []
 
     high = await client.get(
-        "/ns/api/v1/entries/sgv.json", params={"find[sgv][$gte]": 178, "count": 100}, headers=_headers(setup)
+        "/ns/api/v1/entries/sgv.json", params={"find[sgv][$gte]": 178, "count": 100}, headers=ns_headers(setup)
     )
     assert sorted(int(e["sgv"]) for e in high.json()) == [178, 178, 179]
     iso_bound = await client.get(
         "/ns/api/v1/entries.json",
         params={"find[date][$gte]": "2014-07-19T10:50:00Z", "count": 100},
-        headers=_headers(setup),
+        headers=ns_headers(setup),
     )
     assert len(iso_bound.json()) == 3  # 10:54:15 and 10:59:15 sgv, and the meter at 11:00
-    future = await client.get("/ns/api/v1/entries.json", params={"find[date][$gte]": now_ms}, headers=_headers(setup))
+    future = await client.get("/ns/api/v1/entries.json", params={"find[date][$gte]": now_ms}, headers=ns_headers(setup))
     assert future.json() == []
-    unknown = await client.get("/ns/api/v1/entries.json", params={"find[foo]": 1}, headers=_headers(setup))
+    unknown = await client.get("/ns/api/v1/entries.json", params={"find[foo]": 1}, headers=ns_headers(setup))
     assert unknown.status_code == 400
     assert "find[foo]" in unknown.json()["detail"]
 
@@ -217,7 +203,7 @@ async def test_end_to_end_upload_of_a_client_that_does_not_follow_redirects(
     """xDrip+ and AndroidAPS upload with OkHttp, which does not follow a 307 on a POST: every form must answer
     directly. The client here follows no redirect either."""
     setup = await patient_with_device(db, kind="cgm", due_date=DUE_2016)
-    glucose = _fixture("openaps_glucose_zoned_merge.json")
+    glucose = payload("openaps_glucose_zoned_merge.json")
     server, task, base = await _serve(services)
     try:
         async with httpx.AsyncClient(base_url=base, follow_redirects=False) as okhttp_like:

@@ -11,23 +11,16 @@ import asyncpg
 import httpx
 import pytest
 
-from ingest.nightscout import FailedAuthDelays, purify
-from telemon.app import create_app
-from telemon.security import nightscout_secret
+from ingest.nightscout import purify
 from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
+from tests.support.nightscout import nightscout_client, ns_headers
 
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services=services)
-    app.state.nightscout_auth_delays = FailedAuthDelays(delay=0.01)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://telemon.test") as http:
+    async with nightscout_client(services) as http:
         yield http
-
-
-def _headers(setup: Setup) -> dict[str, str]:
-    return {"api-secret": nightscout_secret(setup.token)}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -66,7 +59,7 @@ async def test_meal_bolus_with_prebolus_makes_a_carbs_treatment_and_notes_are_sa
         "units": "mg/dl",
         "notes": "<IMG SRC=\"javascript:alert('XSS');\">",
     }
-    response = await client.post("/ns/api/v1/treatments/", json=bolus, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/treatments/", json=bolus, headers=ns_headers(setup))
     assert response.status_code == 200
     body = response.json()
     assert len(body) == 2
@@ -96,7 +89,7 @@ async def test_meal_bolus_with_prebolus_makes_a_carbs_treatment_and_notes_are_sa
     assert [(r["measured_at"], r["value_mgdl"], r["note"]) for r in readings] == [(now, 100.0, "<img>")]
     assert kept[0]["glucose_reading_id"] is not None
 
-    read = await client.get("/ns/api/v1/treatments.json", headers=_headers(setup))
+    read = await client.get("/ns/api/v1/treatments.json", headers=ns_headers(setup))
     assert read.json() == [carbs, main]  # newest first, as answered
 
 
@@ -112,7 +105,7 @@ async def test_zoned_created_at_is_answered_in_utc_with_its_offset(client: httpx
         "glucoseType": "Finger",
         "units": "mg/dl",
     }
-    response = await client.post("/ns/api/v1/treatments", json=sent, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/treatments", json=sent, headers=ns_headers(setup))
     [answered] = response.json()
     assert answered["created_at"] == _iso(local)
     assert answered["utcOffset"] == -420
@@ -137,7 +130,7 @@ async def test_an_array_with_eight_identical_bg_checks_is_three_treatments(
         "units": "mg/dl",
     }
     response = await client.post(
-        "/ns/api/v1/treatments/", json=[dict(check) for _ in range(8)] + [bolus], headers=_headers(setup)
+        "/ns/api/v1/treatments/", json=[dict(check) for _ in range(8)] + [bolus], headers=ns_headers(setup)
     )
     assert response.status_code == 200
     body = response.json()
@@ -149,7 +142,7 @@ async def test_an_array_with_eight_identical_bg_checks_is_three_treatments(
     assert sorted(r["event_type"] for r in kept) == ["BG Check", "Meal Bolus", "Meal Bolus"]
     assert len(await _meter_readings(db, setup)) == 1  # 100 mg/dL at that minute, from the same meter
 
-    again = await client.post("/ns/api/v1/treatments", json=[check], headers=_headers(setup))
+    again = await client.post("/ns/api/v1/treatments", json=[check], headers=ns_headers(setup))
     assert again.json()[0]["_id"] == body[0]["_id"]
     assert again.headers["x-telemon-accepted"] == "0"
     assert len(await _kept(db, setup)) == 3
@@ -166,11 +159,11 @@ async def test_identifier_and_uuid_ids_are_upserted(client: httpx.AsyncClient, d
         "created_at": _iso(now - dt.timedelta(hours=1)),
         "enteredBy": "AndroidAPS",
     }
-    created = (await client.post("/ns/api/v1/treatments", json=first, headers=_headers(setup))).json()[0]
+    created = (await client.post("/ns/api/v1/treatments", json=first, headers=ns_headers(setup))).json()[0]
     assert created["identifier"] == first["identifier"]
     assert len(created["_id"]) == 24 and int(created["_id"], 16) >= 0
     moved = {**first, "created_at": _iso(now - dt.timedelta(minutes=30)), "insulin": "3"}
-    replaced = (await client.post("/ns/api/v1/treatments", json=moved, headers=_headers(setup))).json()[0]
+    replaced = (await client.post("/ns/api/v1/treatments", json=moved, headers=ns_headers(setup))).json()[0]
     assert replaced["_id"] == created["_id"]
     assert replaced["insulin"] == 3
     kept = await _kept(db, setup)
@@ -186,12 +179,12 @@ async def test_identifier_and_uuid_ids_are_upserted(client: httpx.AsyncClient, d
         "insulinNeedsScaleFactor": 1.2,
         "reason": "test override",
     }
-    answered = (await client.post("/ns/api/v1/treatments", json=override, headers=_headers(setup))).json()[0]
+    answered = (await client.post("/ns/api/v1/treatments", json=override, headers=ns_headers(setup))).json()[0]
     assert answered["identifier"] == uuid_id
     assert answered["_id"] != uuid_id and len(answered["_id"]) == 24
     reposted = {**override, "duration": 60, "reason": "reposted override"}
     reposted.pop("durationType")
-    again = (await client.post("/ns/api/v1/treatments", json=reposted, headers=_headers(setup))).json()[0]
+    again = (await client.post("/ns/api/v1/treatments", json=reposted, headers=ns_headers(setup))).json()[0]
     assert again["_id"] == answered["_id"]
     overrides = [r for r in await _kept(db, setup) if r["event_type"] == "Temporary Override"]
     assert len(overrides) == 1
@@ -212,7 +205,7 @@ async def test_event_types_numbers_and_refusals(client: httpx.AsyncClient, db: a
         {"eventType": "BG Check", "glucose": 80, "created_at": "yesterday"},
         "not a treatment",
     ]
-    response = await client.post("/ns/api/v1/treatments", json=sent, headers=_headers(setup))
+    response = await client.post("/ns/api/v1/treatments", json=sent, headers=ns_headers(setup))
     assert response.status_code == 200
     body = response.json()
     assert [t["eventType"] for t in body] == ["Site Change", "Sensor Start", "Carb Correction", "Note"]
@@ -242,7 +235,7 @@ async def test_a_refused_upload_is_an_empty_answer_with_the_reason_recorded(
     setup = await patient_with_device(db, kind="cgm")
     old = int((dt.datetime.now(dt.UTC) - dt.timedelta(days=400)).timestamp() * 1000)
     response = await client.post(
-        "/ns/api/v1/entries/", json=[{"type": "sgv", "sgv": 120, "date": old}], headers=_headers(setup)
+        "/ns/api/v1/entries/", json=[{"type": "sgv", "sgv": 120, "date": old}], headers=ns_headers(setup)
     )
     assert response.status_code == 200
     assert response.json() == []
