@@ -544,10 +544,9 @@ class Sender:
         for sync in items:
             self.plan.add(sync)
         if p.device_kind == "meter":
-            for i in range(0, len(items), METER_SESSION):
+            for session in _meter_sessions(items):
                 if self.abort.is_set():
                     return
-                session = items[i : i + METER_SESSION]
                 answers, error = await self._thread(self._meter_session, record, session)
                 for k, sync in enumerate(session):
                     if k < len(answers):
@@ -810,3 +809,18 @@ async def simulate(
     options: Options, pool: asyncpg.Pool, *, stop: asyncio.Event | None = None, out: TextIO | None = None
 ) -> Report:
     return await Simulation(options, pool, stop=stop, out=out).run()
+
+
+def _meter_sessions(items: list[Sync]) -> list[list[Sync]]:
+    """A meter's syncs in MQTT sessions of at most ``METER_SESSION`` messages, a full-memory re-send always
+    opening a session of its own, sent once the earlier ones are answered: as a meter does it (it re-sends its
+    memory in a later sync, after its clock was fixed, say), and so that the re-sent copies arrive after the
+    originals. Messages of one session may be stored in either order (the consumer stores two micro-batches at
+    once), and the first copy of a reading stored is the one kept: the original, corrected by its sync's clock."""
+    sessions: list[list[Sync]] = []
+    for sync in items:
+        opens_resend = sync.full_memory and not (sessions and sessions[-1][-1].full_memory)
+        if not sessions or opens_resend or len(sessions[-1]) >= METER_SESSION:
+            sessions.append([])
+        sessions[-1].append(sync)
+    return sessions
