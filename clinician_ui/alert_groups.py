@@ -80,6 +80,7 @@ class Alert:
     snoozed_until: dt.datetime | None = None
     resolved_at: dt.datetime | None = None
     resolved_by: str | None = None
+    resolved_reason: str | None = None  # the system's reason: "delivered" (monitoring ended) or "cleared"
     folded_episodes: int = 0  # later episodes of the rule folded into this alert while it was open
     folded_last_at: dt.datetime | None = None
     event_at: dt.datetime | None = None  # the last reading of the evidence, when the page asked for it
@@ -105,6 +106,7 @@ class Alert:
             snoozed_until=get("snoozed_until"),
             resolved_at=get("resolved_at"),
             resolved_by=get("resolved_by"),
+            resolved_reason=get("resolved_reason"),
             folded_episodes=get("folded_episodes") or 0,
             folded_last_at=get("folded_last_at"),
             event_at=get("event_at"),

@@ -151,6 +151,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alert.not_open": ("This alert was already handled.", "Cette alerte a déjà été traitée."),
     "alert.opened": ("opened {when}", "ouverte {when}"),
     "alert.by": ("by {who}, {when}", "par {who}, {when}"),
+    "alert.reason.delivered": ("delivered: monitoring ended", "accouchement : fin de la surveillance"),
+    "alert.reason.cleared": ("the condition cleared", "la situation s'est normalisée"),
     "actor.system": ("telemon, automatically", "telemon, automatiquement"),
     "actor.api_key": ("the integration “{label}”", "l'intégration « {label} »"),
     "actor.api_key_unknown": ("an integration (its key was deleted)", "une intégration (sa clé a été supprimée)"),

@@ -227,7 +227,8 @@ WHERE patient_id = $1 AND kind = 'cgm' AND measured_at >= $2 AND measured_at < $
 
 ALERT_COLUMNS = """
 id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at, acknowledged_at,
-acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, folded_episodes, folded_last_at
+acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason, folded_episodes,
+folded_last_at
 """
 
 # The patient's unresolved alerts: per rule the $2 most recent, each row with the number of its rule's

@@ -18,6 +18,7 @@ from alerts.store import CONFIRM_S, PENDING_MAX_S
 from telemon import patients
 from telemon.services import Services
 from tests.support.factories import api_key, patient_with_device
+from tests.test_ui_toolkit import Team, browser, login, make_clinician, parse_html
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -214,3 +215,12 @@ async def test_a_recorded_delivery_resolves_the_glycaemic_alerts_and_keeps_the_p
     assert still_open == ["postpartum_test_due"]
     # nothing that would put her on the triage list (urgent or warning) is open
     assert all(a["severity"] == "info" for a in await _alerts(db, setup.patient_id) if a["status"] != "resolved")
+
+    # her page says why the alerts were resolved, in the clinician's language
+    email = await make_clinician(db, Team(setup.team_id, "team"))
+    async with browser(services) as http:
+        await login(http, email)
+        page = parse_html((await http.get(f"/patients/{setup.patient_id}")).text)
+    resolved = [a.text() for a in page.select("#history-alerts article.alert")]
+    assert resolved and all("delivered: monitoring ended" in text for text in resolved if "resolved" in text)
+    assert any("delivered: monitoring ended" in text for text in resolved)
