@@ -31,6 +31,7 @@ import asyncpg
 
 from alerts import queries
 from alerts.cohort import Candidates
+from alerts.rules import STATEFUL_RULES
 from telemon.db import Conn
 
 CHANNEL = "telemon_alerts"
@@ -44,15 +45,8 @@ PENDING_MAX_S = 3600
 # The stateful rules that wait for that confirmation: those a backfill in progress can set off. The forecast and
 # fall rules judge only a sensor whose last reading is fresh (minutes old): a backfill's old readings never make
 # them fire, and a predicted low must not wait.
-CONFIRMED_RULES = [
-    "pattern_above_target",
-    "fasting_pattern",
-    "fasting_trend_rising",
-    "low_adherence",
-    "no_data",
-    "cgm_stale",
-    "cgm_range_review",
-]
+FRESH_READING_RULES = frozenset({"cgm_predicted_low", "cgm_rapid_fall"})
+CONFIRMED_RULES = sorted(STATEFUL_RULES - FRESH_READING_RULES)
 
 _Key = tuple[uuid.UUID, str, str]  # patient, rule, episode
 _Candidate = tuple[str, dict[str, str], dict[str, Any], bool]  # severity, message, evidence, stateful
