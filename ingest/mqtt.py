@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.readings import RAW_LIMIT, Prepared, RejectedItem, raw_text, storable
+from ingest.readings import RAW_LIMIT, Prepared, RejectedItem, raw_text
 from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
 from telemon import fastjson
 from telemon.db import describe, ping, transient
@@ -363,15 +363,17 @@ class MqttConsumer:
             log.info("storing MQTT messages again")
 
     async def _refuse(self, incoming: Incoming, failure: BaseException) -> MessageReceipts | None:
-        """Record a message that cannot be stored as a rejection (escaped: a NUL or a lone surrogate in its
-        payload must not make the record fail too), and give it a rejection receipt."""
+        """Record a message that cannot be stored as a rejection, and give it a rejection receipt. A NUL or a lone
+        surrogate in it must not make the record fail too: ``RejectedItem`` escapes its texts, the service the
+        device id."""
         device_id = device_of(incoming.topic)
-        reason = storable(f"the message cannot be stored: {_error_text(failure)}")
-        item = RejectedItemOf(
-            "mqtt",
-            storable(device_id) if device_id is not None else None,
-            RejectedItem(None, reason, storable(incoming.payload[:RAW_LIMIT].decode(errors="replace"))),
+        refused = RejectedItem(
+            None,
+            f"the message cannot be stored: {_error_text(failure)}",
+            incoming.payload[:RAW_LIMIT].decode(errors="replace"),
         )
+        reason = refused.reason
+        item = RejectedItemOf("mqtt", device_id, refused)
         delay = RETRY_FIRST_S
         while not self._stopping:
             try:

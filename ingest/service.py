@@ -193,6 +193,6 @@ def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str,
         [None if r[1] is None else storable(r[1]) for r in rejections],
         [r[2] for r in rejections],
         [r[3].index for r in rejections],
-        [storable(r[3].reason) for r in rejections],
-        [storable(r[3].raw) for r in rejections],
+        [r[3].reason for r in rejections],  # storable already: RejectedItem escapes its texts
+        [r[3].raw for r in rejections],
     ]
