@@ -150,9 +150,13 @@ class LoopDriver:
     """
 
     READ_BURST = 32
+    # A broker that accepted the TCP connection but sends no CONNACK within this many seconds (one shutting down,
+    # or starting with a large persistence file to load) is connected to again, instead of waiting for paho's
+    # keep-alive (the whole interval: 30 s for the consumer) while messages pile up.
+    CONNACK_TIMEOUT_S = 5.0
 
     def __init__(
-        self, client: Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 30.0
+        self, client: Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 5.0
     ) -> None:
         self.client = client
         client.connect_async(host, port, **connect_kwargs)  # only records where to connect
@@ -160,6 +164,7 @@ class LoopDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id = 0
         self._sock: socket.socket | None = None
+        self._opened_at = 0.0  # when the socket was opened (loop time)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = asyncio.Event()
@@ -199,6 +204,7 @@ class LoopDriver:
         def watch() -> None:
             assert self._loop is not None and isinstance(sock, socket.socket)
             self._sock = sock
+            self._opened_at = self._loop.time()
             self._loop.add_reader(sock, self._read)
 
         self._call(watch)
@@ -244,12 +250,14 @@ class LoopDriver:
     # --- connection and keep-alive -------------------------------------------------------------------------
 
     async def _keep_connected(self) -> None:
-        """Connect, and reconnect with backoff; every second, keep-alive, and a read of the socket. uvloop closes
-        its poll handle on a socket error (POLLERR: a broker that exited resets the connection) without calling
-        the reader again, so a reset that came after a read burst would only be noticed when keep-alive gives
-        up (1.5 x the keep-alive interval: 45 s and more for the consumer), the consumer's acknowledgements lost
-        meanwhile: the read finds it within a second. A read with nothing to read costs one system call."""
+        """Connect, and reconnect with backoff (1 s, doubling up to ``max_delay``: a broker back from a restart
+        is found within seconds); every second, keep-alive, and a read of the socket. uvloop closes its poll
+        handle on a socket error (POLLERR: a broker that exited resets the connection) without calling the reader
+        again, so a reset that came after a read burst would only be noticed when keep-alive gives up (1.5 x the
+        keep-alive interval: 45 s and more for the consumer), the consumer's acknowledgements lost meanwhile: the
+        read finds it within a second. A read with nothing to read costs one system call."""
         delay = 1.0
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             if self._sock is None:
                 try:
@@ -261,6 +269,13 @@ class LoopDriver:
                     delay = min(delay * 2, self.max_delay)
                     continue
             self._read()
-            if self._sock is not None:
+            sock = self._sock
+            if sock is not None and not self.client.is_connected():
+                if loop.time() - self._opened_at > self.CONNACK_TIMEOUT_S:
+                    log.warning("MQTT broker did not answer the connection; connecting again")
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)  # paho reads the end of the stream and closes it
+                    self._read()
+            elif sock is not None:
                 self.client.loop_misc()  # keep-alive pings, and notices a connection gone silent
             await asyncio.sleep(1.0)

@@ -6,9 +6,9 @@ closed after uvicorn stops (the MQTT batch in flight is finished, embedded Postg
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import signal
 from collections.abc import Awaitable, Callable
+from types import FrameType
 
 import uvicorn
 
@@ -23,15 +23,16 @@ Cleanup = Callable[[], Awaitable[None]]
 Prepare = Callable[[Services], Awaitable[Cleanup | None]]
 
 
-async def _finish(cleanup: Cleanup) -> None:
-    """Run ``cleanup`` to its end even if this task is cancelled meanwhile: uvicorn re-raises the SIGINT it
-    handled once it stopped, which cancels the main task, and the services must outlive the cleanup."""
-    task = asyncio.ensure_future(cleanup())
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-    if not task.cancelled():
-        task.result()
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop signal (Ctrl-C, SIGTERM) only stops it: uvicorn records the signal and
+    raises it again once it has stopped, which cancels the main task while the services close after it (the MQTT
+    batch in flight would not be finished and acknowledged). A second Ctrl-C still forces the exit."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
 
 
 def serve(settings: Settings, prepare: Prepare | None = None) -> None:
@@ -48,12 +49,12 @@ def serve(settings: Settings, prepare: Prepare | None = None) -> None:
                 lifespan="on",
                 timeout_graceful_shutdown=5,
             )
-            server = uvicorn.Server(config)
+            server = _Server(config)
             try:
                 await server.serve()
             finally:
                 if cleanup is not None:
-                    await _finish(cleanup)
+                    await cleanup()
             return server.started
 
     if not loop.run(run()):

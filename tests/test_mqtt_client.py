@@ -156,3 +156,43 @@ def test_a_connection_reset_is_noticed_within_seconds_on_uvloop() -> None:
     )
     elapsed = float(done.stdout.strip().splitlines()[-1])
     assert elapsed < RESET_KEEPALIVE / 6  # keep-alive would have taken 1.5 x keepalive
+
+
+async def test_a_broker_that_accepts_but_never_answers_is_connected_to_again() -> None:
+    """A broker mid-shutdown (or loading a large persistence file) may accept the TCP connection and send no
+    CONNACK. Waiting for keep-alive would leave the consumer unconnected for the whole interval; the driver
+    connects again after ``CONNACK_TIMEOUT_S`` and takes the answer of the broker that does answer."""
+    import asyncio
+    import time
+
+    from telemon.mqtt_client import LoopDriver
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    host, port = server.getsockname()
+    client = Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    driver = LoopDriver(client, host, port, {"keepalive": 60})
+    loop = asyncio.get_running_loop()
+
+    def received(sock: socket.socket) -> asyncio.Future[bytes]:
+        return loop.run_in_executor(None, sock.recv, 1024)
+
+    driver.start()
+    try:
+        silent, _ = await loop.run_in_executor(None, server.accept)
+        silent_at = time.monotonic()
+        assert (await received(silent))[0] == 0x10  # CONNECT, left unanswered
+        answering, _ = await asyncio.wait_for(loop.run_in_executor(None, server.accept), 30)
+        again_after = time.monotonic() - silent_at
+        assert (await received(answering))[0] == 0x10
+        answering.sendall(b"\x20\x02\x00\x00")  # CONNACK
+        deadline = time.monotonic() + 10
+        while not client.is_connected():
+            assert time.monotonic() < deadline, "the CONNACK of the second connection was not taken"
+            await asyncio.sleep(0.05)
+        assert LoopDriver.CONNACK_TIMEOUT_S <= again_after < 60 / 2  # keep-alive would have taken 60 s and more
+        assert await received(silent) == b""  # the first connection was closed, not left open
+    finally:
+        await driver.stop(timeout=1)
+        server.close()

@@ -31,12 +31,13 @@ import asyncpg
 import httpx
 import pytest
 
-from ingest.mqtt import MqttConsumer, readings_topic
+from ingest.mqtt import MqttConsumer
 from telemon.db import connect, create_pool
 from telemon.embedded import free_port
 from telemon.migrate import migrate
 from telemon.mqtt_client import new_client
 from telemon.settings import Settings
+from telemon.topics import readings_topic
 from tests.support.factories import Setup, patient_with_device
 from tests.support.mqtt import POISONS, Receipts, forget_session, mosquitto_at, publish, publisher
 from tests.support.postgres import PrivatePostgres, private_postgres
@@ -112,6 +113,11 @@ async def _until_ready(port: int, process: subprocess.Popen[bytes], timeout: flo
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the consumer did not become ready")
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    """The consumer's last log lines, for a failure's message (what it saw of the faults, and when)."""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclasses.dataclass
@@ -246,12 +252,15 @@ async def test_sigkill_database_outage_broker_restart_and_poison_lose_and_double
             broker.__enter__()
             broker_back_at = time.monotonic()
             backlog_stored_at = await until_stored(backlog, 60)
-            assert backlog_stored_at is not None, "the backlog was not stored after the database came back"
+            assert backlog_stored_at is not None, "the backlog was not stored after the database came back\n" + _tail(
+                logs[1]
+            )
 
             await asyncio.to_thread(flow.done.wait, 180)
             assert flow.error is None, flow.error
             last_fault_at = max(broker_back_at, time.monotonic())  # the last fault, or the last message sent
             drained_at = await until_stored(MESSAGES, 90)
+            assert drained_at is not None, "not everything was stored\n" + _tail(logs[1])
             await asyncio.sleep(1.5)  # nothing more arrives after the last one
             count = await stored()
             distinct = await db.fetchval(
