@@ -40,13 +40,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt import READINGS_TOPIC, RECEIVE_MAXIMUM, SESSION_EXPIRY_S, broker_speaks_mqtt5, device_of
+from ingest.mqtt import RECEIVE_MAXIMUM, SESSION_EXPIRY_S, broker_speaks_mqtt5
 from ingest.readings import DeviceContext
 from telemon import loop
 from telemon.db import connect
 from telemon.migrate import migrate
 from telemon.mqtt_client import new_client
 from telemon.settings import parse_mqtt_url, redact
+from telemon.topics import READINGS_TOPIC, device_of
 from tests.support.data import iglu_by_subject
 
 PROGRESS_INTERVAL_S = 0.002

@@ -61,11 +61,12 @@ from bench.common import (
     say,
     start_api_server,
 )
-from ingest.mqtt import broker_speaks_mqtt5, readings_topic
+from ingest.mqtt import broker_speaks_mqtt5
 from ingest.readings import prepare
 from ingest.service import devices_by_ids
 from telemon.db import create_pool
 from telemon.settings import redact
+from telemon.topics import readings_topic
 from tests.support.factories import patient_with_device
 from tests.support.services import mqtt_broker, postgres_server
 

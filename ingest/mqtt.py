@@ -39,11 +39,10 @@ from telemon import fastjson
 from telemon.db import describe, ping, transient
 from telemon.mqtt_client import LoopDriver, negotiate, new_client, probe
 from telemon.settings import Settings, parse_mqtt_url
+from telemon.topics import READINGS_TOPIC, device_of, receipts_topic
 
 log = logging.getLogger(__name__)
 
-TOPIC_PREFIX = "telemon/v1/devices/"
-READINGS_TOPIC = TOPIC_PREFIX + "+/readings"
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our session (and queues) for a week
 RECEIVE_MAXIMUM = 2000  # MQTT 5: unacknowledged messages the broker may send us, i.e. the largest micro-batch
 MAX_BATCH = 2000
@@ -56,22 +55,6 @@ RETRY_MAX_S = 2.0  # ...up to 2 s, so that the backlog is stored within seconds 
 SUSPECT_AFTER = 5
 STALLED_AFTER_S = 3.0  # a batch failing for longer than this makes the consumer not ready (/readyz 503)
 NEGOTIATE_MAX_S = 10.0  # backoff of the protocol probe while the broker does not answer
-
-
-def readings_topic(device_id: str) -> str:
-    return f"{TOPIC_PREFIX}{device_id}/readings"
-
-
-def receipts_topic(device_id: str) -> str:
-    return f"{TOPIC_PREFIX}{device_id}/receipts"
-
-
-def device_of(topic: str) -> str | None:
-    """The device id in ``telemon/v1/devices/{id}/readings``, or None for any other topic."""
-    if not topic.startswith(TOPIC_PREFIX) or not topic.endswith("/readings"):
-        return None
-    device_id = topic[len(TOPIC_PREFIX) : -len("/readings")]
-    return device_id if device_id and "/" not in device_id else None
 
 
 @dataclass(frozen=True)

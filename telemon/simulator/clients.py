@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
-from ingest.mqtt import readings_topic, receipts_topic
 from telemon.mqtt_client import new_client
 from telemon.security import nightscout_secret
 from telemon.settings import SettingsError, parse_mqtt_url
 from telemon.simulator.physiology import Reading, Sync
+from telemon.topics import readings_topic, receipts_topic
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 READINGS_PATH = "/api/v1/readings"

@@ -16,8 +16,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from ingest.mqtt import readings_topic
 from telemon.settings import Settings
+from telemon.topics import readings_topic
 from tests.support.factories import patient_with_device
 from tests.support.mosquitto import shipped_config, start_mosquitto
 from tests.support.mqtt import Receipts, publisher, running_consumer

@@ -23,11 +23,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from ingest.mqtt import Incoming, MqttConsumer, readings_topic
+from ingest.mqtt import Incoming, MqttConsumer
 from ingest.readings import DeviceContext, Prepared, RejectedItem, storable
 from ingest.service import IngestService
 from telemon.mqtt_client import new_client
 from telemon.settings import Settings
+from telemon.topics import readings_topic
 from tests.support.factories import patient_with_device
 from tests.support.mosquitto import start_mosquitto
 from tests.support.mqtt import (
