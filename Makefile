@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m telemon.demo
+	$(BIN)/python -m telemon.app.demo
 
 serve: $(STAMP)
 	$(BIN)/telemon serve

@@ -440,7 +440,7 @@ def _report(done: Callable[[], int], client: Callable[[], mqtt.Client | None], s
 
 async def _run_consumer() -> None:
     from telemon import logs
-    from telemon.services import open_services
+    from telemon.app.services import open_services
     from telemon.settings import Settings
 
     env = os.environ

@@ -1,5 +1,5 @@
 import sys
 
-from telemon.cli import main
+from telemon.app.cli import main
 
 sys.exit(main())

@@ -1,5 +1,6 @@
-"""Scheduled jobs: named, owned by their domain, run by the one scheduler process, and runnable by hand
-(``telemon run-job NAME``)."""
+"""Scheduled jobs: named, owned by their domain (each hands its own over in its ``telemon.domain.Domain``), run by
+the one scheduler process, and runnable by hand (``telemon run-job NAME``). The core's own job is here: the
+monthly partitions of readings."""
 
 from __future__ import annotations
 
@@ -35,9 +36,3 @@ CORE_JOBS = (
         "create the monthly partitions of readings ahead of time",
     ),
 )
-
-
-def all_jobs() -> dict[str, Job]:
-    from alerts.scheduled import JOBS as ALERT_JOBS
-
-    return {job.name: job for job in (*CORE_JOBS, *ALERT_JOBS)}

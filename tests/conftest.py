@@ -13,10 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services, open_services
 from telemon.db import connect, create_pool
 from telemon.migrate import migrate
-from telemon.services import Services, open_services
 from telemon.settings import Settings
 from tests.support.services import mqtt_broker, postgres_server
 

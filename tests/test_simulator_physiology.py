@@ -9,8 +9,9 @@ from collections import Counter
 
 import pytest
 
-from telemon.simulator.clients import app_payload, cgm_entries, meter_payload
-from telemon.simulator.physiology import (
+from telemon.units import GL, MGDL, MMOLL, TO_MGDL
+from tools.simulator.clients import app_payload, cgm_entries, meter_payload
+from tools.simulator.physiology import (
     HYPO_L1,
     HYPO_L2,
     SAFE_FLOOR,
@@ -24,7 +25,6 @@ from telemon.simulator.physiology import (
     make_cohort,
     quantize,
 )
-from telemon.units import GL, MGDL, MMOLL, TO_MGDL
 
 CREATED = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)  # spans the change to summer time in Europe and America
 

@@ -23,8 +23,8 @@ from clinician_ui import charts
 from clinician_ui import glycaemia as G
 from clinician_ui.i18n import Formatter
 from telemon import devices, patients, teams
-from telemon.app import create_app
-from telemon.services import Services
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 

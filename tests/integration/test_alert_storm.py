@@ -20,8 +20,8 @@ import pytest
 from alerts.engine import Engine, EngineWorker
 from ingest.readings import DeviceContext
 from ingest.service import device_by_token
-from telemon.app import create_app
-from telemon.services import Services
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from tests.support.factories import api_key, patient_with_device
 from tests.test_ui_toolkit import browser, login, make_clinician, make_team, parse_html
 

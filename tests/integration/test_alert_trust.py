@@ -16,7 +16,7 @@ import httpx
 from alerts.engine import Engine
 from alerts.store import CONFIRM_S, PENDING_MAX_S
 from telemon import patients
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.support.factories import api_key, patient_with_device
 from tests.test_ui_toolkit import Team, browser, login, make_clinician, parse_html
 

@@ -15,7 +15,7 @@ import httpx
 
 from alerts.engine import Engine
 from alerts.store import CONFIRM_S
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.support.factories import api_key, patient_with_device
 
 

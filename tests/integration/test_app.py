@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from telemon import logs
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import open_services
 from telemon.jobs import Job
 from telemon.scheduler import Scheduler
-from telemon.services import open_services
 from telemon.settings import Settings
 
 

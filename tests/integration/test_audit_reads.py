@@ -10,8 +10,8 @@ import uuid
 import asyncpg
 import httpx
 
+from telemon.app.services import Services
 from telemon.security import secret_hash
-from telemon.services import Services
 from tests.integration.test_ui_live import Stream, api_process, login_at
 from tests.support.factories import api_key
 from tests.test_ui_toolkit import add_alert, browser, login, make_clinician, make_patient, make_team

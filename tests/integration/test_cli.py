@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from telemon.cli import MAX_DUE_DATE_AHEAD_DAYS, build_parser
+from telemon.app.cli import MAX_DUE_DATE_AHEAD_DAYS, build_parser
 from telemon.security import secret_hash, verify_password
 
 PASSWORD = "correct horse battery"

@@ -22,12 +22,12 @@ from alerts.engine import Engine
 from clinician_ui import queries
 from clinician_ui.alert_groups import ABOVE_TARGET_RULES, CLINICAL_ORDER
 from clinician_ui.triage import ALERTS_PER_RULE, SEVERITY_FILTERS
-from telemon import demo
-from telemon.services import Services
+from telemon.app import demo
+from telemon.app.services import Services
 from telemon.settings import Settings
-from telemon.simulator.runner import Options, Plan, simulate
 from tests.integration.test_simulator import _drain, http_server, private_broker
 from tests.support.mqtt import running_consumer
+from tools.simulator.runner import Options, Plan, simulate
 
 pytestmark = pytest.mark.slow
 

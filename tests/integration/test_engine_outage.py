@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from alerts import scheduled
+from telemon.app.services import open_services
 from telemon.db import connect
-from telemon.services import open_services
 from telemon.settings import Settings
 from tests.support.factories import patient_with_device
 from tests.support.postgres import PrivatePostgres, private_postgres

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from clinician_ui.sessions import ACCOUNT_THRESHOLD, ACCOUNT_WATCH, ADDRESS_THRESHOLD, account_key, source
-from telemon.app import create_app
-from telemon.services import Services
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from tests.test_ui_toolkit import PASSWORD, login, make_clinician, make_team
 
 ATTACKER = "198.51.100.7"

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from telemon import devices
+from telemon.app.services import Services
 from telemon.security import nightscout_secret
-from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
 from tests.support.nightscout import nightscout_client, ns_headers, payload
 

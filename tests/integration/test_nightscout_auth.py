@@ -13,9 +13,9 @@ import pytest
 
 from ingest.nightscout import AUTH_FAIL_DELAY_S, FailedAuthDelays
 from telemon import devices
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from telemon.security import nightscout_secret
-from telemon.services import Services
 from tests.support.factories import patient_with_device
 
 UNAUTHORIZED = {"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import uvicorn
 
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from telemon.security import nightscout_secret
-from telemon.services import Services
 from tests.support.factories import Setup, patient_with_device
 from tests.support.nightscout import nightscout_client, ns_headers, payload
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import asyncpg
 
+from telemon.app.services import Services
 from telemon.security import nightscout_secret
-from telemon.services import Services
 from tests.support.factories import add_device
 from tests.test_ui_toolkit import browser, login, make_clinician, make_patient, make_team, parse_html
 

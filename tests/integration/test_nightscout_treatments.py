@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ingest.nightscout import purify
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.support.factories import Setup, patient_with_device
 from tests.support.nightscout import nightscout_client, ns_headers
 

@@ -9,8 +9,8 @@ import asyncpg
 import httpx
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from telemon.app import create_app
-from telemon.services import Services
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from tests.support.factories import api_key, patient_with_device
 
 COMMON = {"x-content-type-options": "nosniff", "x-frame-options": "DENY"}

@@ -21,15 +21,15 @@ import asyncpg
 import pytest
 import uvicorn
 
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from telemon.embedded import free_port
-from telemon.services import Services
 from telemon.settings import Settings, SettingsError
-from telemon.simulator.replay import ReplayOptions, replay
-from telemon.simulator.runner import Options, Plan, describe_rejections, format_report, simulate
 from tests.support.data import IGLU, IGLU_ZONE
 from tests.support.mosquitto import start_mosquitto
 from tests.support.mqtt import running_consumer
+from tools.simulator.replay import ReplayOptions, replay
+from tools.simulator.runner import Options, Plan, describe_rejections, format_report, simulate
 
 MATCH_S = 120  # a planned reading and its stored time: the clock correction may add the network delay
 

@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m telemon.demo``) on embedded services: the simulated cohort's history is in within
+"""``make demo`` (``python -m telemon.app.demo``) on embedded services: the simulated cohort's history is in within
 the promised 3 minutes, Ctrl-C leaves no process behind, and a second start continues with the same patients."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _start(state_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env |= {"TELEMON_STATE_DIR": str(state_dir), "TELEMON_PORT": str(port), "TELEMON_LOG_LEVEL": "WARNING"}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "telemon.demo"],
+            [sys.executable, "-m", "telemon.app.demo"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

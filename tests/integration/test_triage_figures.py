@@ -8,7 +8,7 @@ import datetime as dt
 
 import asyncpg
 
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.test_ui_toolkit import (
     add_alert,
     add_readings,

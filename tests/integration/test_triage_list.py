@@ -8,7 +8,7 @@ import datetime as dt
 
 import asyncpg
 
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.test_ui_toolkit import add_alert, browser, login, make_clinician, make_patient, make_team, parse_html
 
 NOW = dt.datetime.now(dt.UTC)

@@ -10,9 +10,9 @@ import asyncpg
 
 from clinician_ui.alert_groups import CLINICAL_ORDER
 from telemon import api_keys
-from telemon.services import Services
-from telemon.simulator.physiology import CohortSpec, make_cohort
+from telemon.app.services import Services
 from tests.test_ui_toolkit import add_alert, browser, login, make_clinician, make_patient, make_team, parse_html
+from tools.simulator.physiology import CohortSpec, make_cohort
 
 
 async def test_actors_read_as_words_and_a_hypo_threshold_is_not_a_target(services: Services, db: asyncpg.Pool) -> None:

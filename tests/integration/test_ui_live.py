@@ -15,9 +15,9 @@ import httpx
 import uvicorn
 
 from alerts import store
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from telemon.embedded import free_port
-from telemon.services import Services
 from tests.test_ui_toolkit import add_alert, csrf_of, login, make_clinician, make_patient, make_team
 
 

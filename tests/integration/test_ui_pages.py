@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from clinician_ui.sessions import account_key
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.test_ui_toolkit import (
     PASSWORD,
     Node,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from alerts.engine import Engine
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.test_ui_toolkit import (
     add_alert,
     add_readings,

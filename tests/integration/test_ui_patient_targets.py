@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from telemon.services import Services
+from telemon.app.services import Services
 from tests.test_ui_toolkit import browser, login, make_clinician, make_patient, make_team, parse_html, submit
 
 OVERRIDES = "UPDATE patients SET target_overrides = $2 WHERE id = $1"

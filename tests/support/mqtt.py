@@ -19,8 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from telemon.app.services import Services, open_services
 from telemon.mqtt_client import new_client
-from telemon.services import Services, open_services
 from telemon.settings import Settings, parse_mqtt_url
 from telemon.topics import readings_topic, receipts_topic
 from tests.support.mosquitto import HOST, MOSQUITTO

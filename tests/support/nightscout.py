@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from ingest.nightscout import FailedAuthDelays
-from telemon.app import create_app
+from telemon.app.factory import create_app
+from telemon.app.services import Services
 from telemon.security import nightscout_secret
-from telemon.services import Services
 from tests.support.factories import Setup
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "nightscout"

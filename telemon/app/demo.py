@@ -3,7 +3,7 @@ cohort feeding it.
 
 What it does: starts the embedded PostgreSQL and MQTT broker, applies the migrations, creates the team
 "Maternité démo" and the clinician whose login is printed, then serves the dashboard on http://127.0.0.1:8000.
-In the same process, as a background task once the server answers, the simulator (``telemon.simulator``)
+In the same process, as a background task once the server answers, the simulator (``tools.simulator``)
 creates 40 simulated patients of that team (6 of them wearing a CGM), sends their last 21 days of history as
 their devices would (meters over MQTT, phone apps over HTTP, CGM uploaders through the Nightscout API) as fast
 as telemon takes it, then keeps sending in real time (speed 1: a CGM reading every 5 minutes, meter readings
@@ -23,10 +23,10 @@ import logging
 import sys
 
 from telemon import teams
-from telemon.server import Cleanup, serve
-from telemon.services import Services
+from telemon.app.server import Cleanup, serve
+from telemon.app.services import Services
 from telemon.settings import Settings, SettingsError
-from telemon.simulator.runner import Options, Report, Simulation, describe_rejections
+from tools.simulator.runner import Options, Report, Simulation, describe_rejections
 
 TEAM = "Maternité démo"
 EMAIL = "demo@telemon.example"

@@ -13,8 +13,8 @@ from types import FrameType
 import uvicorn
 
 from telemon import logs, loop
-from telemon.app import create_app
-from telemon.services import Services, open_services
+from telemon.app.factory import create_app
+from telemon.app.services import Services, open_services
 from telemon.settings import Settings, SettingsError
 
 Cleanup = Callable[[], Awaitable[None]]

@@ -1,6 +1,6 @@
 """``telemon simulate``: a synthetic GDM cohort sending to a running telemon as its real devices would.
 
-1. The cohort (:mod:`~telemon.simulator.physiology`) is drawn from the seed; its care team, patients and devices
+1. The cohort (:mod:`~tools.simulator.physiology`) is drawn from the seed; its care team, patients and devices
    are created in the database with telemon's own functions (or found again: the device tokens are kept in the
    state file, ``TELEMON_STATE_DIR/simulator.json``, so a second run sends as the same devices).
 2. Backfill: every sync the devices made from the start of the history (or from where the last run stopped)
@@ -36,8 +36,8 @@ from typing import Any, TextIO, TypeVar
 import asyncpg
 
 from telemon.settings import SettingsError
-from telemon.simulator import clients
-from telemon.simulator.physiology import (
+from tools.simulator import clients
+from tools.simulator.physiology import (
     DAY,
     CohortSpec,
     DeviceTimeline,
@@ -47,8 +47,8 @@ from telemon.simulator.physiology import (
     all_syncs,
     make_cohort,
 )
-from telemon.simulator.progress import Progress
-from telemon.simulator.records import (
+from tools.simulator.progress import Progress
+from tools.simulator.records import (
     DeviceRecord,
     device_records,
     ensure_device,

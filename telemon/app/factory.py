@@ -1,5 +1,7 @@
-"""The FastAPI app factory. The app's lifespan opens the process's services (``telemon.services``) unless the
-caller opened them already (``telemon serve`` does, so that a wrong setting stops it with one clear line)."""
+"""The FastAPI app factory: the health routes, the middleware, and the routes of every domain
+(``telemon.app.domains``) for a process that runs the ``api`` role. The app's lifespan opens the process's services
+(``telemon.app.services``) unless the caller opened them already (``telemon serve`` does, so that a wrong setting
+stops it with one clear line)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from telemon import headers, logs, mqtt_client, openapi
+from telemon import headers, logs, mqtt_client
+from telemon.app import openapi
+from telemon.app.domains import DOMAINS
+from telemon.app.services import Services, open_services
 from telemon.db import ping
-from telemon.outage import Unavailable, UnavailableMiddleware
-from telemon.services import Services, open_services
+from telemon.outage import UnavailableMiddleware
 from telemon.settings import Settings
 
 
@@ -39,13 +43,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     if services is not None:
         app.state.services = services
-    # the 503 of an outage in the form of the parts that answer in their own (FHIR, the dashboard)
-    forms: list[tuple[str, Unavailable]] = []
-    if "api" in settings.roles:
-        from clinician_ui import web
-        from ingest import fhir
-
-        forms = [("/fhir", fhir.unavailable), ("/", web.unavailable)]
+    domains = DOMAINS if "api" in settings.roles else ()
+    # the 503 of an outage in the form of the domains that answer in their own (FHIR, the dashboard)
+    forms = [form for domain in domains for form in domain.unavailable]
     # outermost last: the request id and the security headers go on the 503s of an outage too
     app.add_middleware(UnavailableMiddleware, forms=forms)
     app.add_middleware(headers.SecurityHeadersMiddleware)
@@ -73,13 +73,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         body = {"status": "ok" if ready else "unavailable", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    if "api" in settings.roles:
-        from alerts import api as alerts_api
-        from clinician_ui.routes import include_routes as include_ui
-        from ingest.routes import include_routes as include_ingest
-
-        include_ingest(app)
-        include_ui(app)
-        app.include_router(alerts_api.router)
+    for domain in domains:
+        if domain.include_routes is not None:
+            domain.include_routes(app)
     openapi.describe(app)
     return app

@@ -229,8 +229,8 @@ async def cmd_broker_passwords(args: argparse.Namespace, conn: Conn) -> dict[str
 
 
 async def cmd_run_job(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
+    from telemon.app.domains import all_jobs
     from telemon.db import create_pool
-    from telemon.jobs import all_jobs
     from telemon.scheduler import run_job
 
     jobs = all_jobs()
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    from telemon.simulator.clients import DEFAULT_URL
+    from tools.simulator.clients import DEFAULT_URL
 
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", default=DEFAULT_URL, help=f"telemon's URL (default {DEFAULT_URL})")
@@ -478,7 +478,7 @@ def _mqtt_url(args: argparse.Namespace, settings: Settings) -> str | None:
 
 
 def _simulate_options(args: argparse.Namespace, settings: Settings) -> Any:
-    from telemon.simulator.runner import STATE_NAME, Options
+    from tools.simulator.runner import STATE_NAME, Options
 
     options = Options(
         seed=args.seed,
@@ -502,7 +502,7 @@ def _simulate_options(args: argparse.Namespace, settings: Settings) -> Any:
 async def _simulate(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, Any]]:
     import signal
 
-    from telemon.simulator.runner import format_report, simulate
+    from tools.simulator.runner import format_report, simulate
 
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
@@ -517,7 +517,7 @@ async def _simulate(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, An
 
 
 def _replay_options(args: argparse.Namespace, settings: Settings) -> Any:
-    from telemon.simulator.replay import STATE_NAME, ReplayOptions
+    from tools.simulator.replay import STATE_NAME, ReplayOptions
 
     options = ReplayOptions(
         file=args.file,
@@ -536,7 +536,7 @@ def _replay_options(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 async def _replay(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, Any]]:
-    from telemon.simulator.replay import format_replay, replay
+    from tools.simulator.replay import format_replay, replay
 
     report = await replay(options, pool)
     return format_replay(report), report.as_dict()
@@ -632,7 +632,7 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import dataclasses
 
-    from telemon.server import serve
+    from telemon.app.server import serve
 
     overrides: dict[str, Any] = {}
     if args.roles:

@@ -42,9 +42,9 @@ import asyncpg
 
 from telemon.patients import PREGNANCY_DAYS, check_time_zone
 from telemon.settings import SettingsError
-from telemon.simulator import clients
-from telemon.simulator.progress import Progress
-from telemon.simulator.records import (
+from tools.simulator import clients
+from tools.simulator.progress import Progress
+from tools.simulator.records import (
     DeviceRecord,
     device_records,
     ensure_device,

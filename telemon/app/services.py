@@ -14,8 +14,8 @@ import asyncpg
 from alerts.engine import Engine, EngineWorker
 from ingest.service import IngestService
 from telemon import loop, runtime
+from telemon.app.domains import all_jobs
 from telemon.db import connect, create_pool, when_available
-from telemon.jobs import all_jobs
 from telemon.migrate import migrate
 from telemon.outage import Outage
 from telemon.scheduler import Scheduler

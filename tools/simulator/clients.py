@@ -28,8 +28,8 @@ import paho.mqtt.client as mqtt
 from telemon.mqtt_client import new_client
 from telemon.security import nightscout_secret
 from telemon.settings import SettingsError, parse_mqtt_url
-from telemon.simulator.physiology import Reading, Sync
 from telemon.topics import readings_topic, receipts_topic
+from tools.simulator.physiology import Reading, Sync
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 READINGS_PATH = "/api/v1/readings"
