@@ -1,6 +1,6 @@
 """The measurement context of a reading sent without one, inferred from the patient's local day.
 
-One inference for ingest, the alert engine and the dashboard's logbook (DESIGN §3). The local day is cut into
+One inference for ingest, the alert engine and the dashboard's logbook, so that they never disagree. The local day is cut into
 windows: night (before 05:00), breakfast (05:00–12:00), lunch (12:00–16:00), dinner (16:00–23:00) and bedtime.
 In French GDM practice a patient measures on waking, then about 2 h after each meal, so:
 

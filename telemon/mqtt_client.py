@@ -39,8 +39,24 @@ class Client(mqtt.Client):
     5). paho decodes every PUBACK into a new ``ReasonCode`` and a new ``Properties``, whose constructor builds its
     tables of every MQTT 5 property: a fifth of the consumer's CPU when it publishes a receipt for each message.
     This hands the callbacks shared, equal ones; every other packet takes paho's own path. paho is pinned to 2.2
-    (``pyproject.toml``): this overrides its ``_handle_pubackcomp`` and reads with its ``_packet_read``;
-    ``tests/test_mqtt_client.py`` compares both PUBACK paths on the same packets."""
+    (``pyproject.toml``), and every private member of paho this class relies on is named in ``PAHO_PRIVATE``:
+    ``tests/test_mqtt_client.py`` checks that paho still has each of them, and compares both PUBACK paths on the
+    same packets. Nothing else in telemon touches paho's private members."""
+
+    # paho's private members used here, and why: reading one packet (_packet_read, _loop_rc_handle, _sock), the
+    # PUBACK being handled (_handle_pubackcomp, overridden; _in_packet, _protocol), and releasing its message as
+    # paho does (_out_message_mutex, _out_messages, _do_on_publish)
+    PAHO_PRIVATE = (
+        "_packet_read",
+        "_loop_rc_handle",
+        "_sock",
+        "_handle_pubackcomp",
+        "_in_packet",
+        "_protocol",
+        "_out_message_mutex",
+        "_out_messages",
+        "_do_on_publish",
+    )
 
     def read_packets(self, limit: int) -> MQTTErrorCode:
         """``loop_read``, but at most ``limit`` packets (paho reads up to one per message in flight: with

@@ -116,7 +116,7 @@ async def find_patient(conn: Conn, ref: str) -> Patient:
 
 async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, actor: str) -> dt.date | None:
     """Record (or correct) the delivery date, audited; returns the date it replaced. Monitoring ends at the
-    delivery (DESIGN §3): the glycaemic rules stop, and the glycaemic alerts still open are resolved now by the
+    delivery (the glucose targets of GDM are the pregnancy's; the postpartum test follows): the glycaemic rules stop, and the glycaemic alerts still open are resolved now by the
     system with the reason "delivered" (a hypo of last week is no longer anyone's task, and would keep the patient
     on the triage list); the postpartum test reminder starts from it."""
     before: dt.date | None = await conn.fetchval(queries.LOCK_DELIVERY_DATE, patient_id)

@@ -4,6 +4,7 @@ read takes what it is allowed to and leaves the rest in the socket."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 from typing import Any
 
@@ -19,6 +20,15 @@ PUBACK = 0x40
 # after the 2-byte message id: nothing (3.1.1, or MQTT 5 Success), a reason code alone, a reason code and an
 # empty property list, a reason code with a reason string, a failure (not authorised)
 TAILS = [b"", b"\x00", b"\x10", b"\x00\x00", b"\x10\x00", b"\x00\x05\x1f\x00\x02ok", b"\x87", b"\x80"]
+
+
+def test_paho_still_has_every_private_member_the_client_relies_on() -> None:
+    """A paho upgrade that renames or drops one fails here, not in production."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    missing = [name for name in Client.PAHO_PRIVATE if not hasattr(client, name)]
+    assert missing == []
+    # the overridden method keeps the signature paho calls it with
+    assert list(inspect.signature(mqtt.Client._handle_pubackcomp).parameters) == ["self", "cmd"]
 
 
 def outcome(cls: type[mqtt.Client], protocol: MQTTProtocolVersion, packet: bytes) -> dict[str, Any]:

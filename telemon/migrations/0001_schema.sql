@@ -1,5 +1,5 @@
 -- telemon schema, version 1.
--- Every patient-scoped table carries patient_id first in its primary key (DESIGN §2), so the schema can be
+-- Every patient-scoped table carries patient_id first in its primary key, so the schema can be
 -- distributed by patient without redesign. Readings are partitioned by month of the device's own timestamp.
 
 CREATE TABLE care_teams (

@@ -1,5 +1,5 @@
 -- telemon schema, version 2: what the clinician dashboard needs (clinician_ui/).
--- Patient-scoped tables carry patient_id first in their primary key (DESIGN §2).
+-- Patient-scoped tables carry patient_id first in their primary key (distributable by patient).
 
 -- Dashboard sessions. The cookie holds a random token (256 bits); only its SHA-256 is stored, so a copy of the
 -- table logs nobody in. Each session has its own CSRF token, sent back in every form.

@@ -316,7 +316,7 @@ def test_a_device_can_publish_nowhere_else(connect: Callable[..., Client], topic
     assert device.publish(topic, b"{}") == "Not authorized"
 
 
-# "Nothing lost" (DESIGN.md section 5) --------------------------------------------------------------------
+# "Nothing lost": persistence, and no queue-count limit --------------------------------------------------------------------
 
 
 def test_an_offline_consumer_session_keeps_more_than_mosquittos_default_queue(

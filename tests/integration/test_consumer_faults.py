@@ -1,6 +1,7 @@
 """Fault injection on the MQTT consumer, each on private servers the test may kill, stop and restart (never the
 shared ones): a PostgreSQL of its own (``private_postgres``) and a Mosquitto of its own on a fixed port, with
-persistence and no queue-count limit (DESIGN §5), as deployed.
+persistence and no queue-count limit (Mosquitto's default of 1,000 queued messages drops QoS 1 messages
+beyond it), as deployed.
 
 The main test sends 20,000 QoS 1 messages of 20 devices, with poison messages among them, while the service
 (``telemon serve --roles mqtt``, a subprocess) is killed with SIGKILL and restarted, the database is down for 30

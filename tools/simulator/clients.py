@@ -96,7 +96,7 @@ def app_payload(readings: list[Reading], unit: str, zone: dt.tzinfo) -> dict[str
 
 
 def _direction(rate: float | None) -> str:
-    """Nightscout's trend arrow from the rate of change in mg/dL per minute (DESIGN §3 thresholds)."""
+    """Nightscout's trend arrow from the rate of change in mg/dL per minute (the CGM arrows' bands: < 1, 1–2, 2–3, > 3 mg/dL/min; Battelino et al., Diabetes Care 2019)."""
     if rate is None:
         return "NONE"
     for limit, up, down in (
