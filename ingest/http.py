@@ -10,12 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from ingest import queries
+from ingest import queries, schemas
 from ingest.body import BodyError, parse_json, read_body, refusal_reason
 from ingest.readings import DeviceContext
-from ingest.service import IngestService, device_by_token
+from ingest.service import IngestService, device_by_token, receipt_json
 from telemon import audit
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, bearer_token, pool, unauthorized
@@ -44,7 +44,9 @@ async def device(request: Request, db: asyncpg.Pool = Depends(pool)) -> DeviceCo
 @router.post(
     "/readings",
     summary="Send a device's readings",
+    response_model=None,
     responses={
+        **schemas.answered_with(schemas.Receipt, "stored; the receipt of the sync"),
         401: {"description": "missing or unknown token"},
         413: {"description": "body too large"},
         422: {"description": "body is not JSON or not of the wire format"},
@@ -52,8 +54,8 @@ async def device(request: Request, db: asyncpg.Pool = Depends(pool)) -> DeviceCo
 )
 async def post_readings(
     request: Request, sender: DeviceContext = Depends(device), ingest: IngestService = Depends(service)
-) -> dict[str, Any]:
-    """Body: ``{"device_time": optional, "readings": [...]}`` (DESIGN §5), optionally gzip-encoded.
+) -> Response:
+    """Body: the device wire format, ``{"device_time": optional, "readings": [...]}``, optionally gzip-encoded.
     Answer: ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}``; a bad reading never fails the
     good ones beside it."""
     settings = request.app.state.services.settings
@@ -75,8 +77,8 @@ async def post_readings(
     except BodyError as exc:
         await ingest.reject("http", sender.device_id, refusal_reason(exc), exc.raw)
         raise
-    answer = await ingest.receive(payload, sender, "http")
-    return answer.as_dict()
+    receipt = await ingest.receive(payload, sender, "http")
+    return Response(receipt_json(receipt), media_type="application/json")
 
 
 def reading_out(row: asyncpg.Record) -> dict[str, Any]:
@@ -104,7 +106,12 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
-@router.get("/patients/{patient_id}/readings", summary="A patient's readings, in time order")
+@router.get(
+    "/patients/{patient_id}/readings",
+    summary="A patient's readings, in time order",
+    response_model=None,
+    responses=schemas.answered_with(schemas.ReadingsPage, "a page of readings and the cursor of the next"),
+)
 async def get_readings(
     patient_id: uuid.UUID,
     from_: str | None = Query(

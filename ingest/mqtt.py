@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -33,8 +32,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.readings import RAW_LIMIT, Prepared, RejectedItem, raw_text
-from ingest.service import Answer, IngestService, RejectedItemOf, devices_by_ids
+from ingest.readings import RAW_LIMIT, RejectedItem, Submission, raw_text
+from ingest.service import IngestService, Receipt, Refusal, devices_by_ids, receipt_json
 from telemon import fastjson
 from telemon.db import describe, ping, transient
 from telemon.mqtt_client import LoopDriver, negotiate, new_client, probe
@@ -70,7 +69,7 @@ def broker_speaks_mqtt5(url: str, timeout: float = 3.0) -> bool:
     return probe(url, timeout, protocol=mqtt.MQTTv5)
 
 
-MessageReceipts = dict[int, tuple[str, Answer]]  # id() of a message -> its device and receipt
+MessageReceipts = dict[int, tuple[str, Receipt]]  # id() of a message -> its device and receipt
 
 
 class MqttConsumer:
@@ -356,11 +355,11 @@ class MqttConsumer:
             incoming.payload[:RAW_LIMIT].decode(errors="replace"),
         )
         reason = refused.reason
-        item = RejectedItemOf("mqtt", device_id, refused)
+        item = Refusal("mqtt", device_id, refused)
         delay = RETRY_FIRST_S
         while not self._stopping:
             try:
-                await self.service.store([], [item])
+                await self.service.receive_all([], [item])
                 break
             except Exception as exc:
                 if transient(exc) or not await self._database_answers():
@@ -379,11 +378,11 @@ class MqttConsumer:
         )
         if device_id is None:
             return {}
-        return {id(incoming): (device_id, Answer(rejected=[{"index": None, "reason": reason}]))}
+        return {id(incoming): (device_id, Receipt(rejected=[{"index": None, "reason": reason}]))}
 
     async def _store(self, batch: list[Incoming]) -> MessageReceipts:
-        """Parse, validate and store the batch in one transaction; the device and receipt of each message (by
-        ``id``; a message whose topic names no device gets none)."""
+        """Decode the batch and hand it to the ingest service, which validates and stores it in one transaction;
+        the device and receipt of each message (by ``id``; a message whose topic names no device gets none)."""
         decoded: list[tuple[Incoming, str, Any]] = []
         refused: list[tuple[Incoming, str | None, str]] = []
         for incoming in batch:
@@ -402,26 +401,26 @@ class MqttConsumer:
                 refused.append((incoming, device_id, f"payload is not JSON: {str(exc)[:200]}"))
         async with self.pool.acquire() as conn:  # one connection for the look-up and the transaction
             known = await devices_by_ids(conn, [d for _, d, _ in decoded]) if decoded else {}
-            prepared: list[Prepared] = []
+            submissions: list[Submission] = []
             owners: list[Incoming] = []
             for incoming, device_id, payload in decoded:
                 device = known.get(device_id)
                 if device is None or not device.active:
                     refused.append((incoming, device_id, f"device {device_id} is unknown or disabled"))
                     continue
-                prepared.append(self.service.prepare(payload, device, "mqtt"))
+                submissions.append(Submission(device, "mqtt", payload))
                 owners.append(incoming)
-            extra = [
-                RejectedItemOf("mqtt", device_id, RejectedItem(None, reason, raw_text(incoming.payload)))
+            refusals = [
+                Refusal("mqtt", device_id, RejectedItem(None, reason, raw_text(incoming.payload)))
                 for incoming, device_id, reason in refused
             ]
-            answers = await self.service.store(prepared, extra, conn=conn)
+            answers = await self.service.receive_all(submissions, refusals, conn=conn)
         receipts: MessageReceipts = {
-            id(m): (p.device.device_id, a) for m, p, a in zip(owners, prepared, answers, strict=True)
+            id(m): (s.device.device_id, a) for m, s, a in zip(owners, submissions, answers, strict=True)
         }
         for incoming, device_id, reason in refused:
             if device_id is not None:
-                receipts[id(incoming)] = (device_id, Answer(rejected=[{"index": None, "reason": reason}]))
+                receipts[id(incoming)] = (device_id, Receipt(rejected=[{"index": None, "reason": reason}]))
         return receipts
 
     def _confirm(self, batch: list[Incoming], receipts: MessageReceipts) -> None:
@@ -434,20 +433,10 @@ class MqttConsumer:
             if receipt is not None:
                 device_id, answer = receipt
                 with contextlib.suppress(ValueError):  # an id that makes an invalid topic gets no receipt
-                    client.publish(receipts_topic(device_id), _receipt_json(answer), qos=1)
+                    client.publish(receipts_topic(device_id), receipt_json(answer), qos=1)
         for incoming in batch:
             if incoming.qos > 0:
                 client.ack(incoming.mid, incoming.qos)
-
-
-def _receipt_json(answer: Answer) -> str:
-    """The receipt's JSON. A reason may quote what the device sent, a lone surrogate included, which orjson
-    refuses to encode: ``json`` then writes it escaped (ASCII), as any JSON reader expects."""
-    document = answer.as_dict()
-    try:
-        return fastjson.dumps(document)
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(document, ensure_ascii=True, default=str)
 
 
 def _error_text(exc: BaseException) -> str:

@@ -39,8 +39,9 @@ _DEVICE_TIME = "(to_timestamp(s.device_us / 1000000) + s.device_us % 1000000 * i
 # Everything a batch writes, in one statement: the staged readings not stored yet (the dedup key is the primary
 # key (patient_id, device_id, kind, device_time, value_raw): what the device said), the devices' last_seen_at (to
 # the minute: a device syncing every few seconds does not rewrite its row every time), the rejections ($2–$7),
-# and the announcement of the patients with new readings to the dashboards (all API processes) on the channel
-# telemon_readings: {"patient_ids": [...]}, 150 a payload, short enough for NOTIFY's 8,000 bytes.
+# and the announcement of the patients with new readings to the dashboards (all API processes) on the readings
+# channel ($9, ``telemon.channels.READINGS``): {"patient_ids": [...]}, 150 a payload, short enough for NOTIFY's
+# 8,000 bytes.
 # It answers the rows the batch added (message -1), and, only when some were already stored, how many each message
 # added (a key sent twice counts for the first message that sent it); $8 is the number of staged rows.
 STORE = f"""
@@ -62,7 +63,7 @@ WITH inserted AS (
     INSERT INTO ingest_rejections (patient_id, device_id, source, item_index, reason, raw)
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[])
 ), announced AS (
-    SELECT pg_notify('telemon_readings', json_build_object('patient_ids', array_agg(patient_id))::text)
+    SELECT pg_notify($9::text, json_build_object('patient_ids', array_agg(patient_id))::text)
     FROM (SELECT patient_id, (row_number() OVER (ORDER BY patient_id) - 1) / 150 AS chunk
           FROM (SELECT DISTINCT patient_id::text FROM inserted) added) numbered
     GROUP BY chunk
@@ -104,83 +105,4 @@ WHERE patient_id = $1 AND measured_at >= $2 AND measured_at < $3
   AND (measured_at, id) > ($4, $5)
 ORDER BY measured_at, id
 LIMIT $6
-"""
-
-# --- FHIR import (ingest/fhir.py) -------------------------------------------------------------------------------
-
-# An Observation's subject: by telemon id, or by the hospital's number (external_id, unique only within a team,
-# so one value may name patients of several teams: the caller refuses it as ambiguous), among the patients of the
-# API key's care teams ($2) only: another team's patient is not found, exactly like one that does not exist.
-FHIR_PATIENTS_BY_IDS = "SELECT id FROM patients WHERE id = ANY($1::uuid[]) AND team_id = ANY($2::uuid[])"
-FHIR_PATIENTS_BY_EXTERNAL_IDS = (
-    "SELECT external_id, id FROM patients WHERE external_id = ANY($1::text[]) AND team_id = ANY($2::uuid[])"
-)
-
-# The per-patient device hospital imports are stored under (id ``fhir-<patient uuid hex>``, deterministic so that a
-# re-import deduplicates). It never authenticates: readings come with an API key, and its token, Nightscout secret
-# and broker password are hashes of a secret that was thrown away. ON CONFLICT DO NOTHING: created once, even
-# when two imports race.
-FHIR_INSERT_DEVICES = """
-INSERT INTO devices (patient_id, id, kind, label, token_hash, ns_secret_hash, broker_password, active)
-SELECT d.patient_id, d.id, 'app', 'FHIR import (hospital)', d.token_hash, d.ns_secret_hash, d.broker_password, true
-FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
-     AS d(patient_id, id, token_hash, ns_secret_hash, broker_password)
-ON CONFLICT DO NOTHING
-"""
-
-# --- Nightscout API (ingest/nightscout.py) ----------------------------------------------------------------------
-
-# A patient's latest readings, newest first, within [$2, $3] (inclusive bounds), of one kind ($4) or all (NULL),
-# with the Nightscout document each was uploaded with (if any). The other filters are Nightscout's ``find`` forms:
-# dateString / sysTime compared as text, as Nightscout compares them ($6 operators, $7 operands: the UTC ISO form
-# with milliseconds), the glucose value in whole mg/dL ($8 operators, $9 operands), and an id ($10: the uploader's
-# _id, or telemon's id in 24 hex digits).
-NS_ENTRIES = """
-SELECT r.id, r.kind, r.measured_at, r.value_mgdl, r.device_id, r.external_id, n.doc
-FROM readings r
-LEFT JOIN nightscout_entries n ON n.patient_id = r.patient_id AND n.device_id = r.device_id AND n.kind = r.kind
-                              AND n.device_time = r.device_time AND n.value_raw = r.value_raw
-WHERE r.patient_id = $1 AND r.measured_at >= $2 AND r.measured_at <= $3 AND ($4::text IS NULL OR r.kind = $4)
-  AND (SELECT bool_and(CASE f.op WHEN '$gte' THEN t.iso >= f.v WHEN '$gt' THEN t.iso > f.v
-                                 WHEN '$lte' THEN t.iso <= f.v WHEN '$lt' THEN t.iso < f.v ELSE t.iso = f.v END)
-       FROM unnest($6::text[], $7::text[]) AS f(op, v),
-            (SELECT to_char(r.measured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS iso) t
-      ) IS NOT FALSE
-  AND (SELECT bool_and(CASE f.op WHEN '$gte' THEN round(r.value_mgdl) >= f.v WHEN '$gt' THEN round(r.value_mgdl) > f.v
-                                 WHEN '$lte' THEN round(r.value_mgdl) <= f.v WHEN '$lt' THEN round(r.value_mgdl) < f.v
-                                 ELSE round(r.value_mgdl) = f.v END)
-       FROM unnest($8::text[], $9::float8[]) AS f(op, v)) IS NOT FALSE
-  AND ($10::text IS NULL OR r.external_id = $10 OR lpad(to_hex(r.id), 24, '0') = $10)
-ORDER BY r.measured_at DESC, r.id DESC
-LIMIT $5
-"""
-
-# The Nightscout documents of stored readings ($1–$5: their keys, $6 the documents); the first upload's is kept.
-NS_INSERT_ENTRY_DOCS = """
-INSERT INTO nightscout_entries (patient_id, device_id, kind, device_time, value_raw, doc)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::jsonb[])
-ON CONFLICT DO NOTHING
-"""
-
-# Treatments, upserted on their dedup key as Nightscout replaces a treatment with the same key (the last sent
-# wins); one row per key in a call. Answers each row's id and whether it was new.
-NS_UPSERT_TREATMENTS = """
-INSERT INTO nightscout_treatments AS t (patient_id, dedup_key, device_id, ns_id, created_at, event_type, insulin,
-                                        carbs, glucose_reading_id, doc)
-SELECT $1, k.dedup_key, $2, k.ns_id, k.created_at, k.event_type, k.insulin, k.carbs, k.reading_id, k.doc
-FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::float8[], $8::float8[], $9::bigint[],
-            $10::jsonb[]) AS k(dedup_key, ns_id, created_at, event_type, insulin, carbs, reading_id, doc)
-ON CONFLICT (patient_id, dedup_key) DO UPDATE
-SET device_id = EXCLUDED.device_id, ns_id = EXCLUDED.ns_id, created_at = EXCLUDED.created_at,
-    event_type = EXCLUDED.event_type, insulin = EXCLUDED.insulin, carbs = EXCLUDED.carbs,
-    glucose_reading_id = EXCLUDED.glucose_reading_id, doc = EXCLUDED.doc, updated_at = now()
-RETURNING t.dedup_key, t.id, t.ns_id, (t.xmax = 0) AS inserted
-"""
-
-# A patient's treatments, newest first, within [$2, $3], at most $4.
-NS_TREATMENTS = """
-SELECT id, ns_id, doc FROM nightscout_treatments
-WHERE patient_id = $1 AND created_at >= $2 AND created_at <= $3
-ORDER BY created_at DESC, id DESC
-LIMIT $4
 """

@@ -1,4 +1,4 @@
-"""The device wire format (DESIGN §5): Parse → Validate → Normalise, item by item.
+"""The device wire format, ``{"device_time", "readings": [...]}``: Parse → Validate → Normalise, item by item.
 
 ``prepare`` turns one decoded sync (``{"device_time": ..., "readings": [...]}``) of one device into rows to
 store and rejections with their index and a specific reason. It touches no database: the caller gives it the
@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,12 +157,53 @@ class RejectedItem:
 
 @dataclass
 class Prepared:
-    """One message of one device, parsed: what to store, what was refused, and whose readings they are."""
+    """One message of one device, parsed: what to store, what was refused, and whose readings they are.
+    ``positions``: the position, among the message's items, of the item each row came from."""
 
     device: DeviceContext
     source: str
     rows: list[Row] = field(default_factory=list)
     rejected: list[RejectedItem] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)  # not frozen: built once per message on the hot path, and a frozen init costs double
+class Submission:
+    """One message of one device in the device wire format, the one form every transport hands the ingest service.
+
+    Device transports (HTTP, MQTT) pass what the device sent as it was decoded: ``payload`` is
+    ``{"device_time": optional, "readings": [...]}``. Transports that translate another format (Nightscout
+    documents, FHIR Observations) build it with ``translated``: each document becomes one wire-format item, or a
+    ``Rejection`` when it is no reading at all (a Dexcom error code, an Observation without a value), so that the
+    pipeline numbers every refusal in the sender's terms at once:
+
+    - ``sent``: what the sender sent for each item (the document), recorded as a refusal's raw text instead of the
+      translated item;
+    - ``indices``: the index each item's refusal is given (the document's position), when it is not the item's
+      own position (a Nightscout upload whose other treatments carry no glucose; a FHIR entry);
+    - ``origins``: for each item, the element of the document each wire field came from: a reason the pipeline
+      gives about ``value`` is told of ``Observation.valueQuantity.value``.
+    """
+
+    device: DeviceContext
+    source: str
+    payload: Any
+    sent: Sequence[Any] | None = None
+    indices: Sequence[int | None] | None = None
+    origins: Sequence[Mapping[str, str]] | None = None
+
+    @classmethod
+    def translated(
+        cls,
+        device: DeviceContext,
+        source: str,
+        items: list[Any],
+        *,
+        sent: Sequence[Any],
+        indices: Sequence[int | None] | None = None,
+        origins: Sequence[Mapping[str, str]] | None = None,
+    ) -> Submission:
+        return cls(device, source, {"readings": items}, sent, indices, origins)
 
 
 def raw_text(item: Any) -> str:
@@ -331,6 +372,8 @@ def prepare_item(item: Any, sync: Sync) -> Row:
     """Validate and normalise one wire-format reading, or raise ``Rejection`` with the reason. The hot path of
     every transport: checks are written for speed (exact types first, one dictionary look-up per field)."""
     if not isinstance(item, dict):
+        if isinstance(item, Rejection):
+            raise item  # refused by the transport's translation (``Submission.translated``)
         raise Rejection(f"a reading must be an object, got {type(item).__name__}")
     get: Callable[[str], Any] = item.get
 
@@ -448,9 +491,16 @@ def prepare_item(item: Any, sync: Sync) -> Row:
 
 
 def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: str, max_readings: int) -> Prepared:
-    """One decoded sync of ``device``: rows to store and rejections. A sync of the wrong shape is one
-    message-level rejection (index None); a bad item never fails the good items beside it."""
-    prepared = Prepared(device, source)
+    """One decoded sync of ``device``: rows to store and rejections (``prepare_submission``)."""
+    return prepare_submission(Submission(device, source, payload), now=now, max_readings=max_readings)
+
+
+def prepare_submission(submission: Submission, *, now: dt.datetime, max_readings: int) -> Prepared:
+    """One message of one device: rows to store and rejections. A message of the wrong shape is one
+    message-level rejection (index None); a bad item never fails the good items beside it. A translated
+    submission's refusals are told in the sender's terms (``Submission``)."""
+    payload, device = submission.payload, submission.device
+    prepared = Prepared(device, submission.source)
     if not isinstance(payload, dict) or not isinstance(payload.get("readings"), list):
         prepared.rejected.append(
             RejectedItem(None, 'expected an object {"readings": [...], "device_time": optional}', raw_text(payload))
@@ -472,16 +522,43 @@ def prepare(payload: Any, device: DeviceContext, *, now: dt.datetime, source: st
             RejectedItem(None, _unreadable("device_time", exc), raw_text(payload.get("device_time")))
         )
         return prepared
-    sync = Sync.of(device, offset, now, source)
-    for index, item in enumerate(items):
-        try:
-            prepared.rows.append(prepare_item(item, sync))
-        except Rejection as exc:
-            prepared.rejected.append(RejectedItem(index, str(exc), raw_text(item)))
-        except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
-            prepared.rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
-    place_sync(prepared.rows, sync.zone)
+    sync = Sync.of(device, offset, now, submission.source)
+    rows, positions, rejected = prepared.rows, prepared.positions, prepared.rejected
+    if submission.sent is None and submission.indices is None and submission.origins is None:
+        for index, item in enumerate(items):  # the device transports: the hot path
+            try:
+                rows.append(prepare_item(item, sync))
+                positions.append(index)
+            except Rejection as exc:
+                rejected.append(RejectedItem(index, str(exc), raw_text(item)))
+            except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
+                rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
+    else:
+        for position, item in enumerate(items):
+            try:
+                rows.append(prepare_item(item, sync))
+                positions.append(position)
+                continue
+            except Rejection as exc:
+                reason = str(exc)
+            except Exception as exc:  # noqa: BLE001 - as above
+                reason = _unreadable("reading", exc)
+            rejected.append(_told_to_sender(submission, position, reason, item))
+    place_sync(rows, sync.zone)
     return prepared
+
+
+def _told_to_sender(submission: Submission, position: int, reason: str, item: Any) -> RejectedItem:
+    """The refusal of a translated submission's item at ``position``, with the sender's index, element names and
+    document."""
+    if submission.origins is not None:
+        field, colon, rest = reason.partition(": ")
+        origin = submission.origins[position].get(field) if colon else None
+        if origin is not None:
+            reason = f"{origin}: {rest}"
+    index = submission.indices[position] if submission.indices is not None else position
+    raw = raw_text(submission.sent[position] if submission.sent is not None else item)
+    return RejectedItem(index, reason, raw)
 
 
 def _unreadable(what: str, exc: Exception) -> str:

@@ -1,15 +1,19 @@
-"""The one ingest service every transport calls: parse → validate → normalise → store in one transaction →
-answer → hand the touched patients to the alert engine.
+"""The one ingest service every transport calls: validate → normalise → store in one transaction → answer →
+announce the touched patients (NOTIFY to the dashboards, the alert engine).
 
-Transports authenticate and decode; they call ``receive`` (one message) or ``store`` (many prepared messages
-in one transaction, for MQTT micro-batches). The service never commits half a message: a message's readings
-and its rejections are written in the same transaction, and the answer is only given after it committed.
+Transports authenticate, decode and translate what they received into ``Submission``s in the device wire format,
+then make one call, ``IngestService.receive_all``: many submissions in one transaction (an MQTT micro-batch, a FHIR
+Bundle) or one (``receive``, an HTTP sync), with the refusals that reached no device (``Refusal``: not JSON, an
+unknown device). The service never commits half a message: a message's readings and its rejections are written in
+the same transaction, with what the transport keeps beside them (``within``: Nightscout's documents, FHIR's audit
+row), and the answer is only given after it committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -17,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from ingest import queries
-from ingest.readings import DeviceContext, Prepared, RejectedItem, Row, prepare, raw_text, storable
+from ingest.readings import DeviceContext, Prepared, RejectedItem, Submission, prepare_submission, raw_text, storable
+from telemon import channels
 from telemon.db import Conn
 from telemon.security import secret_hash
 
@@ -28,16 +34,46 @@ log = logging.getLogger(__name__)
 AfterCommit = Callable[[set[uuid.UUID]], Awaitable[None]]
 
 
-@dataclass
-class Answer:
-    """What the sender is told (DESIGN §5): ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}``."""
+@dataclass(slots=True)
+class Receipt:
+    """What the sender is told: ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}`` (the HTTP answer
+    and the MQTT receipt alike). ``readings``, when the transport asked for them: the stored reading of each item
+    that has one (inserted now or before), by the item's position in its submission."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    readings: dict[int, asyncpg.Record] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def receipt_json(receipt: Receipt) -> bytes:
+    """The receipt as JSON (the HTTP answer, the MQTT receipt), by the fast encoder. A reason may quote what the
+    device sent, a lone surrogate included, which orjson refuses to encode: ``json`` then writes it escaped
+    (ASCII), as any JSON reader expects."""
+    document = receipt.as_dict()
+    try:
+        return orjson.dumps(document)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(document, ensure_ascii=True, default=str).encode()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A message refused before it reached a device (not JSON, too large, an unknown device, a FHIR entry whose
+    patient is unknown): recorded in the same transaction as the readings beside it."""
+
+    source: str
+    device_id: str | None
+    item: RejectedItem
+
+
+# Work a transport does in the ingest transaction, once the readings are stored and before the commit, given the
+# receipts (with the stored readings when asked for): Nightscout keeps its documents, FHIR writes its audit row.
+WithinTransaction = Callable[[Conn, list[Receipt]], Awaitable[None]]
+_Rejection = tuple[uuid.UUID | None, str | None, str, RejectedItem]
 
 
 def _context(row: asyncpg.Record) -> DeviceContext:
@@ -76,70 +112,60 @@ class IngestService:
         """Register a callback (the alert engine) for the patients whose readings a committed batch added."""
         self._after_commit.append(callback)
 
-    def prepare(self, payload: Any, device: DeviceContext, source: str, now: dt.datetime | None = None) -> Prepared:
-        return prepare(
-            payload, device, now=now or dt.datetime.now(dt.UTC), source=source, max_readings=self.max_readings
-        )
+    def validate(self, submission: Submission, now: dt.datetime) -> Prepared:
+        """Parse → validate → normalise one submission (no database)."""
+        return prepare_submission(submission, now=now, max_readings=self.max_readings)
 
-    async def receive(self, payload: Any, device: DeviceContext, source: str) -> Answer:
-        """One decoded message of one device, stored in its own transaction."""
-        return (await self.store([self.prepare(payload, device, source)]))[0]
-
-    async def store(
-        self,
-        messages: Sequence[Prepared],
-        extra_rejections: Sequence[RejectedItemOf] = (),
-        *,
-        conn: Conn | None = None,
-    ) -> list[Answer]:
-        """Store many prepared messages in one transaction; one answer per message, in order.
-
-        ``extra_rejections`` are message-level refusals with no device context (unknown device, not JSON) that
-        the caller wants recorded in the same transaction. ``conn``: a connection the caller already holds (not
-        in a transaction), instead of one from the pool."""
-        rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]] = [
-            (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
-        ]
-        rejections += [(None, r.device_id, r.source, r.item) for r in extra_rejections]
-        total = sum(len(m.rows) for m in messages)
-        inserted: list[int] = [0] * len(messages)
-        if total or rejections:
-            if conn is None:
-                async with self.pool.acquire() as acquired:
-                    inserted = await _store(acquired, messages, total, rejections)
-            else:
-                inserted = await _store(conn, messages, total, rejections)
-        answers = [
-            Answer(accepted, len(m.rows) - accepted, [{"index": r.index, "reason": r.reason} for r in m.rejected])
-            for m, accepted in zip(messages, inserted, strict=True)
-        ]
-        touched = {m.device.patient_id for m, accepted in zip(messages, inserted, strict=True) if accepted}
-        if touched:
-            await self._notify(touched)
-        return answers
-
-    async def stored(self, rows: Sequence[Row]) -> list[asyncpg.Record | None]:
-        """The stored reading of each row (by its dedup key), just inserted or already there; None if absent."""
-        found: list[asyncpg.Record | None] = [None] * len(rows)
-        if rows:
-            records = await self.pool.fetch(
-                queries.STORED_BY_KEY,
-                [r.patient_id for r in rows],
-                [r.device_id for r in rows],
-                [r.kind for r in rows],
-                [r.device_time for r in rows],
-                [r.value_raw for r in rows],
-                list(range(len(rows))),
-            )
-            for record in records:
-                found[record["position"]] = record
-        return found
+    async def receive(self, payload: Any, device: DeviceContext, source: str) -> Receipt:
+        """One decoded message of one device in the wire format, stored in its own transaction."""
+        return (await self.receive_all([Submission(device, source, payload)]))[0]
 
     async def reject(self, source: str, device_id: str | None, reason: str, raw: Any) -> None:
         """Record a message refused before it reached a device (not JSON, unknown device, too large)."""
-        await self.store([], [RejectedItemOf(source, device_id, RejectedItem(None, reason, raw_text(raw)))])
+        await self.receive_all([], [Refusal(source, device_id, RejectedItem(None, reason, raw_text(raw)))])
 
-    async def _notify(self, touched: set[uuid.UUID]) -> None:
+    async def receive_all(
+        self,
+        submissions: Sequence[Submission],
+        refusals: Sequence[Refusal] = (),
+        *,
+        conn: Conn | None = None,
+        all_or_nothing: bool = False,
+        with_readings: bool = False,
+        within: WithinTransaction | None = None,
+    ) -> list[Receipt]:
+        """Validate the submissions and store them in one transaction with ``refusals``; one receipt per
+        submission, in order, given once committed; then announce the patients with new readings.
+
+        ``conn``: a connection the caller already holds (not in a transaction), instead of one from the pool.
+        ``all_or_nothing``: no reading is stored when anything was refused (a FHIR transaction); the refusals are
+        recorded all the same. ``with_readings``: each receipt carries the stored reading of its items.
+        ``within``: the transport's own writes, in the same transaction."""
+        now = dt.datetime.now(dt.UTC)
+        messages = [self.validate(s, now) for s in submissions]
+        if all_or_nothing and (refusals or any(m.rejected for m in messages)):
+            messages = [Prepared(m.device, m.source, rejected=m.rejected) for m in messages]
+        rejections: list[_Rejection] = [
+            (m.device.patient_id, m.device.device_id, m.source, item) for m in messages for item in m.rejected
+        ]
+        rejections += [(None, r.device_id, r.source, r.item) for r in refusals]
+        receipts = [
+            Receipt(len(m.rows), 0, [{"index": r.index, "reason": r.reason} for r in m.rejected]) for m in messages
+        ]
+        if any(m.rows for m in messages) or rejections or within is not None:
+            transaction = _Transaction(messages, rejections, receipts, with_readings, within)
+            if conn is None:
+                async with self.pool.acquire() as acquired:
+                    await transaction.run(acquired)
+            else:
+                await transaction.run(conn)
+        touched = {m.device.patient_id for m, r in zip(messages, receipts, strict=True) if r.accepted}
+        if touched:
+            await self._announce(touched)
+        return receipts
+
+    async def _announce(self, touched: set[uuid.UUID]) -> None:
+        """The readings' NOTIFY went out with the commit (``queries.STORE``); now the in-process consumers."""
         for callback in self._after_commit:
             try:
                 await callback(touched)
@@ -148,46 +174,74 @@ class IngestService:
                 log.exception("after-commit callback failed", extra={"patients": len(touched)})
 
 
-@dataclass(frozen=True)
-class RejectedItemOf:
-    source: str
-    device_id: str | None
-    item: RejectedItem
+@dataclass
+class _Transaction:
+    """One ingest transaction: COPY the messages' rows to the staging table, then ``queries.STORE`` inserts them
+    and writes the rest; the receipts get how many rows each message added (the others were already stored:
+    duplicates), the stored readings when asked, and the transport's own writes run before the commit."""
+
+    messages: Sequence[Prepared]
+    rejections: list[_Rejection]
+    receipts: list[Receipt]
+    with_readings: bool
+    within: WithinTransaction | None
+
+    async def run(self, conn: Conn) -> None:
+        messages = self.messages
+        total = sum(len(m.rows) for m in messages)
+        try:
+            await conn.execute(queries.BEGIN_WITH_STAGING)
+            if total:
+                records = [
+                    (number, position, *row.record())
+                    for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
+                ]
+                await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
+            with_rows = list({m.device.device_id for m in messages if m.rows})
+            counts = {r["message"]: r["inserted"] for r in await conn.fetch(
+                queries.STORE, with_rows, *_rejection_columns(self.rejections), total, channels.READINGS
+            )}  # fmt: skip
+            self._count(counts, total)
+            if self.with_readings and total:
+                await self._look_up(conn)
+            if self.within is not None:
+                await self.within(conn, self.receipts)
+            await conn.execute(queries.COMMIT)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
+                await conn.execute(queries.ROLLBACK)
+            raise
+
+    def _count(self, counts: dict[int, int], total: int) -> None:
+        if counts[-1] == total:
+            return  # every row was new: the receipts say so already
+        if len(self.messages) == 1:
+            inserted = [counts[-1]]
+        else:
+            inserted = [counts.get(number, 0) for number in range(len(self.messages))]
+        for message, receipt, added in zip(self.messages, self.receipts, inserted, strict=True):
+            receipt.accepted, receipt.duplicates = added, len(message.rows) - added
+
+    async def _look_up(self, conn: Conn) -> None:
+        """The stored reading of every row, by its dedup key: just inserted or already there."""
+        owners = [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)
+                  for position in m.positions]  # fmt: skip
+        rows = [row for m in self.messages for row in m.rows]
+        records = await conn.fetch(
+            queries.STORED_BY_KEY,
+            [r.patient_id for r in rows],
+            [r.device_id for r in rows],
+            [r.kind for r in rows],
+            [r.device_time for r in rows],
+            [r.value_raw for r in rows],
+            list(range(len(rows))),
+        )
+        for record in records:
+            receipt, position = owners[record["position"]]
+            receipt.readings[position] = record
 
 
-async def _store(
-    conn: Conn,
-    messages: Sequence[Prepared],
-    total: int,
-    rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]],
-) -> list[int]:
-    """One transaction: COPY the messages' rows to the staging table, then ``queries.STORE`` inserts them and
-    writes the rest; the rows each message added (the others were already stored: duplicates)."""
-    try:
-        await conn.execute(queries.BEGIN_WITH_STAGING)
-        if total:
-            records = [
-                (number, position, *row.record())
-                for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
-            ]
-            await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
-        with_rows = list({m.device.device_id for m in messages if m.rows})
-        counts = {r["message"]: r["inserted"] for r in await conn.fetch(
-            queries.STORE, with_rows, *_rejection_columns(rejections), total
-        )}  # fmt: skip
-        await conn.execute(queries.COMMIT)
-    except BaseException:
-        with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
-            await conn.execute(queries.ROLLBACK)
-        raise
-    if counts[-1] == total:
-        return [len(m.rows) for m in messages]
-    if len(messages) == 1:
-        return [counts[-1]]
-    return [counts.get(number, 0) for number in range(len(messages))]
-
-
-def _rejection_columns(rejections: list[tuple[uuid.UUID | None, str | None, str, RejectedItem]]) -> list[list[Any]]:
+def _rejection_columns(rejections: list[_Rejection]) -> list[list[Any]]:
     return [
         [r[0] for r in rejections],
         [None if r[1] is None else storable(r[1]) for r in rejections],

@@ -17,10 +17,13 @@ from ingest.readings import (
     RAW_LIMIT,
     DeviceContext,
     RejectedItem,
+    Rejection,
+    Submission,
     Sync,
     infer_context,
     parse_instant,
     prepare,
+    prepare_submission,
     raw_text,
 )
 
@@ -242,3 +245,21 @@ def test_prepare_never_raises_and_keeps_only_storable_text(device_time: object, 
     for row in prepared.rows:
         assert all(storable_in_postgres(t) for t in (row.unit_raw, row.external_id or "", row.note or ""))
         assert EPOCH < row.measured_at < NOW + dt.timedelta(minutes=10)
+
+
+def test_a_translated_submission_is_refused_in_the_senders_terms() -> None:
+    """A transport that translates documents (Nightscout, FHIR) hands over one item per document, or the
+    document's refusal: every refusal carries the document's index, the document as raw text, and the element the
+    refused field came from; the rows remember the item they came from."""
+    good = {"measured_at": "2026-11-20T07:00:00Z", "value": 101, "unit": "mg/dL"}
+    documents = [{"doc": 0}, {"doc": 1}, {"doc": 2}, {"doc": 3}]
+    items = [good, Rejection("type: 'cal' is not kept"), {**good, "value": 9000}, {**good, "value": 110}]
+    origins = [{}, {}, {"value": "Observation.valueQuantity.value"}, {}]
+    submission = Submission.translated(
+        device(), "test", items, sent=documents, indices=[10, 11, 12, 13], origins=origins
+    )
+    prepared = prepare_submission(submission, now=NOW, max_readings=10)
+    assert prepared.positions == [0, 3]
+    assert [(r.index, r.raw) for r in prepared.rejected] == [(11, '{"doc": 1}'), (12, '{"doc": 2}')]
+    assert prepared.rejected[0].reason == "type: 'cal' is not kept"
+    assert prepared.rejected[1].reason.startswith("Observation.valueQuantity.value: 9000 mg/dL is outside")

@@ -30,7 +30,7 @@ FHIR_MEDIA_TYPES = ("application/fhir+json", "application/json")
 
 # The authentication dependencies, by qualified name, and what each means in the document.
 DEVICE = "ingest.http.device"
-NIGHTSCOUT = "ingest.nightscout.uploader"
+NIGHTSCOUT = "ingest.nightscout.auth.uploader"
 API_KEY = "telemon.auth.api_key.<locals>.dependency"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
@@ -248,22 +248,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "readings": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}},
         },
     },
-    "Receipt": {
-        "type": "object",
-        "required": ["accepted", "duplicates", "rejected"],
-        "properties": {
-            "accepted": {"type": "integer"},
-            "duplicates": {"type": "integer"},
-            "rejected": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["index", "reason"],
-                    "properties": {"index": {"type": ["integer", "null"]}, "reason": {"type": "string"}},
-                },
-            },
-        },
-    },
     "NightscoutEntry": _NIGHTSCOUT_ENTRY,
     "NightscoutTreatment": _NIGHTSCOUT_TREATMENT,
     "Observation": _OBSERVATION,
@@ -303,9 +287,6 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/ns/api/v1/devicestatus"): _json_body({"type": ["object", "array"]}),
     ("post", "/fhir/Observation"): _json_body({"$ref": "#/components/schemas/Observation"}, FHIR_MEDIA_TYPES),
     ("post", "/fhir"): _json_body({"$ref": "#/components/schemas/Bundle"}, FHIR_MEDIA_TYPES),
-}
-ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
-    ("post", "/api/v1/readings"): {"$ref": "#/components/schemas/Receipt"},
 }
 # Refusals the routes answer besides the framework's and the authentication's.
 ERRORS: dict[tuple[str, str], dict[int, str]] = {
@@ -353,8 +334,6 @@ def complete(document: dict[str, Any], routes: list[Any]) -> None:
             key = (method, path)
             if key in BODIES:
                 operation["requestBody"] = BODIES[key]
-            if key in ANSWERS:
-                operation["responses"]["200"]["content"] = {"application/json": {"schema": ANSWERS[key]}}
             responses = operation["responses"]
             auth = auth_of.get(key)
             if auth is not None:

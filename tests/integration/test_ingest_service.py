@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from ingest.readings import RejectedItem
-from ingest.service import IngestService, RejectedItemOf, devices_by_ids
+from ingest.readings import RejectedItem, Submission
+from ingest.service import IngestService, Refusal, devices_by_ids
 from tests.support.factories import patient_with_device
 
 
@@ -26,7 +26,7 @@ async def test_a_batch_of_messages_is_answered_per_message_and_announced(db: asy
     service = IngestService(db)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     a, b, c, d = (_reading(start, m, v) for m, v in ((0, 95), (60, 101), (120, 88), (180, 130)))
-    stored_before = await service.store([service.prepare({"readings": [d]}, devices[second.device_id], "mqtt")])
+    stored_before = await service.receive_all([Submission(devices[second.device_id], "mqtt", {"readings": [d]})])
     assert stored_before[0].accepted == 1
     await db.execute("UPDATE devices SET last_seen_at = NULL WHERE id = ANY($1::text[])", list(devices))
 
@@ -35,13 +35,13 @@ async def test_a_batch_of_messages_is_answered_per_message_and_announced(db: asy
     await listener.add_listener("telemon_readings", lambda *args: announced.put_nowait(args[3]))
     try:
         batch = [
-            service.prepare({"readings": [a, b]}, devices[first.device_id], "mqtt"),
-            service.prepare({"readings": [b, c]}, devices[first.device_id], "mqtt"),  # b again, in the same batch
-            service.prepare({"readings": [d, {"value": "high"}]}, devices[second.device_id], "mqtt"),  # d is stored
+            Submission(devices[first.device_id], "mqtt", {"readings": [a, b]}),
+            Submission(devices[first.device_id], "mqtt", {"readings": [b, c]}),  # b again, in the same batch
+            Submission(devices[second.device_id], "mqtt", {"readings": [d, {"value": "high"}]}),  # d is stored
         ]
         stranger = f"unknown-{first.device_id}"
-        unknown = RejectedItemOf("mqtt", stranger, RejectedItem(None, f"device {stranger} is unknown", "{}"))
-        answers = await service.store(batch, [unknown])
+        unknown = Refusal("mqtt", stranger, RejectedItem(None, f"device {stranger} is unknown", "{}"))
+        answers = await service.receive_all(batch, [unknown])
         payloads = [json.loads(await asyncio.wait_for(announced.get(), 5))]
         await asyncio.sleep(0.3)  # anything else announced meanwhile
         while not announced.empty():
@@ -68,7 +68,7 @@ async def test_a_batch_of_rejections_only_is_recorded(db: asyncpg.Pool) -> None:
     setup = await patient_with_device(db)
     device = (await devices_by_ids(db, [setup.device_id]))[setup.device_id]
     service = IngestService(db)
-    answers = await service.store([service.prepare({"readings": [{"value": 1e9, "unit": "mg/dL"}]}, device, "http")])
+    answers = await service.receive_all([Submission(device, "http", {"readings": [{"value": 1e9, "unit": "mg/dL"}]})])
     assert (answers[0].accepted, answers[0].duplicates, len(answers[0].rejected)) == (0, 0, 1)
     assert await db.fetchval("SELECT count(*) FROM ingest_rejections WHERE device_id = $1", setup.device_id) == 1
     assert await db.fetchval("SELECT count(*) FROM readings WHERE patient_id = $1", setup.patient_id) == 0

@@ -2,7 +2,7 @@
 recorded, and a good message sent after it is stored and acknowledged within seconds.
 
 Validation refuses these inputs item by item; the consumer must be safe even when it does not. So the second half
-of this file runs the consumer with an ingest service whose ``prepare`` lets poison through to PostgreSQL or
+of this file runs the consumer with an ingest service whose ``validate`` lets poison through to PostgreSQL or
 raises the errors parsing can raise: the batch is split down to the culprit, the culprit is recorded with its raw
 payload escaped, every other message of the batch is stored, and the consumer stays ready.
 """
@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from ingest.mqtt import Incoming, MqttConsumer
-from ingest.readings import DeviceContext, Prepared, RejectedItem, storable
+from ingest.readings import Prepared, RejectedItem, Submission, storable
 from ingest.service import IngestService
 from telemon.mqtt_client import new_client
 from telemon.settings import Settings
@@ -84,8 +84,9 @@ class LeakyService(IngestService):
     """The real service, whose validation lets a marked message through with a poison PostgreSQL refuses (a NUL
     or a lone surrogate in a stored text), or raises what parsing can raise on hostile input."""
 
-    def prepare(self, payload: Any, device: DeviceContext, source: str, now: dt.datetime | None = None) -> Prepared:
-        prepared = super().prepare(payload, device, source, now)
+    def validate(self, submission: Submission, now: dt.datetime) -> Prepared:
+        prepared = super().validate(submission, now)
+        payload = submission.payload
         leak = payload.get("leak") if isinstance(payload, dict) else None
         if leak == "nul-note":
             prepared.rows = [dataclasses.replace(row, note="a\x00b") for row in prepared.rows]

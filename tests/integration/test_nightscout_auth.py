@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from ingest.nightscout import AUTH_FAIL_DELAY_S, FailedAuthDelays
+from ingest.nightscout.auth import AUTH_FAIL_DELAY_S, FailedAuthDelays
 from telemon import devices
 from telemon.app.factory import create_app
 from telemon.app.services import Services

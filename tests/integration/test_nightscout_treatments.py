@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from ingest.nightscout import purify
+from ingest.nightscout.markup import purify
 from telemon.app.services import Services
 from tests.support.factories import Setup, patient_with_device
 from tests.support.nightscout import nightscout_client, ns_headers

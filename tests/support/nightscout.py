@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ingest.nightscout import FailedAuthDelays
+from ingest.nightscout.auth import FailedAuthDelays
 from telemon.app.factory import create_app
 from telemon.app.services import Services
 from telemon.security import nightscout_secret
