@@ -13,6 +13,8 @@ COPY telemon ./telemon
 COPY ingest ./ingest
 COPY alerts ./alerts
 COPY clinician_ui ./clinician_ui
+COPY clinic ./clinic
+COPY tools ./tools
 RUN pip install . && cd / && rm -rf /build
 
 # Run unprivileged; the state directory (TELEMON_STATE_DIR) is the user's home.

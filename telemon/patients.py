@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
@@ -48,7 +49,7 @@ def check_time_zone(name: str, where: str = "--timezone") -> str:
     if name not in available_timezones():
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, such as 'Europe'
             raise SettingsError(f"{where}: {name!r} is not an IANA time zone (for example Europe/Paris)") from None
     return name
 
@@ -129,3 +130,163 @@ async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, ac
     }
     await audit.record(conn, actor=actor, action="patient.delivery", patient_id=patient_id, detail=detail)
     return before
+
+
+@dataclass(frozen=True)
+class PatientRecord(Patient):
+    """A patient with what the hospital API and the dashboard's administration show besides: the archive and the
+    times of the record."""
+
+    archived_at: dt.datetime | None
+    archived_by: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+
+# What a change of the record may set, by the column's name; the command line's and the API's names differ only
+# for the display name and the time zone.
+EDITABLE = (
+    "external_id",
+    "display_name",
+    "time_zone",
+    "due_date",
+    "diagnosis_date",
+    "treatment",
+    "profile",
+    "readings_per_day",
+)
+
+
+def _record(row: asyncpg.Record | None) -> PatientRecord | None:
+    return PatientRecord(**dict(row)) if row else None
+
+
+async def create_patient_once(
+    conn: Conn,
+    *,
+    team_id: uuid.UUID,
+    external_id: str,
+    display_name: str,
+    time_zone: str,
+    due_date: dt.date,
+    profile: str = "FR",
+    treatment: str = "diet",
+    readings_per_day: int = 4,
+    diagnosis_date: dt.date | None = None,
+) -> tuple[PatientRecord, bool]:
+    """Enrol a patient unless her team already has one with this external id (the hospital number): returns the
+    patient and whether this call made her. Two identical enrolments at once make one patient; the caller judges
+    whether the one found says the same. Checks its values as ``create_patient`` does."""
+    check_time_zone(time_zone)
+    check_choice(profile, PROFILES, "--profile")
+    check_choice(treatment, TREATMENTS, "--treatment")
+    if not external_id.strip():
+        raise SettingsError("--external-id: a patient needs an external id (for example the hospital number)")
+    if not 1 <= readings_per_day <= 12:
+        raise SettingsError(f"--readings-per-day: {readings_per_day} is outside 1..12")
+    made = await conn.fetchval(
+        queries.INSERT_PATIENT_ONCE,
+        uuid.uuid4(),
+        team_id,
+        external_id.strip(),
+        display_name.strip() or external_id.strip(),
+        time_zone,
+        due_date,
+        diagnosis_date,
+        treatment,
+        profile,
+        readings_per_day,
+    )
+    if made is not None:
+        record = _record(await conn.fetchrow(queries.LOCK_PATIENT_RECORD, made))
+    else:
+        record = _record(await conn.fetchrow(queries.PATIENT_RECORD_BY_EXTERNAL_ID, team_id, external_id.strip()))
+    assert record is not None  # inserted, or held by the unique key that refused the insert
+    return record, made is not None
+
+
+async def patient_of_teams(
+    conn: Conn | asyncpg.Pool, patient_id: uuid.UUID, team_ids: tuple[uuid.UUID, ...] | list[uuid.UUID]
+) -> PatientRecord | None:
+    """The patient if she belongs to one of ``team_ids``; None for another team's patient as for a missing one."""
+    return _record(await conn.fetchrow(queries.PATIENT_RECORD_OF_TEAMS, patient_id, list(team_ids)))
+
+
+async def update_patient(
+    conn: Conn, patient_id: uuid.UUID, changes: dict[str, Any], *, actor: str, detail: dict[str, Any] | None = None
+) -> PatientRecord | None:
+    """Change the record's fields named in ``changes`` (names of ``EDITABLE``), audited with each field's value
+    before and after; None when there is no such patient. An archived patient is read-only (``SettingsError``),
+    and so is an external id another patient of the team holds."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    current = _record(await conn.fetchrow(queries.LOCK_PATIENT_RECORD, patient_id))
+    if current is None:
+        return None
+    if current.archived:
+        raise SettingsError("archived: the patient is archived and read-only; un-archive her first")
+    values = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(queries.UPDATE_PATIENT, patient_id, *(values[name] for name in EDITABLE))
+    except asyncpg.UniqueViolationError:
+        raise SettingsError(
+            f"external_id: the team already has another patient with external id {values['external_id']!r}"
+        ) from None
+    after = _record(row)
+    assert after is not None
+    changed = {
+        name: [_plain(getattr(current, name)), _plain(getattr(after, name))]
+        for name in EDITABLE
+        if getattr(current, name) != getattr(after, name)
+    }
+    if changed:
+        await audit.record(
+            conn, actor=actor, action="patient.update", patient_id=patient_id, detail={**(detail or {}), **changed}
+        )
+    return after
+
+
+async def archive_patient(
+    conn: Conn, patient_id: uuid.UUID, *, actor: str, detail: dict[str, Any] | None = None
+) -> PatientRecord | None:
+    """End the monitoring of a patient, audited: read-only from now on, out of the triage and of the scheduled
+    passes; her devices are revoked (her meter goes back, her app stops sending) and her alerts still open are
+    resolved by the system with the reason "archived", since nobody is to act on them any more. None when she was
+    archived already (nothing changes)."""
+    archived = _record(await conn.fetchrow(queries.ARCHIVE_PATIENT, patient_id, actor))
+    if archived is None:
+        return None
+    revoked = [r["id"] for r in await conn.fetch(queries.REVOKE_PATIENT_DEVICES, patient_id)]
+    for device_id in revoked:
+        await conn.execute(queries.CLOSE_DEVICE_PAIRING_CODES, device_id)
+    resolved = [r["id"] for r in await conn.fetch(queries.RESOLVE_FOR_ARCHIVE, patient_id)]
+    await audit.record(
+        conn,
+        actor=actor,
+        action="patient.archive",
+        patient_id=patient_id,
+        detail={**(detail or {}), "devices_revoked": revoked, "alerts_resolved": resolved},
+    )
+    return archived
+
+
+async def unarchive_patient(
+    conn: Conn, patient_id: uuid.UUID, *, actor: str, detail: dict[str, Any] | None = None
+) -> PatientRecord | None:
+    """Take a patient out of the archive, audited (a mistaken archive, a monitoring resumed); her devices stay
+    revoked: pair new ones. None when she was not archived."""
+    restored = _record(await conn.fetchrow(queries.UNARCHIVE_PATIENT, patient_id))
+    if restored is not None:
+        await audit.record(conn, actor=actor, action="patient.unarchive", patient_id=patient_id, detail=detail)
+    return restored
+
+
+def _plain(value: Any) -> Any:
+    """A value as the audit's JSON holds it."""
+    return value.isoformat() if isinstance(value, dt.date) else value

@@ -28,6 +28,53 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 GET_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1"
 # A patient by telemon id or by external id ($1); two rows when the external id is used by several teams.
 FIND_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2"
+# The record as the hospital API shows it: with its archive and its last change.
+PATIENT_RECORD_COLUMNS = PATIENT_COLUMNS + ", archived_at, archived_by, created_at, updated_at"
+# Enrol once: a patient of team $2 with external id $3, unless the team has one already (then no row).
+INSERT_PATIENT_ONCE = INSERT_PATIENT.rstrip() + " ON CONFLICT (team_id, external_id) DO NOTHING RETURNING id"
+# A patient ($1) of the care teams $2 (an API key's); none for another team's patient, as for a missing one.
+PATIENT_RECORD_OF_TEAMS = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE id = $1 AND team_id = ANY($2::uuid[])"
+PATIENT_RECORD_BY_EXTERNAL_ID = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE team_id = $1 AND external_id = $2"
+LOCK_PATIENT_RECORD = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE id = $1 FOR UPDATE"
+# A change of the record ($1): each value replaces the stored one; the caller passes the current values of the
+# fields it does not change.
+UPDATE_PATIENT = f"""
+UPDATE patients
+SET external_id = $2, display_name = $3, time_zone = $4, due_date = $5, diagnosis_date = $6, treatment = $7,
+    profile = $8, readings_per_day = $9
+WHERE id = $1
+RETURNING {PATIENT_RECORD_COLUMNS}
+"""
+ARCHIVE_PATIENT = f"""
+UPDATE patients SET archived_at = now(), archived_by = $2 WHERE id = $1 AND archived_at IS NULL
+RETURNING {PATIENT_RECORD_COLUMNS}
+"""
+UNARCHIVE_PATIENT = f"""
+UPDATE patients SET archived_at = NULL, archived_by = NULL WHERE id = $1 AND archived_at IS NOT NULL
+RETURNING {PATIENT_RECORD_COLUMNS}
+"""
+# An archived patient's ($1) devices are revoked: her meter goes back and her app stops sending.
+REVOKE_PATIENT_DEVICES = """
+UPDATE devices SET active = false, revoked_at = now() WHERE patient_id = $1 AND active RETURNING id
+"""
+# Archiving ends the monitoring of patient $1: her alerts still open, postpartum ones included, are resolved by the
+# system with the reason 'archived', the conditions waiting for confirmation forgotten, each change announced.
+RESOLVE_FOR_ARCHIVE = """
+WITH pending AS (
+    DELETE FROM alert_pending WHERE patient_id = $1
+),
+r AS (
+    UPDATE alerts
+    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = 'archived',
+        updated_at = now()
+    WHERE patient_id = $1 AND status <> 'resolved'
+    RETURNING id, patient_id, rule, severity, status
+)
+SELECT r.id, pg_notify('telemon_alerts', json_build_object(
+           'id', r.id, 'patient_id', r.patient_id, 'rule', r.rule, 'severity', r.severity, 'status', r.status,
+           'change', 'resolved')::text)
+FROM r
+"""
 LOCK_DELIVERY_DATE = "SELECT delivery_date FROM patients WHERE id = $1 FOR UPDATE"
 SET_DELIVERY_DATE = "UPDATE patients SET delivery_date = $2 WHERE id = $1"
 
@@ -37,10 +84,63 @@ INSERT_DEVICE = """
 INSERT INTO devices (patient_id, id, kind, label, token_hash, ns_secret_hash, broker_password)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
-SET_DEVICE_ACTIVE = "UPDATE devices SET active = $2 WHERE id = $1"
+# Enable or disable a device ($2); revoked_at says since when it is disabled.
+SET_DEVICE_ACTIVE = """
+UPDATE devices SET active = $2, revoked_at = CASE WHEN $2 THEN NULL ELSE COALESCE(revoked_at, now()) END WHERE id = $1
+"""
 # sha256 of the SHA-512 hex of a new device's token: Nightscout uploaders may send that as their api-secret.
 SET_DEVICE_NS_SECRET_512 = "UPDATE devices SET ns_secret512_hash = $2 WHERE id = $1"  # noqa: S105 - SQL
 BROKER_ACCOUNTS = "SELECT id, broker_password FROM devices WHERE active ORDER BY id"
+DEVICE_COLUMNS = "patient_id, id, kind, label, active, created_at, last_seen_at, revoked_at"
+DEVICE_OF_PATIENT = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE patient_id = $1 AND id = $2"
+LOCK_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1 FOR UPDATE"
+# Revoke a device ($1): the row comes back only when it was active, so a second revoke changes nothing. Its open
+# pairing codes close with it.
+REVOKE_DEVICE = f"""
+UPDATE devices SET active = false, revoked_at = now() WHERE id = $1 AND active RETURNING {DEVICE_COLUMNS}
+"""
+CLOSE_DEVICE_PAIRING_CODES = "UPDATE pairing_codes SET closed_at = now() WHERE device_id = $1 AND closed_at IS NULL"
+# A new token for device $1: every hash of the old one is replaced at once, so it stops working at the next request.
+ROTATE_DEVICE_TOKEN = f"""
+UPDATE devices
+SET token_hash = $2, ns_secret_hash = $3, ns_secret512_hash = $4, broker_password = $5
+WHERE id = $1 AND active
+RETURNING {DEVICE_COLUMNS}
+"""
+
+# --- pairing codes (telemon.devices) -------------------------------------------------------------------------
+
+# Codes past their expiry are closed before a new one is made, so that their selectors can be drawn again.
+CLOSE_EXPIRED_PAIRING_CODES = (
+    "UPDATE pairing_codes SET closed_at = now() WHERE closed_at IS NULL AND expires_at <= now()"
+)
+# A new code of device $2 (patient $1), valid for $6 seconds; ON CONFLICT: the selector is taken, draw another.
+INSERT_PAIRING_CODE = """
+INSERT INTO pairing_codes (patient_id, device_id, selector, secret_hash, created_by, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+ON CONFLICT (selector) WHERE closed_at IS NULL DO NOTHING
+RETURNING id, expires_at
+"""
+# The open code of a selector ($1), locked for the attempt, with whether it is still valid.
+LOCK_PAIRING_CODE = """
+SELECT c.patient_id, c.id, c.device_id, d.kind, c.secret_hash, c.failed_attempts, c.expires_at > now() AS valid,
+       d.active AND p.archived_at IS NULL AS usable
+FROM pairing_codes c
+JOIN devices d ON d.id = c.device_id
+JOIN patients p ON p.id = c.patient_id
+WHERE c.selector = $1 AND c.closed_at IS NULL
+FOR UPDATE OF c
+"""
+# A wrong secret for code $2 of patient $1: counted; the code closes at the $3rd.
+FAIL_PAIRING_CODE = """
+UPDATE pairing_codes
+SET failed_attempts = failed_attempts + 1,
+    closed_at = CASE WHEN failed_attempts + 1 >= $3 THEN now() END
+WHERE patient_id = $1 AND id = $2
+RETURNING failed_attempts, closed_at IS NOT NULL AS locked
+"""
+CLOSE_PAIRING_CODE = "UPDATE pairing_codes SET closed_at = now() WHERE patient_id = $1 AND id = $2"
+USE_PAIRING_CODE = "UPDATE pairing_codes SET used_at = now(), closed_at = now() WHERE patient_id = $1 AND id = $2"
 
 # --- API keys (telemon.api_keys) -----------------------------------------------------------------------------
 

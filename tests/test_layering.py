@@ -3,7 +3,7 @@ rot silently:
 
 - the core (``telemon``, except its composition root ``telemon.app`` and the ``python -m telemon`` entry point)
   imports no domain and no tool;
-- a domain (``ingest``, ``alerts``, ``clinician_ui``) imports the core, its own modules, and only the public
+- a domain (``ingest``, ``alerts``, ``clinician_ui``, ``clinic``) imports the core, its own modules, and only the public
   modules of another domain (``PUBLIC``); never the composition root or a tool;
 - the tools (``tools``: the simulator and replay) are clients of the service: the core only;
 - no two modules import each other, directly or through others.
@@ -18,14 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "tools")
-DOMAINS = ("ingest", "alerts", "clinician_ui")
+PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "tools")
+DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic")
 COMPOSITION_ROOT = ("telemon.app", "telemon.__main__")
 # What a domain offers the others: the alerts the dashboard shows and acts on, the guideline profiles it draws.
 PUBLIC = {
     "alerts": {"alerts.profiles", "alerts.cohort", "alerts.store"},
     "ingest": set[str](),
     "clinician_ui": set[str](),
+    "clinic": set[str](),
 }
 
 

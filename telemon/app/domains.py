@@ -4,12 +4,13 @@ the core and of every domain."""
 from __future__ import annotations
 
 from alerts.domain import DOMAIN as ALERTS
+from clinic.domain import DOMAIN as CLINIC
 from clinician_ui.domain import DOMAIN as CLINICIAN_UI
 from ingest.domain import DOMAIN as INGEST
 from telemon.domain import Domain
 from telemon.jobs import CORE_JOBS, Job
 
-DOMAINS: tuple[Domain, ...] = (INGEST, CLINICIAN_UI, ALERTS)
+DOMAINS: tuple[Domain, ...] = (INGEST, CLINICIAN_UI, ALERTS, CLINIC)
 
 
 def all_jobs() -> dict[str, Job]:
