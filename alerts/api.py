@@ -1,4 +1,8 @@
-"""The alerts API for integrations (API keys): list, acknowledge, snooze, resolve."""
+"""The alerts API for integrations (API keys): list, acknowledge, snooze, resolve.
+
+Each alert comes with its message as facts (``code`` and ``params``: glucose in mg/dL, instants in UTC) and as text
+rendered in the language the request accepts (``Accept-Language``) and the glucose unit it asks for (``?unit=``):
+an integration may show the text, or render the facts itself."""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from alerts import queries, store
-from telemon import audit
+from alerts import actions, messages, queries
+from alerts.severity import SEVERITY_RANK, Severity
+from telemon import audit, units
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
 from telemon.pagination import cursor_instant, cursor_int, cursor_int32, decode_cursor, envelope, limit_param
@@ -19,17 +24,72 @@ from telemon.pagination import cursor_instant, cursor_int, cursor_int32, decode_
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 Status = Literal["open", "acknowledged", "resolved"]
-Severity = Literal["info", "warning", "urgent"]
-SEVERITY_ORDER = {"info": -1, "warning": -2, "urgent": -3}  # the list's first sort key: most urgent first
-BEGINNING: list[Any] = [-4, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), 0]
+Unit = Literal["mg/dL", "mmol/L", "g/L"]
+# The list's first sort key: most urgent first (the negated position of LIST_ALERTS' order, urgent -3 … info -1).
+SEVERITY_ORDER = {severity: -(rank + 1) for severity, rank in SEVERITY_RANK.items()}
+BEGINNING: list[Any] = [-(len(SEVERITY_RANK) + 1), dt.datetime(1970, 1, 1, tzinfo=dt.UTC), 0]
 # An alert id as the path gives it: a bigint, so that a larger number is a 422 rather than an overflow.
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the alert's id")]
+UnitParam = Annotated[Unit, Query(description="The glucose unit of the rendered texts (params stay in mg/dL).")]
+AcceptLanguage = Annotated[
+    str | None,
+    Header(description="The language of the rendered text (en or fr; English when none of those is accepted)."),
+]
 
 
-def alert_out(row: asyncpg.Record) -> dict[str, Any]:
-    def iso(value: dt.datetime | None) -> str | None:
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+class AlertOut(BaseModel):
+    """An alert: what fired (``rule``, ``severity``), its message as facts (``code``, ``params``) and as text."""
 
+    id: int
+    patient_id: uuid.UUID
+    rule: str
+    severity: Severity
+    status: Status
+    episode: str = Field(description="One open alert per (patient, rule, episode); new evidence updates it.")
+    opened_at: str
+    updated_at: str
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    snoozed_until: str | None
+    resolved_at: str | None
+    resolved_by: str | None
+    resolved_reason: str | None = Field(
+        description='Why the system resolved it: "cleared" (the condition ended), "delivered" (monitoring ended),'
+        " \"archived\" (the patient was archived); null for a person's or an integration's resolution."
+    )
+    code: str | None = Field(
+        description="The message's code (the rule's name, or rule.variant); null for an alert stored before codes"
+        " existed, whose text is its stored one."
+    )
+    params: dict[str, Any] | None = Field(
+        description="The values the message states: glucose in mg/dL (*_mgdl), instants in UTC ISO 8601 (*_at)"
+        " beside the patient's wall-clock time (*_local), dates, counts, percentages, thresholds and their source."
+    )
+    language: str = Field(description="The language of ``text`` (from Accept-Language).")
+    unit: Unit = Field(description="The glucose unit of ``text`` and ``message``.")
+    text: str = Field(description="The message in ``language`` and ``unit``.")
+    message: dict[str, str] = Field(description="The message in every language, in ``unit``.")
+    evidence: dict[str, Any] = Field(description="The readings and figures the rule judged.")
+    folded_episodes: int = Field(
+        description="Later episodes of the same rule while this alert was open: counted, not new alerts."
+    )
+    folded_reading_ids: list[int]
+    folded_last_at: str | None
+
+
+class AlertsPage(BaseModel):
+    items: list[AlertOut]
+    next: str | None = Field(description="The cursor of the next page, or null on the last one.")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def alert_out(row: asyncpg.Record, language: str = "en", unit: str = units.MGDL) -> dict[str, Any]:
+    """An alert as the API answers it, its message rendered in ``language`` and ``unit``."""
+    code, params, stored = row["code"], row["params"], row["message"]
+    texts = messages.render_all(code, params, unit, fallback=stored, cite_rule=True)
     return {
         "id": row["id"],
         "patient_id": str(row["patient_id"]),
@@ -37,26 +97,28 @@ def alert_out(row: asyncpg.Record) -> dict[str, Any]:
         "severity": row["severity"],
         "status": row["status"],
         "episode": row["episode_key"],
-        "opened_at": iso(row["opened_at"]),
-        "updated_at": iso(row["updated_at"]),
-        "acknowledged_at": iso(row["acknowledged_at"]),
+        "opened_at": _iso(row["opened_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "acknowledged_at": _iso(row["acknowledged_at"]),
         "acknowledged_by": row["acknowledged_by"],
-        "snoozed_until": iso(row["snoozed_until"]),
-        "resolved_at": iso(row["resolved_at"]),
+        "snoozed_until": _iso(row["snoozed_until"]),
+        "resolved_at": _iso(row["resolved_at"]),
         "resolved_by": row["resolved_by"],
-        # why the system resolved it: "cleared" (the condition ended), "delivered" (monitoring ended); null for
-        # a person's or an integration's resolution
         "resolved_reason": row["resolved_reason"],
-        "message": row["message"],
+        "code": code,
+        "params": params,
+        "language": language,
+        "unit": unit,
+        "text": texts.get(language, texts["en"]),
+        "message": texts,
         "evidence": row["evidence"],
-        # later episodes of the same rule while this alert was open: counted and kept as evidence, not new alerts
         "folded_episodes": row["folded_episodes"],
         "folded_reading_ids": list(row["folded_reading_ids"] or []),
-        "folded_last_at": iso(row["folded_last_at"]),
+        "folded_last_at": _iso(row["folded_last_at"]),
     }
 
 
-@router.get("", summary="Alerts, most urgent first, then oldest")
+@router.get("", summary="Alerts, most urgent first, then oldest", response_model=AlertsPage)
 async def list_alerts(
     patient_id: uuid.UUID | None = None,
     status: Status | None = None,
@@ -64,6 +126,8 @@ async def list_alerts(
     severity: Severity | None = None,
     limit: int = Depends(limit_param),
     cursor: str | None = Query(None),
+    unit: UnitParam = "mg/dL",
+    accept_language: AcceptLanguage = None,
     key: ApiKey = Depends(api_key("alerts:read")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
@@ -96,48 +160,53 @@ async def list_alerts(
     next_position = (
         [SEVERITY_ORDER[last["severity"]], last["opened_at"].isoformat(), last["id"]] if last is not None else None
     )
-    return envelope([alert_out(r) for r in rows], next_position)
+    language = messages.language_of(accept_language)
+    return envelope([alert_out(r, language, unit) for r in rows], next_position)
 
 
 class SnoozeBody(BaseModel):
     until: dt.datetime = Field(description="ISO 8601 with an offset; the alert stays out of the open list until then")
 
 
-async def _act(db: asyncpg.Pool, alert_id: int, key: ApiKey, action: str, until: dt.datetime | None = None) -> Any:
+async def _act(
+    db: asyncpg.Pool,
+    alert_id: int,
+    key: ApiKey,
+    action: actions.Action,
+    language: str,
+    unit: str,
+    until: dt.datetime | None = None,
+) -> dict[str, Any]:
     actor = f"api_key:{key.id}"
     async with db.acquire() as conn, conn.transaction():
         if not await conn.fetchval(queries.ALERT_OF_TEAMS, alert_id, list(key.team_ids)):
             raise HTTPException(status_code=404, detail=f"no alert {alert_id}")  # another team's: as if missing
-        if action == "acknowledge":
-            row = await store.acknowledge(conn, alert_id, actor)
-        elif action == "snooze":
-            assert until is not None
-            row = await store.snooze(conn, alert_id, actor, until)
-        else:
-            row = await store.resolve(conn, alert_id, actor)
+        row = await actions.act(conn, alert_id, action, actor, until=until)
         if row is None:
             current = await conn.fetchrow(queries.GET_ALERT, alert_id)
             if current is None:
                 raise HTTPException(status_code=404, detail=f"no alert {alert_id}")
             raise HTTPException(status_code=409, detail=f"alert {alert_id} is {current['status']}; cannot {action}")
-        await audit.record(
-            conn, actor=actor, action=f"alert.{action}", patient_id=row["patient_id"], detail={"alert_id": alert_id}
-        )
-    return alert_out(row)
+    return alert_out(row, language, unit)
 
 
-@router.post("/{alert_id}/acknowledge", summary="Acknowledge an open alert")
+@router.post("/{alert_id}/acknowledge", summary="Acknowledge an open alert", response_model=AlertOut)
 async def acknowledge(
-    alert_id: AlertId, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+    alert_id: AlertId,
+    unit: UnitParam = "mg/dL",
+    accept_language: AcceptLanguage = None,
+    key: ApiKey = Depends(api_key("alerts:write")),
+    db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
-    result: dict[str, Any] = await _act(db, alert_id, key, "acknowledge")
-    return result
+    return await _act(db, alert_id, key, "acknowledge", messages.language_of(accept_language), unit)
 
 
-@router.post("/{alert_id}/snooze", summary="Snooze an alert until a time")
+@router.post("/{alert_id}/snooze", summary="Snooze an alert until a time", response_model=AlertOut)
 async def snooze(
     alert_id: AlertId,
     body: SnoozeBody,
+    unit: UnitParam = "mg/dL",
+    accept_language: AcceptLanguage = None,
     key: ApiKey = Depends(api_key("alerts:write")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
@@ -149,13 +218,16 @@ async def snooze(
         raise HTTPException(status_code=422, detail=f"until: {body.until.isoformat()} is out of range") from None
     if body.until <= dt.datetime.now(dt.UTC):
         raise HTTPException(status_code=422, detail="until: must be in the future")
-    result: dict[str, Any] = await _act(db, alert_id, key, "snooze", body.until)
-    return result
+    language = messages.language_of(accept_language)
+    return await _act(db, alert_id, key, "snooze", language, unit, body.until)
 
 
-@router.post("/{alert_id}/resolve", summary="Resolve an alert")
+@router.post("/{alert_id}/resolve", summary="Resolve an alert", response_model=AlertOut)
 async def resolve(
-    alert_id: AlertId, key: ApiKey = Depends(api_key("alerts:write")), db: asyncpg.Pool = Depends(pool)
+    alert_id: AlertId,
+    unit: UnitParam = "mg/dL",
+    accept_language: AcceptLanguage = None,
+    key: ApiKey = Depends(api_key("alerts:write")),
+    db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
-    result: dict[str, Any] = await _act(db, alert_id, key, "resolve")
-    return result
+    return await _act(db, alert_id, key, "resolve", messages.language_of(accept_language), unit)

@@ -88,18 +88,20 @@ class Cohort:
         return np.repeat(np.arange(self.n_patients, dtype=np.int64), counts)
 
 
-# The columns a rule's builder returns: severity, episode, evidence, message_en, message_fr (one entry each per
-# candidate, in candidate order).
-Columns = tuple[list[str], list[str], list[dict[str, Any]], list[str], list[str]]
+# The columns a rule's builder returns: severity, episode, evidence, message code, message params (one entry each
+# per candidate, in candidate order).
+Columns = tuple[list[str], list[str], list[dict[str, Any]], list[str], list[dict[str, Any]]]
 
 
 class Candidates:
     """Alert candidates from one rule, as columns (length k).
 
     ``patient``, ``stateful`` and ``evaluated`` are decided by the rule's vectorised part. The other columns
-    (``severity``, ``episode``, ``evidence``, ``message_en``, ``message_fr``) are either given as lists or, with
-    ``build``, materialised on first access of any of them (or by :meth:`materialise`): building evidence dicts and
-    messages is a Python loop over candidates, paid only by whoever reads them (the alert store does).
+    (``severity``, ``episode``, ``evidence``, ``code``, ``params``) are either given as lists or, with ``build``,
+    materialised on first access of any of them (or by :meth:`materialise`): building evidence and message params
+    is a Python loop over candidates, paid only by whoever reads them (the alert store does). A candidate holds
+    facts only: ``code`` names its message and ``params`` the values it states (glucose in mg/dL, times in UTC);
+    the text is rendered where it is read (:mod:`alerts.messages`), in the reader's language and unit.
     """
 
     __slots__ = ("_build", "_columns", "evaluated", "patient", "rule", "stateful")
@@ -111,8 +113,8 @@ class Candidates:
         severity: list[str] | None = None,
         episode: list[str] | None = None,
         evidence: list[dict[str, Any]] | None = None,
-        message_en: list[str] | None = None,
-        message_fr: list[str] | None = None,
+        code: list[str] | None = None,
+        params: list[dict[str, Any]] | None = None,
         stateful: bool = False,  # the alert resolves itself when the rule stops firing for that patient
         evaluated: B | None = None,  # patients the rule could judge (stateful rules)
         *,
@@ -122,7 +124,7 @@ class Candidates:
         self.patient = patient  # patient index into the cohort
         self.stateful = stateful
         self.evaluated: B = evaluated if evaluated is not None else np.zeros(0, dtype=np.bool_)
-        given = (severity, episode, evidence, message_en, message_fr)
+        given = (severity, episode, evidence, code, params)
         if build is None:
             k = len(patient)
             if any(x is None for x in given):
@@ -131,8 +133,8 @@ class Candidates:
                 list(severity or []),
                 list(episode or []),
                 list(evidence or []),
-                list(message_en or []),
-                list(message_fr or []),
+                list(code or []),
+                list(params or []),
             )
             if any(len(x) != k for x in self._columns):
                 raise ValueError("Candidates' columns differ in length")
@@ -154,7 +156,7 @@ class Candidates:
         return self._columns is not None
 
     def materialise(self) -> Candidates:
-        """Build the evidence and messages now (once); returns self."""
+        """Build the evidence and message params now (once); returns self."""
         if self._columns is None:
             assert self._build is not None
             columns = self._build()
@@ -185,9 +187,11 @@ class Candidates:
         return self._column(2)
 
     @property
-    def message_en(self) -> list[str]:
+    def code(self) -> list[str]:
+        """The message code of each candidate (a key of the message catalogues, alerts.messages)."""
         return self._column(3)
 
     @property
-    def message_fr(self) -> list[str]:
+    def params(self) -> list[dict[str, Any]]:
+        """The values each message states (JSON-ready): what the catalogue's text is filled with."""
         return self._column(4)

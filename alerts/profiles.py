@@ -1,7 +1,7 @@
 """Guideline profiles and the clinical thresholds the rules compare against.
 
 Every number is written in the unit its source uses and converted to mg/dL here, once, exactly:
-mmol/L × 18.01559 (the Tidepool / Nightscout factor, DESIGN §2) and g/L × 100. A reading is *in target* iff
+mmol/L × 18.01559 (the Tidepool / Nightscout factor) and g/L × 100. A reading is *in target* iff
 ``value < target`` (guidelines say "< 95 mg/dL"), so it is *above target* iff ``value >= target``.
 
 Profiles are coded as in :data:`alerts.cohort.PROFILE` (FR = 0, NICE = 1, ADA = 2); the per-patient target
@@ -39,7 +39,7 @@ def g_per_l(value: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Self-monitoring targets per profile (DESIGN §3 table)
+# Self-monitoring targets per profile
 # ---------------------------------------------------------------------------------------------------------------
 
 TARGET_KEYS = ("fasting", "post_1h", "post_2h")  # the keys of patients.target_overrides (mg/dL)
@@ -73,7 +73,7 @@ FR = Profile(
     post_2h=g_per_l(1.20),
     # The French recommendation is a 2 h post-meal test: it only has a 2 h target.
     usual_post="post_2h",
-    # CNGOF/SFD 2010 and DESIGN §3: 4 a day (fasting + after each meal), up to 6.
+    # CNGOF/SFD 2010 and French practice: 4 a day (fasting + after each meal), up to 6.
     readings_per_day=4,
     # CNGOF/SFD 2010: 75 g OGTT at the postnatal visit, which French practice holds 6–8 weeks after birth.
     postpartum_start_days=6 * 7,
@@ -154,41 +154,49 @@ POST_1H_MAX_MINUTES = 90
 # ≥ 54 mg/dL; level 2 < 54 mg/dL (3.0 mmol/L).
 HYPO_L1_MGDL = 70.0
 HYPO_L2_MGDL = 54.0
+HYPO_SOURCE = "ADA Standards of Care, section 6"
 # NICE NG3 §1.3: women on insulin (or glibenclamide) keep their capillary glucose above 4 mmol/L.
 NICE_INSULIN_FLOOR_MGDL = mmol(4.0)  # 72.06236
+NICE_INSULIN_FLOOR_SOURCE = "NICE NG3"
 # Readings below a threshold, consecutive (no reading at or above it in between) and at most 60 min apart,
-# are one hypoglycaemia episode (telemon issue 4).
+# are one hypoglycaemia episode (the service's rule table).
 EPISODE_MAX_GAP_S = 60 * 60
 
-# CNGOF/SFD 2010 (DESIGN §3): fasting glucose > 1.30 g/L asks for an immediate insulin review.
+# CNGOF/SFD 2010: fasting glucose > 1.30 g/L asks for an immediate insulin review.
 FASTING_SEVERE_MGDL = g_per_l(1.30)
-# DESIGN §3: a reading ≥ 200 mg/dL prompts a ketone check.
+FASTING_SEVERE_SOURCE = "CNGOF/SFD 2010"
+# The service's clinical reference: a reading ≥ 200 mg/dL prompts a ketone check.
 KETONE_CHECK_MGDL = 200.0
+KETONE_CHECK_SOURCE = "telemon clinical reference"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Treatment escalation patterns (DESIGN §3, "a common working rule (DECIDE trial)"; telemon issue 4)
+# Treatment escalation patterns: a common working rule from the DECIDE trial
 # ---------------------------------------------------------------------------------------------------------------
 
+PATTERN_SOURCE = "DECIDE working rule"
 PATTERN_WINDOW_S = 7 * 86400
 PATTERN_ABOVE_PCT = 30  # ≥ 30 % of the past week's readings above target ...
 PATTERN_MIN_READINGS = 8  # ... out of at least 8 readings that have a target
 FASTING_PATTERN_MGDL = 115.0  # ≥ 50 % of the past week's fasting readings > 115 mg/dL ...
 FASTING_PATTERN_PCT = 50
 FASTING_PATTERN_MIN_READINGS = 4  # ... out of at least 4
-# telemon issue 4: least-squares slope of the fasting readings over 14 days > 1 mg/dL per day, ≥ 7 points.
+# The service's rule table: least-squares slope of the fasting readings over 14 days > 1 mg/dL per day, ≥ 7 points.
+TREND_SOURCE = "telemon rule table"
 TREND_WINDOW_S = 14 * 86400
 TREND_MIN_SLOPE_MGDL_PER_DAY = 1.0
 TREND_MIN_POINTS = 7
 
-# Adherence (DESIGN §3: judged against the prescribed number per day; telemon issue 4: < 80 % over the last
+# Adherence (judged against the prescribed number per day; the service's rule table: < 80 % over the last
 # 7 full local days).
+ADHERENCE_SOURCE = "telemon rule table"
 ADHERENCE_DAYS = 7
 ADHERENCE_MIN_PCT = 80
 
 # ---------------------------------------------------------------------------------------------------------------
-# Stale data (DESIGN §3)
+# Stale data
 # ---------------------------------------------------------------------------------------------------------------
 
+STALE_SOURCE = "telemon clinical reference"
 CGM_STALE_WARNING_S = 15 * 60  # CGM silent 15 min: warning
 CGM_STALE_URGENT_S = 30 * 60  # CGM silent 30 min: urgent
 METER_SILENT_S = 48 * 3600  # meter / app patient silent for 48 h
@@ -198,6 +206,7 @@ METER_SILENT_S = 48 * 3600  # meter / app patient silent for 48 h
 # international consensus on time in range, Diabetes Care 2019;42:1593–1603 (pregnancy targets).
 # ---------------------------------------------------------------------------------------------------------------
 
+CGM_SOURCE = "Battelino 2019"
 CGM_RANGE_LOW_MGDL = 63.0  # target range 63–140 mg/dL (3.5–7.8 mmol/L), inclusive
 CGM_RANGE_HIGH_MGDL = 140.0
 CGM_TIR_MIN_PCT = 70  # time in range > 70 %
@@ -212,14 +221,16 @@ CGM_INTERVAL_S = 5 * 60  # expected reading interval (5-min sensors)
 GMI_INTERCEPT = 3.31
 GMI_SLOPE = 0.02392
 
-# Trend: DESIGN §3, rate-of-change arrows; telemon issue 4: ≤ −3 mg/dL/min over the last 15 min is a rapid fall.
+# Trend: rate-of-change arrows; the service's rule table: ≤ −3 mg/dL/min over the last 15 min is a rapid fall.
+RAPID_FALL_SOURCE = "telemon rule table"
 RAPID_FALL_MGDL_PER_MIN = -3.0
 RAPID_FALL_WINDOW_S = 15 * 60
 RAPID_FALL_MIN_READINGS = 3  # least-squares slope over at least 3 readings ...
 RAPID_FALL_MIN_SPAN_S = 10 * 60  # ... spanning at least 10 min
 
-# Predicted low (DESIGN §3): ≤ 55 mg/dL within 20 min, with Nightscout's AR2 forecast
+# Predicted low: ≤ 55 mg/dL within 20 min, with Nightscout's AR2 forecast
 # (nightscout/cgm-remote-monitor lib/plugins/ar2.js and bgnow.js).
+PREDICTED_LOW_SOURCE = "Nightscout AR2"
 PREDICTED_LOW_MGDL = 55.0
 PREDICTED_LOW_HORIZON_MIN = 20
 AR2_COEFFICIENTS = (-0.723, 1.716)  # ar2.js: AR = [-0.723, 1.716] on log(bg / BG_REF), 5-minute steps
@@ -285,12 +296,6 @@ def patient_targets(profile: I8 | Sequence[int], overrides: Sequence[Mapping[str
             for key, value in _parse_overrides(raw).items():
                 columns[key][i] = value
     return Targets(fasting=fasting, post_1h=post_1h, post_2h=post_2h)
-
-
-def default_readings_per_day(profile: I8 | Sequence[int]) -> I16:
-    """The profiles' default prescribed number of readings per day (the patient's own prescription wins)."""
-    table = np.array([p.readings_per_day for p in _BY_CODE], dtype=np.int16)
-    return table[np.asarray(profile, dtype=np.int64)]
 
 
 def post_meal_target(minutes_after_meal: I16, profile: I8, post_1h: F64, post_2h: F64) -> tuple[F64, B]:

@@ -69,12 +69,14 @@ FROM (
 PATIENT_IDS_AFTER = """
 SELECT p.id FROM patients p
 WHERE p.id > $1
+  AND p.archived_at IS NULL  -- an archived patient's monitoring has ended
   AND (NOT $3 OR EXISTS (SELECT 1 FROM devices d WHERE d.patient_id = p.id AND d.active AND d.kind = 'cgm'))
 ORDER BY p.id
 LIMIT $2
 """
 
-# Open or update one alert per (patient, rule, episode). A per-reading episode that a clinician resolved is not
+# Open or update one alert per (patient, rule, episode); $5 holds each candidate's message as
+# ``{"code": ..., "params": {...}}`` (the stored text of an older alert gives way to them). A per-reading episode that a clinician resolved is not
 # opened again ($7 false); a stateful rule's episode opens anew once the previous one resolved ($7 true), and only
 # once confirmed when its rule is one of $13: a stateful candidate without an open alert is written when its
 # condition was first seen (table alert_pending) at least $11 and at most $12 seconds before this evaluation's time
@@ -168,12 +170,12 @@ g AS (  -- what the alert a pair's earliest new episode opens holds of the other
     GROUP BY patient_id, rule
 ),
 w AS (
-    INSERT INTO alerts AS a (patient_id, rule, episode_key, severity, message, evidence,
+    INSERT INTO alerts AS a (patient_id, rule, episode_key, severity, code, params, evidence,
                              folded_episodes, folded_reading_ids, folded_last_at)
     SELECT c.patient_id, c.rule, c.episode_key,
            CASE WHEN g.rank > array_position(ARRAY['info', 'warning', 'urgent'], c.severity)
                 THEN (ARRAY['info', 'warning', 'urgent'])[g.rank] ELSE c.severity END,
-           c.message, c.evidence, COALESCE(g.folded, 0),
+           c.message->>'code', c.message->'params', c.evidence, COALESCE(g.folded, 0),
            COALESCE(g.reading_ids[greatest(cardinality(g.reading_ids) - $9 + 1, 1):], '{}'),
            CASE WHEN g.folded IS NOT NULL THEN now() END
     FROM c
@@ -192,7 +194,9 @@ w AS (
     ))
     ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
     SET severity = EXCLUDED.severity,
-        message = EXCLUDED.message,
+        code = EXCLUDED.code,
+        params = EXCLUDED.params,
+        message = NULL,
         evidence = EXCLUDED.evidence,
         updated_at = now(),
         status = CASE
@@ -277,10 +281,10 @@ WHERE a.patient_id = e.patient_id AND a.rule = e.rule AND a.status <> 'resolved'
 RETURNING a.patient_id, a.id, a.rule, a.severity, a.status
 """
 
-NOTIFY = "SELECT pg_notify('telemon_alerts', payload) FROM unnest($1::text[]) AS payload"
+NOTIFY = "SELECT pg_notify($2, payload) FROM unnest($1::text[]) AS payload"
 
 ALERT_COLUMNS = """
-id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at,
+id, patient_id, rule, severity, status, episode_key, code, params, message, evidence, opened_at, updated_at,
 acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason,
 folded_episodes, folded_reading_ids, folded_last_at
 """

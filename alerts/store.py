@@ -1,8 +1,9 @@
 """The alert store: reconciling rule candidates with the alerts table, the clinician's actions, and NOTIFY.
 
 One open alert per (patient, rule, episode): new evidence updates it; stateful rules resolve their alert
-themselves when the condition clears; evaluating twice opens nothing twice. Every change is announced on the
-PostgreSQL channel ``telemon_alerts`` (payload: JSON with id, patient_id, rule, severity, status, change).
+themselves when the condition clears; evaluating twice opens nothing twice. An alert stores its message as a code
+and params (facts), never as text. Every change is announced on the PostgreSQL channel
+:data:`telemon.channels.ALERTS` (payload: JSON with id, patient_id, rule, severity, status, change).
 
 Bounded per (patient, rule): one open alert is enough to act on. A per-reading rule's new episode while the rule
 already has an alert that is open (and not snoozed) does not open another: it is folded into that alert as
@@ -31,25 +32,22 @@ import asyncpg
 
 from alerts import queries
 from alerts.cohort import Candidates
-from alerts.rules import STATEFUL_RULES
+from alerts.rules import CONFIRMED_RULES
+from alerts.severity import SEVERITY_RANK
+from telemon import channels
 from telemon.db import Conn
 
-CHANNEL = "telemon_alerts"
-SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
 FOLDED_READINGS = 20  # reading ids of the most recent folded episodes an alert keeps
-# A stateful condition opens its alert once two evaluations this far apart found it (DESIGN §3: "two evaluations
-# a few minutes apart"): a stale sensor raises its warning at 17 rather than 15 minutes, never during a backfill.
+# A stateful condition opens its alert once two evaluations this far apart found it ("two evaluations a few
+# minutes apart"): a stale sensor raises its warning at 17 rather than 15 minutes, never during a backfill.
 CONFIRM_S = 120
 # A first sighting older than this confirms nothing (no evaluation came in between to clear it): it starts anew.
 PENDING_MAX_S = 3600
-# The stateful rules that wait for that confirmation: those a backfill in progress can set off. The forecast and
-# fall rules judge only a sensor whose last reading is fresh (minutes old): a backfill's old readings never make
-# them fire, and a predicted low must not wait.
-FRESH_READING_RULES = frozenset({"cgm_predicted_low", "cgm_rapid_fall"})
-CONFIRMED_RULES = sorted(STATEFUL_RULES - FRESH_READING_RULES)
+# The stateful rules that wait for that confirmation (alerts.rules.registry: the stateful rules but those judging
+# only fresh readings, which a backfill's old readings never set off, and a predicted low must not wait).
 
 _Key = tuple[uuid.UUID, str, str]  # patient, rule, episode
-_Candidate = tuple[str, dict[str, str], dict[str, Any], bool]  # severity, message, evidence, stateful
+_Candidate = tuple[str, dict[str, Any], dict[str, Any], bool]  # severity, message code and params, evidence, stateful
 
 
 @dataclass(frozen=True)
@@ -90,15 +88,15 @@ async def reconcile(
     evaluated: list[tuple[uuid.UUID, str]] = []
     firing: list[tuple[uuid.UUID, str, str]] = []
     for result in results:
-        # the columns once per rule (a rule's evidence and messages are built here if they were left lazy)
+        # the columns once per rule (a rule's evidence and params are built here if they were left lazy)
         severity, episode, evidence = result.severity, result.episode, result.evidence
-        message_en, message_fr = result.message_en, result.message_fr
+        code, params = result.code, result.params
         for k, p in enumerate(result.patient.tolist()):
             patient = patient_ids[p]
             key = (patient, result.rule, episode[k])
             candidate = (
                 severity[k],
-                {"en": message_en[k], "fr": message_fr[k]},
+                {"code": code[k], "params": params[k]},
                 evidence[k],
                 result.stateful,
             )
@@ -175,7 +173,7 @@ async def _fold(conn: Conn, folds: Sequence[tuple[_Key, int, _Candidate]]) -> li
 
 async def notify(conn: Conn, changes: Sequence[Change]) -> None:
     if changes:
-        await conn.execute(queries.NOTIFY, [c.payload() for c in changes])
+        await conn.execute(queries.NOTIFY, [c.payload() for c in changes], channels.ALERTS)
 
 
 def _change(row: asyncpg.Record, change: str) -> Change:

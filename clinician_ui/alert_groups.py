@@ -15,11 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from alerts.severity import SEVERITY_RANK
 from clinician_ui import queries
 from clinician_ui.i18n import Formatter
 from telemon.db import Conn
-
-SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
 
 # The rules in clinical order: within one severity, what threatens mother or baby now comes first (a level-2
 # hypoglycaemia, a predicted or fast fall, then level 1), then missing data that hides such events, then the
@@ -72,7 +71,7 @@ class Alert:
     rule: str
     severity: str
     status: str
-    message: dict[str, str]
+    message: dict[str, str] | None  # the stored text of an alert older than message codes
     opened_at: dt.datetime
     evidence: dict[str, Any] | None = None
     acknowledged_at: dt.datetime | None = None
@@ -84,6 +83,8 @@ class Alert:
     folded_episodes: int = 0  # later episodes of the rule folded into this alert while it was open
     folded_last_at: dt.datetime | None = None
     event_at: dt.datetime | None = None  # the last reading of the evidence, when the page asked for it
+    code: str | None = None  # the message's code and params (alerts.messages)
+    params: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: Mapping[str, Any] | asyncpg.Record) -> Alert:
@@ -99,6 +100,8 @@ class Alert:
             severity=row["severity"],
             status=row["status"],
             message=row["message"],
+            code=get("code"),
+            params=get("params"),
             opened_at=row["opened_at"],
             evidence=get("evidence"),
             acknowledged_at=get("acknowledged_at"),

@@ -2,9 +2,8 @@
 
 Texts live in ``TEXTS`` (key → English, French); templates call ``t("key")``. Numbers follow the language
 (``5.3`` / ``5,3``) and glucose values the clinician's unit with the precision of each unit (whole mg/dL, one
-decimal in mmol/L, two in g/L, as French practice writes 0.95 g/L; telemon.units). Alert messages come from
-the engine in both languages with glucose values in mg/dL; :func:`localize_glucose_text` restates those values in
-the clinician's unit.
+decimal in mmol/L, two in g/L, as French practice writes 0.95 g/L; telemon.units.DIGITS). Alert messages are
+rendered from their code and params by :func:`alerts.messages.render`, in the clinician's language and unit.
 """
 
 from __future__ import annotations
@@ -12,17 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from markupsafe import Markup, escape
 
-from telemon import units
+from alerts import messages
+from alerts import profiles as P
+from alerts.messages import glucose, glucose_number, number
+from clinician_ui.texts_team import TEAM_TEXTS
+from clinician_ui.texts_clinic import TEXTS_CLINIC
+
+__all__ = ["glucose", "glucose_number", "number"]  # written by alerts.messages, used here under these names
 
 LANGUAGES = ("en", "fr")
 _SEVERITY_ICONS = {"urgent": "⚠", "warning": "▲", "info": "ℹ"}
-DIGITS = {units.MGDL: 0, units.MMOLL: 1, units.GL: 2}
 NNBSP = "\u202f"  # narrow no-break space: French thousands separator and before % and :
 
 TEXTS: dict[str, tuple[str, str]] = {
@@ -339,6 +343,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "language.en": ("English", "English"),
     "language.fr": ("Français", "Français"),
 }
+TEXTS |= TEXTS_CLINIC  # enrolment, devices and pairing sheets, end of monitoring
 
 # Rules whose ``target_mgdl`` is a threshold of danger or of a pattern, not the patient's glucose target.
 THRESHOLD_RULES = frozenset(
@@ -354,16 +359,16 @@ THRESHOLD_RULES = frozenset(
     }
 )
 
-# Each rule's threshold as the guideline states it, restated in the clinician's unit where the rule is named in a
-# choice (the triage list's rule filter).
-RULE_THRESHOLDS: dict[str, str] = {
-    "hypo_l2": "< 54 mg/dL",
-    "hypo_l1": "< 70 mg/dL",
-    "hypo_insulin_floor": "< 4.0 mmol/L",
-    "fasting_severe": "> 1.30 g/L",
-    "ketone_check": "≥ 200 mg/dL",
-    "cgm_predicted_low": "< 55 mg/dL",
-    "cgm_range_review": "63–140 mg/dL",
+# Each rule's threshold (mg/dL), shown in the clinician's unit where the rule is named in a choice (the triage
+# list's rule filter): a comparison and a value, or a range.
+RULE_THRESHOLDS: dict[str, tuple[str, float] | tuple[float, float]] = {
+    "hypo_l2": ("<", P.HYPO_L2_MGDL),
+    "hypo_l1": ("<", P.HYPO_L1_MGDL),
+    "hypo_insulin_floor": ("<", P.NICE_INSULIN_FLOOR_MGDL),
+    "fasting_severe": (">", P.FASTING_SEVERE_MGDL),
+    "ketone_check": ("≥", P.KETONE_CHECK_MGDL),
+    "cgm_predicted_low": ("<", P.PREDICTED_LOW_MGDL),
+    "cgm_range_review": (P.CGM_RANGE_LOW_MGDL, P.CGM_RANGE_HIGH_MGDL),
 }
 
 RULE_NAMES: dict[str, tuple[str, str]] = {
@@ -376,7 +381,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
     "postprandial_above_target": ("After-meal above target", "Post-prandiale au-dessus de l'objectif"),
     "consecutive_above_target": ("Consecutive readings above target", "Mesures consécutives au-dessus"),
     "pattern_above_target": ("Week above target (≥ 30 %)", "Semaine au-dessus (≥ 30 %)"),
-    "fasting_pattern": ("Fasting pattern (≥ 50 % > 115 mg/dL)", "Profil à jeun (≥ 50 % > 115 mg/dL)"),
+    "fasting_pattern": ("Fasting pattern (≥ 50 % > {glucose})", "Profil à jeun (≥ 50 % > {glucose})"),
     "fasting_trend_rising": ("Fasting trend rising", "Glycémie à jeun en hausse"),
     "low_adherence": ("Low adherence", "Observance faible"),
     "no_data": ("No data", "Pas de données"),
@@ -387,50 +392,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
     "postpartum_test_due": ("Postpartum test due", "Test post-partum à prévoir"),
 }
 
-# Labels of the facts an alert's evidence carries (alerts.rules); others show their key.
-EVIDENCE_LABELS: dict[str, tuple[str, str]] = {
-    "target_mgdl": ("target", "objectif"),
-    "threshold_mgdl": ("threshold", "seuil"),
-    "nadir_mgdl": ("lowest", "la plus basse"),
-    "peak_mgdl": ("highest", "la plus haute"),
-    "mean_mgdl": ("mean", "moyenne"),
-    "sd_mgdl": ("standard deviation", "écart-type"),
-    "mean_now_mgdl": ("mean now", "moyenne actuelle"),
-    "mean_5min_ago_mgdl": ("mean 5 min before", "moyenne 5 min avant"),
-    "episode_start": ("episode start", "début de l'épisode"),
-    "episode_end": ("episode end", "fin de l'épisode"),
-    "local_date": ("date", "date"),
-    "first_date": ("from", "du"),
-    "last_date": ("to", "au"),
-    "window_start_date": ("from", "du"),
-    "window_end_date": ("to", "au"),
-    "readings": ("readings", "mesures"),
-    "expected": ("expected", "attendues"),
-    "readings_per_day": ("prescribed per day", "prescrites par jour"),
-    "readings_above": ("readings above target", "mesures au-dessus"),
-    "readings_with_target": ("readings with a target", "mesures avec objectif"),
-    "percent": ("share", "part"),
-    "percent_above": ("share above target", "part au-dessus"),
-    "threshold_percent": ("threshold", "seuil"),
-    "time_in_range_pct": ("time in range", "temps dans la cible"),
-    "below_63_pct": ("below 63 mg/dL", "sous 63 mg/dL"),
-    "below_54_pct": ("below 54 mg/dL", "sous 54 mg/dL"),
-    "above_140_pct": ("above 140 mg/dL", "au-dessus de 140 mg/dL"),
-    "cv_pct": ("variability (CV)", "variabilité (CV)"),
-    "gmi_pct": ("GMI", "GMI"),
-    "data_pct": ("sensor data", "données du capteur"),
-    "window_days": ("days", "jours"),
-    "run_length": ("consecutive readings", "mesures consécutives"),
-    "profile": ("profile", "référentiel"),
-    "target_kind": ("target", "objectif"),
-    "slope_mgdl_per_day": ("slope, mg/dL per day", "pente, mg/dL par jour"),
-    "threshold_mgdl_per_day": ("threshold, mg/dL per day", "seuil, mg/dL par jour"),
-    "rate_mgdl_per_min": ("rate, mg/dL per min", "vitesse, mg/dL par min"),
-    "threshold_mgdl_per_min": ("threshold, mg/dL per min", "seuil, mg/dL par min"),
-    "horizon_min": ("horizon (min)", "horizon (min)"),
-    "max_gap_s": ("longest gap within an episode", "écart maximal dans un épisode"),
-    "model": ("model", "modèle"),
-}
+TEXTS.update(TEAM_TEXTS)  # the team administration pages keep their texts in a module of their own
 
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
@@ -458,32 +420,10 @@ def rule_name(rule: str, lang: str) -> str:
     return pair[1] if lang == "fr" else pair[0]
 
 
-def number(value: float, digits: int, lang: str) -> str:
-    """``1,234.5`` in English, ``1 234,5`` in French (narrow no-break space)."""
-    rendered = f"{value:,.{digits}f}"
-    if rendered.startswith("-") and float(rendered.replace(",", "")) == 0:
-        rendered = rendered[1:]  # no "-0.0"
-    if lang == "fr":
-        rendered = rendered.replace(",", NNBSP).replace(".", ",")
-    return rendered
-
-
 def percent(value: float | None, lang: str, digits: int = 0) -> str:
     if value is None or math.isnan(value):
         return "—"
     return f"{number(value, digits, lang)}{NNBSP if lang == 'fr' else ''}%"
-
-
-def glucose_number(value_mgdl: float, unit: str, lang: str) -> str:
-    """The number alone, in ``unit``, with that unit's precision."""
-    return number(units.from_mgdl(value_mgdl, unit), DIGITS[unit], lang)
-
-
-def glucose(value_mgdl: float | None, unit: str, lang: str) -> str:
-    """``95 mg/dL``, ``5,3 mmol/L``, ``0,95 g/L``."""
-    if value_mgdl is None or math.isnan(value_mgdl):
-        return "—"
-    return f"{glucose_number(value_mgdl, unit, lang)}\u00a0{unit}"
 
 
 def date(day: dt.date, lang: str, *, year: bool = True) -> str:
@@ -531,50 +471,6 @@ def gestational_age(due_date: dt.date, on: dt.date, lang: str) -> str:
     return f"{weeks} SA + {rest} j" if lang == "fr" else f"{weeks} w + {rest} d"
 
 
-# --- glucose values inside the engine's messages -----------------------------------------------------------------
-
-_NUM = r"\d+(?:[.,]\d+)?"
-_CMP = r"(?:[<>≤≥]\s?)?"
-_SEP = r"(?:\s*[–-]\s*|,\s+|\s+(?:to|à)\s+)"
-_UNIT = r"mg/dL|mmol/L|g/L"
-# A glucose quantity: one number, a list or a range of numbers (each maybe after < ≤ > ≥), then a glucose unit;
-# not a rate (mg/dL/min, mg/dL per day); maybe followed by the same restated in another unit in parentheses.
-_QUANTITY = re.compile(
-    rf"(?<![\w.,:/-])(?P<body>{_CMP}{_NUM}(?:{_SEP}{_CMP}{_NUM})*)\s?(?P<unit>{_UNIT})"
-    r"(?![\w/])(?!\s*(?:per|par)\b)"
-    rf"(?P<alt>\s\({_CMP}{_NUM}(?:{_SEP}{_CMP}{_NUM})*\s?(?:{_UNIT})\))?"
-)
-_NUMBER = re.compile(_NUM)
-_WORD_SEP = re.compile(r"\s+(?:to|à)\s+")
-
-
-@functools.lru_cache(maxsize=20_000)  # the same alerts are shown again and again
-def localize_glucose_text(message: str, unit: str, lang: str) -> str:
-    """Restate the glucose values of an engine message in ``unit`` with the language's decimal mark:
-    ``below 54 mg/dL (3.0 mmol/L)`` → ``below 3,0 mmol/L``, ``130, 125 mg/dL`` → ``1,30, 1,25 g/L``. Every number
-    of a list or range before a glucose unit is converted; a parenthesised restatement in another unit is dropped
-    (the value now reads in the clinician's unit). Rates (``mg/dL/min``, ``mg/dL per day``), percentages and
-    numbers written without a unit are left as they are."""
-
-    def convert(match: re.Match[str]) -> str:
-        source = match["unit"]
-
-        def number_of(token: re.Match[str]) -> str:
-            mgdl = units.to_mgdl(float(token[0].replace(",", ".")), source)
-            return glucose_number(mgdl, unit, lang)
-
-        body = _NUMBER.sub(number_of, match["body"])
-        body = _WORD_SEP.sub(" à " if lang == "fr" else " to ", body)
-        return f"{body}\u00a0{unit}"
-
-    return _QUANTITY.sub(convert, message)
-
-
-# The engine ends its messages with the rule's id ("Rule hypo_l2." / "Règle hypo_l2."), for the logs and the API;
-# the clinician reads the rule's name beside the message, never its id.
-_RULE_ID = re.compile(r"\s*(?:Rule|Règle)\s+[a-z][a-z0-9_]*\.?\s*$")
-
-
 @functools.lru_cache(maxsize=16)
 def _badge(severity: str, lang: str) -> Markup:
     icon = _SEVERITY_ICONS.get(severity, "ℹ")
@@ -582,6 +478,17 @@ def _badge(severity: str, lang: str) -> Markup:
     return Markup(  # noqa: S704 - the word is escaped, the rest is constant
         f'<span class="badge sev-{escape(severity)}"><span aria-hidden="true" class="icon">{icon}</span> {word}</span>'
     )
+
+
+class AlertText(Protocol):
+    """What an alert's message is made of: a code and params, or (older alerts) a stored text."""
+
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def params(self) -> dict[str, Any] | None: ...
+    @property
+    def message(self) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -630,20 +537,25 @@ class Formatter:
         return gestational_age(due_date, on, self.lang)
 
     def rule(self, rule: str) -> str:
-        return localize_glucose_text(rule_name(rule, self.lang), self.unit, self.lang)
+        """A rule's name; the one name that holds a glucose value (the fasting pattern's) has it in the unit."""
+        name = rule_name(rule, self.lang)
+        return name.format(glucose=self.g(P.FASTING_PATTERN_MGDL)) if "{glucose}" in name else name
 
     def rule_choice(self, rule: str) -> str:
         """A rule named in a choice: its name and its threshold, in the clinician's unit."""
         threshold = RULE_THRESHOLDS.get(rule)
         name = self.rule(rule)
-        return f"{name} ({localize_glucose_text(threshold, self.unit, self.lang)})" if threshold else name
+        if threshold is None:
+            return name
+        first, second = threshold
+        if isinstance(first, str):
+            return f"{name} ({first} {self.g(second)})"
+        return f"{name} ({self.gn(first)}–{self.g(second)})"
 
-    def message(self, message: dict[str, str] | None) -> str:
-        """An alert's one-line explanation in the clinician's language and unit."""
-        if not message:
-            return ""
-        chosen = message.get(self.lang) or message.get("en") or next(iter(message.values()), "")
-        return localize_glucose_text(_RULE_ID.sub("", chosen), self.unit, self.lang)
+    def message(self, alert: AlertText) -> str:
+        """An alert's one-line explanation in the clinician's language and unit (an alert stored before message
+        codes existed: its stored text, restated in the unit)."""
+        return messages.render(alert.code, alert.params, self.lang, self.unit, fallback=alert.message)
 
     def badge(self, severity: str) -> Markup:
         """A severity badge: an icon and the word, never the colour alone."""

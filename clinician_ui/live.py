@@ -29,11 +29,12 @@ from typing import Any
 import asyncpg
 
 from clinician_ui import queries
+from telemon import channels
 
 log = logging.getLogger(__name__)
 
-ALERTS_CHANNEL = "telemon_alerts"
-READINGS_CHANNEL = "telemon_readings"
+ALERTS_CHANNEL = channels.ALERTS
+READINGS_CHANNEL = channels.READINGS
 CHANNELS = (ALERTS_CHANNEL, READINGS_CHANNEL)
 QUEUE_SIZE = 256  # events a slow stream may lag behind before it is told to resync
 IDLE_RELEASE_S = 5.0  # give the listening connection back this long after the last stream closed

@@ -17,11 +17,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from alerts import store
+from alerts import actions, messages
+from alerts.evidence import FACTS
 from clinician_ui import charts, queries, sessions, web
 from clinician_ui import glycaemia as G
 from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
-from clinician_ui.i18n import DIGITS, EVIDENCE_LABELS, THRESHOLD_RULES, Formatter, number
+from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
 from telemon import audit, patients, units
@@ -63,20 +64,19 @@ class EvidenceView:
     facts: list[tuple[str, str]]
 
 
-_EVIDENCE_SKIP = {"reading_ids", "values_mgdl", "measured_at", "pos", "owner", "points", "used", "interpolated"}
-
-
 def _fact(key: str, value: Any, fmt: Formatter, zone: ZoneInfo) -> str:
+    """One fact of an evidence, formatted by its kind (alerts.evidence)."""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int | float):
-        if key.endswith("_mgdl"):
+        kind = FACTS.get(key)
+        if kind == "glucose":
             return fmt.g(float(value))
-        if key.endswith("_pct") or key in ("percent", "percent_above", "threshold_percent"):
+        if kind == "percent":
             return fmt.pct(float(value), 1)
-        if key in ("episode_start", "episode_end", "last_at"):
+        if kind == "instant":
             return fmt.when(dt.datetime.fromtimestamp(value, dt.UTC), zone)
-        if key.endswith("_s"):
+        if kind == "seconds":
             return f"{fmt.num(value / 60, 0)} min"
         return fmt.num(value, 0 if isinstance(value, int) or float(value).is_integer() else 2)
     return str(value)
@@ -95,11 +95,12 @@ def evidence_view(
     ]
     facts: list[tuple[str, str]] = []
     for key, value in evidence.items():
-        if key in _EVIDENCE_SKIP or key.endswith("_reading_id") or isinstance(value, dict | list) or value is None:
+        if FACTS.get(key) in ("readings", "hidden") or isinstance(value, dict | list) or value is None:
             continue
         # a hypoglycaemia's 54 mg/dL is a threshold of danger, not a target the patient aims at
-        pair = EVIDENCE_LABELS.get("threshold_mgdl" if key == "target_mgdl" and rule in THRESHOLD_RULES else key)
-        label = (pair[1] if fmt.lang == "fr" else pair[0]) if pair else key.replace("_", " ")
+        label = messages.fact_label(
+            "threshold_mgdl" if key == "target_mgdl" and rule in THRESHOLD_RULES else key, fmt.lang
+        )
         facts.append((label, _fact(key, value, fmt, zone)))
     return EvidenceView(pairs[-EVIDENCE_READINGS_SHOWN:], max(0, len(pairs) - EVIDENCE_READINGS_SHOWN), facts)
 
@@ -122,7 +123,7 @@ def target_number(value_mgdl: float, unit: str, lang: str) -> str:
     or with up to three more when that is the exact value it was entered as (5.25 mmol/L stays 5.25; 90 mg/dL
     shows as 5.0 mmol/L, the nearest). A target typed in a unit is stored as :func:`telemon.units.exact_mgdl` of
     it, so the entered value comes back exactly."""
-    digits = DIGITS[unit]
+    digits = units.DIGITS[unit]
     exact = Decimal(repr(value_mgdl)) / units.DECIMAL_TO_MGDL[unit]
     for places in range(digits, digits + 4):
         shown = exact.quantize(Decimal(1).scaleb(-places))
@@ -311,22 +312,12 @@ async def _act_on(db: asyncpg.Pool, who: Clinician, action: str, found: list[asy
     """Apply ``action`` to the alerts ``found`` (already scoped to the clinician's teams) in one transaction,
     through the alert store (which notifies), each recorded in the audit trail; returns how many changed."""
     changed = 0
+    chosen = next(a for a in actions.ACTIONS if a == action)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours) if chosen == "snooze" else None
     async with db.acquire() as conn, conn.transaction():
         for alert in found:
-            if action == "acknowledge":
-                row = await store.acknowledge(conn, alert["id"], who.actor)
-            elif action == "snooze":
-                until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
-                row = await store.snooze(conn, alert["id"], who.actor, until)
-            else:
-                row = await store.resolve(conn, alert["id"], who.actor)
-            if row is None:
-                continue
-            changed += 1
-            detail = {"alert_id": alert["id"], "rule": alert["rule"]} | ({"hours": hours} if action == "snooze" else {})
-            await audit.record(
-                conn, actor=who.actor, action=f"alert.{action}", patient_id=alert["patient_id"], detail=detail
-            )
+            if await actions.act(conn, alert["id"], chosen, who.actor, until=until) is not None:
+                changed += 1
     return changed
 
 

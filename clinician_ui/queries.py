@@ -134,7 +134,7 @@ ORDER BY pg.rank DESC, pg.priority, pg.opened_at, pg.patient_id
 # The alerts listed on a triage page, by id (rows of TRIAGE_PAGE name them in order), with the time of the last
 # reading of their evidence (``event_at``: what happened when, beside when the alert was opened).
 ALERTS_BY_IDS = """
-SELECT id, patient_id, rule, severity, status, message, opened_at, acknowledged_at, acknowledged_by,
+SELECT id, patient_id, rule, severity, status, code, params, message, opened_at, acknowledged_at, acknowledged_by,
        CASE WHEN jsonb_typeof(evidence -> 'measured_at' -> -1) = 'number'
             THEN to_timestamp((evidence -> 'measured_at' ->> -1)::float8) END AS event_at
 FROM alerts WHERE id = ANY($1::bigint[]) AND patient_id = ANY($2::uuid[])
@@ -226,8 +226,8 @@ WHERE patient_id = $1 AND kind = 'cgm' AND measured_at >= $2 AND measured_at < $
 """
 
 ALERT_COLUMNS = """
-id, patient_id, rule, severity, status, episode_key, message, evidence, opened_at, updated_at, acknowledged_at,
-acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason, folded_episodes,
+id, patient_id, rule, severity, status, episode_key, code, params, message, evidence, opened_at, updated_at,
+acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason, folded_episodes,
 folded_last_at
 """
 

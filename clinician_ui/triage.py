@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from alerts.severity import SEVERITY_RANK
 from clinician_ui import glycaemia as G
 from clinician_ui import queries, web
 from clinician_ui.alert_groups import (
     ABOVE_TARGET,
     CLINICAL_ORDER,
-    SEVERITY_RANK,
     Alert,
     AlertGroup,
     group_alerts,
@@ -36,7 +36,12 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 ALERTS_PER_RULE = 10  # a row lists each rule's most severe and recent alerts, and their number
-SEVERITY_FILTERS = {"all": 1, "warning": 2, "urgent": 3}
+# The lowest severity each filter shows, as the queries number severities (array_position: info 1 … urgent 3).
+SEVERITY_FILTERS = {
+    "all": SEVERITY_RANK["info"] + 1,
+    "warning": SEVERITY_RANK["warning"] + 1,
+    "urgent": SEVERITY_RANK["urgent"] + 1,
+}
 SHARE_WINDOW = dt.timedelta(days=7)
 FIGURES_WINDOW = dt.timedelta(days=8)  # covers 7 × 24 h and the last 7 full local days (from local midnight)
 
@@ -245,7 +250,7 @@ def present(row: Row, fmt: Formatter, home_zone: str | None = None) -> RowView:
                 n_open=n_open,
                 opened_iso=latest.opened_at.isoformat(),
                 opened_ago=fmt.t("triage.alert_opened", ago=fmt.ago(latest.opened_at)),
-                message=fmt.message(latest.message),
+                message=fmt.message(latest),
                 button=f"{acknowledge}{times}",
                 button_label=f"{acknowledge}: {name}{f' (×{n_open})' if n_open > 1 else ''}, {row.display_name}",
             )

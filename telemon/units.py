@@ -1,4 +1,4 @@
-"""Glucose units. Canonical unit is mg/dL (DESIGN §2).
+"""Glucose units. Canonical unit is mg/dL: readings are stored and compared in it, shown in the reader's unit.
 
 mmol/L × 18.01559 = mg/dL (the factor Tidepool and Nightscout use); g/L × 100 = mg/dL (French practice).
 """
@@ -17,7 +17,11 @@ TO_MGDL = {MGDL: 1.0, MMOLL: MMOLL_TO_MGDL, GL: 100.0}
 # The factors as exact decimals (exact_mgdl; forms that show a stored value as it was entered).
 DECIMAL_TO_MGDL = {MGDL: Decimal(1), MMOLL: Decimal("18.01559"), GL: Decimal(100)}
 
-# Plausible meter range, about 10–600 mg/dL (DESIGN §3); meters report LO / HI outside it.
+# The decimals a person reads in each unit: whole mg/dL, one decimal in mmol/L, two in g/L (French practice writes
+# targets as 0.95 g/L). Every glucose value shown or rendered (dashboard, alert messages) uses these.
+DIGITS = {MGDL: 0, MMOLL: 1, GL: 2}
+
+# Plausible meter range, about 10–600 mg/dL; meters report LO / HI outside it.
 PLAUSIBLE_MGDL = (10.0, 600.0)
 
 _SPELLINGS = {
@@ -78,16 +82,3 @@ _EXACT_KEPT = 8192
 
 def from_mgdl(value_mgdl: float, unit: str) -> float:
     return value_mgdl / TO_MGDL[unit]
-
-
-def plausible_range(unit: str) -> tuple[float, float]:
-    low, high = PLAUSIBLE_MGDL
-    factor = TO_MGDL[unit]
-    return (round(low / factor, 2), round(high / factor, 2))
-
-
-def display(value_mgdl: float, unit: str) -> str:
-    """A value for people: whole mg/dL, one decimal in mmol/L, two in g/L (French practice writes 0.95 g/L)."""
-    value = from_mgdl(value_mgdl, unit)
-    digits = {MGDL: 0, MMOLL: 1, GL: 2}[unit]
-    return f"{value:.{digits}f} {unit}"

@@ -1,5 +1,5 @@
 """A plain-Python reference of every alert rule: loops over patients and readings, no numpy, written from the
-rule table of issue 4 (and the conventions in ``alerts/rules.py``'s docstring), not from the vectorised code.
+rule table (and the conventions in ``alerts/rules/segments.py``'s docstring), not from the vectorised code.
 
 ``reference(c)`` returns every candidate as ``RefCandidate(patient, rule, episode, severity, reading_ids)``,
 the patients each stateful rule judged, and a few rule-specific numbers (slopes, CGM metrics, forecasts) to
@@ -19,7 +19,7 @@ from typing import Any
 
 from alerts.cohort import Cohort
 
-# The numbers of the rule table (issue 4, DESIGN §3), restated here on purpose.
+# The numbers of the rule table, restated here on purpose.
 MMOL = 18.01559
 L2, L1, NICE_FLOOR = 54.0, 70.0, 4.0 * MMOL
 GAP = 3600

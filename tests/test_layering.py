@@ -21,9 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "tools")
 DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic")
 COMPOSITION_ROOT = ("telemon.app", "telemon.__main__")
-# What a domain offers the others: the alerts the dashboard shows and acts on, the guideline profiles it draws.
+# What a domain offers the others: the guideline profiles, the alerts' severities, texts and evidence the dashboard
+# shows and the actions it takes on them.
 PUBLIC = {
-    "alerts": {"alerts.profiles", "alerts.cohort", "alerts.store"},
+    "alerts": {
+        "alerts.profiles",
+        "alerts.cohort",
+        "alerts.actions",
+        "alerts.messages",
+        "alerts.severity",
+        "alerts.evidence",
+    },
     "ingest": set[str](),
     "clinician_ui": set[str](),
     "clinic": set[str](),

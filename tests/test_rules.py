@@ -12,6 +12,7 @@ import pytest
 from alerts import profiles as P
 from alerts import rules
 from alerts.cohort import DEVICE_CGM, DEVICE_METER, PROFILE, Candidates
+from alerts.messages import render
 from tests.support.cohorts import DAY, NOW, Patient, R, build, local_day_of, random_cohort
 
 TODAY = local_day_of(NOW)  # 2024-06-10 (UTC offset 0)
@@ -21,10 +22,19 @@ H = 3600
 
 def run(rule: rules.Rule, *patients: Patient, now: int = NOW, lookback_s: int = 7 * DAY) -> Candidates:
     cands = rule(build(list(patients), now=now, lookback_s=lookback_s))
-    for ev in cands.evidence:
+    for ev, params in zip(cands.evidence, cands.params, strict=True):
         json.dumps(ev)  # JSON-ready
-    assert len(cands.message_en) == len(cands.message_fr) == len(cands)
+        json.dumps(params)
+    assert len(text(cands, "en")) == len(text(cands, "fr")) == len(cands)
     return cands
+
+
+def text(c: Candidates, lang: str, unit: str = "mg/dL") -> list[str]:
+    """The candidates' messages as the API renders them (with the rule's id), spaces for the no-break ones."""
+    return [
+        render(code, params, lang, unit, cite_rule=True).replace("\u00a0", " ")
+        for code, params in zip(c.code, c.params, strict=True)
+    ]
 
 
 def rows(c: Candidates) -> list[tuple[int, str, str, list[int]]]:
@@ -143,8 +153,8 @@ def test_hypo_run_is_one_episode_keyed_by_its_first_reading() -> None:
     assert rows(longer) == [(0, f"t{t0}", "warning", [1, 2, 3, 4])]
     ev = first.evidence[0]
     assert ev["target_mgdl"] == 70.0 and ev["nadir_mgdl"] == 58 and ev["values_mgdl"] == [60, 58, 62]
-    assert "below 70 mg/dL" in first.message_en[0] and "58 mg/dL" in first.message_en[0]
-    assert "sous 70 mg/dL" in first.message_fr[0] and "Règle hypo_l1" in first.message_fr[0]
+    assert "below 70 mg/dL" in text(first, "en")[0] and "58 mg/dL" in text(first, "en")[0]
+    assert "sous 70 mg/dL" in text(first, "fr")[0] and "Règle hypo_l1" in text(first, "fr")[0]
 
 
 def test_hypo_gap_of_more_than_an_hour_starts_a_new_episode() -> None:
@@ -227,7 +237,8 @@ def test_fasting_severe_fr_only_strictly_above_130() -> None:
     pt = Patient(readings=[fasting(-2, 130.0), fasting(-1, 130.01), post(-1, 200.0)])
     c = run(rules.fasting_severe, pt)
     assert rows(c) == [(0, "d2024-06-09", "urgent", [2])]
-    assert "130 mg/dL (1.30 g/L)" in c.message_en[0] and "1,30 g/L" in c.message_fr[0]
+    assert "130 mg/dL" in text(c, "en")[0] and "1.30 g/L" in text(c, "en", "g/L")[0]
+    assert "1,30 g/L" in text(c, "fr", "g/L")[0]
     assert len(run(rules.fasting_severe, Patient(readings=[fasting(-1, 180.0)], profile="NICE"))) == 0
 
 
@@ -244,7 +255,7 @@ def test_fasting_above_target_is_value_at_or_above_target_one_episode_per_local_
     c = run(rules.fasting_above_target, pt)
     assert rows(c) == [(0, "d2024-06-09", "info", [2, 3])]
     assert c.evidence[0]["target_mgdl"] == 95.0 and c.evidence[0]["profile"] == "FR"
-    assert "target < 95 mg/dL" in c.message_en[0] and "cible < 95 mg/dL" in c.message_fr[0]
+    assert "target < 95 mg/dL" in text(c, "en")[0] and "cible < 95 mg/dL" in text(c, "fr")[0]
     nice = Patient(readings=[fasting(-2, 95.48), fasting(-1, 95.482627)], profile="NICE")
     assert [r[1] for r in rows(run(rules.fasting_above_target, nice))] == ["d2024-06-09"]
     override = Patient(readings=[fasting(-1, 93.0)], overrides={"fasting": 92})
@@ -277,7 +288,8 @@ def test_postprandial_targets() -> None:
     c = run(rules.postprandial_above_target, nice)
     assert [r[3] for r in rows(c)] == [[2], [3]]
     assert c.evidence[0]["target_kind"] == ["post_1h"] and c.evidence[1]["target_kind"] == ["post_2h"]
-    assert "1 h target < 140.5" in c.message_en[0] and "cible à 1 h < 140,5" in c.message_fr[0]
+    # NICE's 1 h target, 7.8 mmol/L (140.52 mg/dL), as NICE writes it
+    assert "1 h target < 7.8" in text(c, "en", "mmol/L")[0] and "cible à 1 h < 7,8" in text(c, "fr", "mmol/L")[0]
 
 
 def test_consecutive_above_target_within_the_context_sequence() -> None:
@@ -544,11 +556,11 @@ def test_evidence_and_messages_are_built_on_first_read_and_equal_the_eager_ones(
         assert z.patient.tolist() == e.patient.tolist() and z.evaluated.tolist() == e.evaluated.tolist()
         # reading any column builds them all, once
         assert z.episode == e.episode and z.materialised
-        assert (z.severity, z.evidence, z.message_en, z.message_fr) == (
+        assert (z.severity, z.evidence, z.code, z.params) == (
             e.severity,
             e.evidence,
-            e.message_en,
-            e.message_fr,
+            e.code,
+            e.params,
         )
         assert z.episode is z.episode
     rules.materialise_all(lazy)  # nothing left to build
@@ -561,19 +573,19 @@ def test_evidence_and_messages_are_built_on_first_read_and_equal_the_eager_ones(
 
 def test_candidates_take_columns_or_a_builder() -> None:
     none = np.zeros(0, dtype=np.int64)
-    c = Candidates("r", np.array([4]), ["info"], ["current"], [{"reading_ids": []}], ["en"], ["fr"])
-    assert c.materialised and len(c) == 1 and c.message_fr == ["fr"] and not c.stateful and len(c.evaluated) == 0
+    c = Candidates("r", np.array([4]), ["info"], ["current"], [{"reading_ids": []}], ["r"], [{"n": 1}])
+    assert c.materialised and len(c) == 1 and c.params == [{"n": 1}] and not c.stateful and len(c.evaluated) == 0
     with pytest.raises(ValueError):
-        Candidates("r", np.array([4]), ["info"], [], [{}], ["en"], ["fr"])  # columns of different lengths
+        Candidates("r", np.array([4]), ["info"], [], [{}], ["r"], [{}])  # columns of different lengths
     with pytest.raises(ValueError):
         Candidates("r", none)  # neither columns nor a builder
     with pytest.raises(ValueError):
         Candidates("r", none, [], [], [], [], [], build=lambda: ([], [], [], [], []))
     calls: list[int] = []
 
-    def build() -> tuple[list[str], list[str], list[dict[str, object]], list[str], list[str]]:
+    def build() -> tuple[list[str], list[str], list[dict[str, object]], list[str], list[dict[str, object]]]:
         calls.append(1)
-        return ["urgent"], ["t1"], [{"reading_ids": [1]}], ["en"], ["fr"]
+        return ["urgent"], ["t1"], [{"reading_ids": [1]}], ["r"], [{}]
 
     lazy = Candidates("r", np.array([0]), build=build)
     assert not lazy.materialised and calls == [] and "lazy" in repr(lazy)

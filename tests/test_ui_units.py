@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from alerts import profiles as P
+from alerts.messages import legacy
 from alerts.rules import RULES_BY_ID
 from clinician_ui import glycaemia as G
 from clinician_ui import i18n, sessions, web
@@ -109,7 +110,7 @@ def test_dates_ages_and_percentages_in_both_languages() -> None:
     ],
 )  # fmt: skip
 def test_engine_messages_are_restated_in_the_clinicians_unit(message: str, unit: str, lang: str, expected: str) -> None:
-    assert i18n.localize_glucose_text(message, unit, lang) == expected
+    assert legacy.localize_glucose_text(message, unit, lang) == expected  # the stored text of an older alert
 
 
 def test_judging_follows_the_profiles_targets_and_the_engines_after_meal_choice() -> None:

@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 
 from alerts.engine import Engine
+from alerts.messages import render_all
 from alerts.store import CONFIRM_S
 from telemon.app.services import Services
 from tests.support.factories import api_key, patient_with_device
@@ -34,7 +35,7 @@ async def _send(client: httpx.AsyncClient, token: str, readings: list[dict[str, 
 
 async def _alerts(db: asyncpg.Pool, patient_id: uuid.UUID) -> list[asyncpg.Record]:
     return await db.fetch(
-        "SELECT id, rule, severity, status, episode_key, evidence, message, resolved_by FROM alerts"
+        "SELECT id, rule, severity, status, episode_key, evidence, code, params, message, resolved_by FROM alerts"
         " WHERE patient_id = $1 ORDER BY id",
         patient_id,
     )
@@ -53,7 +54,8 @@ async def test_a_hypo_synced_over_http_opens_one_alert_that_explains_itself(
     assert [(a["rule"], a["severity"], a["status"]) for a in alerts] == [("hypo_l2", "urgent", "open")]
     reading_id = await db.fetchval("SELECT id FROM readings WHERE patient_id = $1", setup.patient_id)
     assert reading_id in alerts[0]["evidence"]["reading_ids"]
-    assert "54" in alerts[0]["message"]["en"] and alerts[0]["message"]["fr"]
+    stored = render_all(alerts[0]["code"], alerts[0]["params"], fallback=alerts[0]["message"])  # its text, rendered
+    assert "54" in stored["en"] and stored["fr"]
 
     # the same sync again, and evaluating again, open nothing twice
     await _send(client, setup.token, [reading])
