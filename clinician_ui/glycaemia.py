@@ -217,7 +217,7 @@ def placed_rows(rows: Sequence[Any], zone: dt.tzinfo) -> list[dict[str, Any]]:
     for row in out:
         row.setdefault("kind", "smbg")
     placed = meal_context.place_rows(out, [(t.toordinal(), t.hour * 60 + t.minute) for t in local])
-    for row, (context, meal, _) in zip(out, placed, strict=True):
+    for row, (context, meal) in zip(out, placed, strict=True):
         if row.get("context_inferred"):
             row["context"], row["meal"] = context, meal
     return out

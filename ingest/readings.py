@@ -283,7 +283,7 @@ def place_sync(rows: list[Row], zone: ZoneInfo) -> None:
         day = np.array([m.toordinal() for m in moments], dtype=np.int64)
         minute = np.array([m.hour * 60 + m.minute for m in moments], dtype=np.int64)
     ordered = [rows[int(k)] for k in order]
-    context, meal, _ = day_contexts(
+    context, meal = day_contexts(
         np.zeros(len(rows), dtype=np.int64),
         day,
         minute,

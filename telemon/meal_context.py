@@ -87,25 +87,23 @@ def clock_context(minute: int, kind: str) -> tuple[str, str | None]:
 
 def day_contexts(
     group: Array, day: Array, minute: Array, counted: Array, inferred: Array, context: Array, meal: Array
-) -> tuple[Array, Array, Array]:
+) -> tuple[Array, Array]:
     """Contexts and meals of readings in time order within each ``group`` (a patient), vectorised: the readings
     ``inferred`` and ``counted`` (meter readings that are glucose: not CGM, not control solution) are placed by
     the rules of this module among the counted readings of their local ``day``; the others keep ``context`` and
-    ``meal`` (codes). Returns (context, meal, uncertain): ``uncertain`` marks the inferred fasting readings that
-    are not the first counted reading of their day.
+    ``meal`` (codes). Returns (context, meal).
 
     Contiguous operations over the counted readings only (no search, no sort): a reading is the first of its
     window when the counted reading before it is of another patient, day or window; its context and meal are then
     one look-up in a table by (minute of the day, first or not)."""
     context = np.array(context, dtype=np.int8, copy=True)
     meal = np.array(meal, dtype=np.int8, copy=True)
-    uncertain = np.zeros(len(context), dtype=np.bool_)
     idx = np.flatnonzero(counted)
     if len(idx) == 0:
-        return context, meal, uncertain
+        return context, meal
     pos = np.flatnonzero(np.asarray(inferred)[idx])  # positions in idx of the readings to place
     if len(pos) == 0:
-        return context, meal, uncertain
+        return context, meal
     every = len(pos) == len(idx)
     group = np.asarray(group)[idx]
     day = np.asarray(day)[idx]
@@ -120,24 +118,22 @@ def day_contexts(
     code = later.view(np.int8) * np.int32(_MINUTES)  # 1440 × later + minute
     code += minute
     if not every:
-        code, same_day, idx = code[pos], same_day[pos], idx[pos]
-    placed = np.take(_CONTEXT_BY_CODE, code)
-    context[idx] = placed
+        code, idx = code[pos], idx[pos]
+    context[idx] = np.take(_CONTEXT_BY_CODE, code)
     meal[idx] = np.take(_MEAL_BY_CODE, code)
-    uncertain[idx] = (placed == FASTING) & same_day
-    return context, meal, uncertain
+    return context, meal
 
 
 def place_rows(
     rows: Sequence[Mapping[str, Any]], days_minutes: Sequence[tuple[int, int]]
-) -> list[tuple[str, str | None, bool]]:
+) -> list[tuple[str, str | None]]:
     """``day_contexts`` for a few readings of one patient as mappings (``kind``, ``context``, ``meal``,
     ``context_inferred``, ``flags``) in time order, with their (local day number, minute after local midnight):
-    per row its (context, meal, uncertain)."""
+    per row its (context, meal)."""
     if not rows:
         return []
     counted = [r["kind"] == "smbg" and "control_solution" not in (r.get("flags") or ()) for r in rows]
-    ctx, ml, unc = day_contexts(
+    ctx, ml = day_contexts(
         np.zeros(len(rows), dtype=np.int64),
         np.array([dm[0] for dm in days_minutes], dtype=np.int64),
         np.array([dm[1] for dm in days_minutes], dtype=np.int64),
@@ -147,6 +143,5 @@ def place_rows(
         np.array([MEALS.index(r["meal"]) if r.get("meal") in MEALS else NO_MEAL for r in rows], dtype=np.int8),
     )
     return [
-        (CONTEXTS[c], MEALS[m] if m >= 0 else None, bool(u))
-        for c, m, u in zip(ctx.tolist(), ml.tolist(), unc.tolist(), strict=True)
+        (CONTEXTS[c], MEALS[m] if m >= 0 else None) for c, m in zip(ctx.tolist(), ml.tolist(), strict=True)
     ]

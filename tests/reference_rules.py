@@ -88,7 +88,6 @@ class _Patient:
         self.day: list[int] = cols["local_day"][a:b]
         self.minute: list[int] = cols["local_minute"][a:b]
         self.n = b - a
-        self.uncertain: list[bool] = [False] * self.n
         self._place_inferred()
         self.profile = int(c.profile[p])
         self.treatment = int(c.treatment[p])
@@ -103,25 +102,24 @@ class _Patient:
     def _place_inferred(self) -> None:
         """Readings sent without a context, placed among the meter readings of their local day: the first of a
         meal window before its cut-off is fasting (before the meal), every other one after the meal; night and
-        bedtime by the clock; an inferred fasting reading after an earlier meter reading that day is uncertain."""
+        bedtime by the clock."""
         previous: tuple[int, int] | None = None  # (day, window) of the previous meter reading
         for i in range(self.n):
             if self.kind[i] != SMBG or not self.valid(i):
                 continue
             m = self.minute[i]
             window = next(k for k in range(len(WINDOWS) - 1, -1, -1) if m >= WINDOWS[k][0])
-            first_of_day = previous is None or previous[0] != self.day[i]
             first = previous != (self.day[i], window) and m < WINDOWS[window][1]
             previous = (self.day[i], window)
             if self.flags[i] & INFERRED:
                 self.ctx[i] = WINDOWS[window][2] if first else WINDOWS[window][3]
-                self.uncertain[i] = self.ctx[i] == FASTING and not first_of_day
 
     def valid(self, i: int) -> bool:
         return not (self.flags[i] & CONTROL)
 
     def glyc(self, i: int) -> bool:
-        return self.valid(i) and self.day[i] < self.delivery
+        """Glucose of the pregnancy still monitored: before the delivery day, and the delivery not yet come."""
+        return self.valid(i) and self.day[i] < self.delivery and not self.delivered
 
     @property
     def delivered(self) -> bool:
@@ -241,7 +239,7 @@ def _fasting_severe(c: Cohort, pt: _Patient, out: RefResult) -> None:
         if pt.glyc(i) and pt.kind[i] == SMBG and pt.ctx[i] == FASTING and pt.t[i] >= cutoff and pt.v[i] > FASTING_SEVERE
     ]
     for day, idx in _by_day(pt, hits).items():
-        severity = "urgent" if any(not pt.uncertain[i] for i in idx) else "warning"
+        severity = "urgent" if any(not pt.flags[i] & INFERRED for i in idx) else "warning"
         _add(out, pt, "fasting_severe", f"d{iso(day)}", severity, idx)
 
 

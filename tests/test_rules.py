@@ -203,15 +203,16 @@ def test_lookback_readings_are_context_only() -> None:
     assert rows(run(rules.hypo_l2, spanning)) == [(0, f"t{cutoff - 20 * MIN}", "urgent", [1, 2])]
 
 
-def test_glycaemic_rules_stop_at_the_delivery_local_day() -> None:
+def test_glycaemic_rules_stop_once_the_delivery_has_come() -> None:
+    """Monitoring ends at the delivery: once its local day has come, no reading raises a glycaemic alert, not even
+    one from before the birth synced late (the delivery resolved what was open; nobody is to act on it now)."""
     readings = [R(t=at(-2, 12), value=50), R(t=at(-1, 0) + 60, value=45)]
-    pt = Patient(readings=readings, delivery_day=TODAY - 1)
-    assert rows(run(rules.hypo_l2, pt)) == [(0, f"t{at(-2, 12)}", "urgent", [1])]
-    # local days, not UTC days: at UTC+2 the second reading is already on the delivery day, the first is not
+    assert len(run(rules.hypo_l2, Patient(readings=readings))) == 2
+    assert len(run(rules.hypo_l2, Patient(readings=readings, delivery_day=TODAY + 1))) == 2  # not yet
+    assert len(run(rules.hypo_l2, Patient(readings=readings, delivery_day=TODAY))) == 0
+    assert len(run(rules.hypo_l2, Patient(readings=readings, delivery_day=TODAY - 1))) == 0
     shifted = Patient(readings=readings, delivery_day=TODAY - 1, utc_offset_s=2 * H)
-    assert len(run(rules.hypo_l2, shifted)) == 1
-    late = Patient(readings=[R(t=at(-2, 23), value=50)], delivery_day=TODAY - 1, utc_offset_s=2 * H)
-    assert len(run(rules.hypo_l2, late)) == 0  # 23:00 UTC is 01:00 local on the delivery day
+    assert len(run(rules.hypo_l2, shifted)) == 0
 
 
 def test_insulin_floor_nice_on_insulin_only() -> None:

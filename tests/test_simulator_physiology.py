@@ -153,6 +153,40 @@ def test_post_meal_peaks_depend_on_the_meal_and_come_back_down() -> None:
     assert statistics.mean(after["breakfast"]) > statistics.mean(after["lunch"]) > statistics.mean(fasting)
 
 
+def test_most_patients_are_in_target_and_a_few_are_not() -> None:
+    """A well-controlled GDM population, whatever the date: the ordinary patients' fasting and after-meal tests are
+    mostly in target (95 mg/dL fasting, 120 at 2 h, 140 at 1 h) and hardly one reaches the 30 % above target that
+    asks for a change of treatment; the few whose fasting drifts up or whose post-meal peaks are high are well above
+    target, and they are a minority."""
+    ordinary: list[float] = []
+    problem: list[float] = []
+    patients = 0
+    for k, seed in enumerate((3, 8, 21, 2026)):
+        created = CREATED + dt.timedelta(days=11 * k, hours=7 * k)
+        s = CohortSpec(seed, 40, 0, created, created - dt.timedelta(days=21))
+        cohort = {p.external_id: p for p in make_cohort(s)}
+        patients += len(cohort)
+        for external_id, rs in readings_of(s).items():
+            p = cohort[external_id]
+            tests = [
+                r
+                for r in rs
+                if r.event is None and r.context in ("fasting", "after_meal") and r.taken_at < p.delivery_at
+            ]
+            if not tests:
+                continue
+            above = [
+                r.value_mgdl >= (95 if r.context == "fasting" else 120 if r.minutes_after_meal == 120 else 140)
+                for r in tests
+            ]
+            share = sum(above) / len(above)
+            (problem if {"fasting drifts up", "high post-meal peaks"} & set(p.features()) else ordinary).append(share)
+    assert statistics.mean(ordinary) < 0.12
+    assert sum(share >= 0.3 for share in ordinary) <= 0.05 * len(ordinary)
+    assert statistics.mean(problem) > 0.3
+    assert 1 <= len(problem) <= patients / 4
+
+
 def test_a_wrong_clock_stamps_readings_until_fixed_then_the_meter_resends_its_memory() -> None:
     s = spec(seed=4, patients=6, cgm=1, days=5)
     p = by_role(make_cohort(s), "wrong-clock")

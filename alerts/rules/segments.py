@@ -248,11 +248,13 @@ class Derived(_Cohorted):
 
     @cached_property
     def nonglyc_idx(self) -> I64:
-        """Readings that are not glycaemic: control solution, or on/after the delivery local day."""
+        """Readings that are not glycaemic: control solution; on/after the delivery local day; and every reading
+        of a patient whose delivery has come (monitoring has ended: a late sync of readings from before the birth
+        raises nothing that nobody is to act on)."""
         c = self.c
         has = np.flatnonzero(c.delivery_day != NO_DAY)
         pos, owner = ranges(c.offsets[has], c.offsets[has + 1])
-        after = pos[c.local_day[pos] >= c.delivery_day[has][owner]]
+        after = pos[(c.local_day[pos] >= c.delivery_day[has][owner]) | self.delivered[has][owner]]
         if len(after) == 0:
             return self.invalid_idx
         both = np.sort(np.concatenate([self.invalid_idx, after]), kind="stable")  # two sorted runs: a merge
@@ -277,23 +279,18 @@ class Derived(_Cohorted):
         return np.asarray(self.c.kind == SMBG, dtype=np.bool_)
 
     @cached_property
-    def placed(self) -> tuple[I8, B]:
+    def context(self) -> I8:
         """The context of every reading, the inferred ones placed among the meter readings of their local day
-        (telemon.meal_context: a second morning reading after the fasting one is after breakfast), and which
-        inferred fasting readings are uncertain (not the first meter reading of their day)."""
+        (telemon.meal_context: a second morning reading after the fasting one is after breakfast)."""
         c = self.c
         inferred = (c.flags & FLAG_INFERRED) != 0
         if not inferred.any():
-            return c.context, np.zeros(self.n, dtype=np.bool_)
+            return c.context
         counted = self.smbg & ((c.flags & FLAG_CONTROL) == 0)
-        context, _, uncertain = meal_context.day_contexts(
+        context, _ = meal_context.day_contexts(
             c.patient_of, c.local_day, c.local_minute, counted, inferred, c.context, c.meal
         )
-        return context, uncertain
-
-    @cached_property
-    def context(self) -> I8:
-        return self.placed[0]
+        return context
 
     @cached_property
     def fasting(self) -> Sub:

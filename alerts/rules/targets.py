@@ -29,9 +29,10 @@ _TARGET_KIND = ("fasting", "post_1h", "post_2h")
 
 def fasting_severe(c: Cohort) -> Candidates:
     """FR profile: a fasting reading > 130 mg/dL (1.30 g/L) asks for an immediate insulin review (urgent);
-    one episode per local day. An urgent alert never rests on an inferred context alone: a day whose readings are
-    all inferred fasting without certainty (an earlier meter reading that day) gives a warning whose evidence says
-    the context was inferred (code ``fasting_severe.unconfirmed``)."""
+    one episode per local day. An urgent alert never rests on an inferred context alone: a day whose readings over
+    the threshold were all sent without a context (their fasting context inferred from the clock) gives a warning
+    whose evidence says the context was inferred (code ``fasting_severe.unconfirmed``). Even the first reading of the
+    morning is no certain fasting test: a patient who skipped her waking test sends her after-breakfast one first."""
     d = derived(c)
     r = d.recent(fasting=True)
     keep = np.flatnonzero(r.value > P.FASTING_SEVERE_MGDL)
@@ -40,9 +41,8 @@ def fasting_severe(c: Cohort) -> Candidates:
     order, lo, hi = group_days(pid, c.local_day[idx])
     members = idx[order]
     inferred = (c.flags[members] & FLAG_INFERRED) != 0
-    sure = ~d.placed[1][members]
     any_inferred = seg_sum(inferred.astype(np.int64), lo, hi) > 0
-    urgent = seg_sum(sure.astype(np.int64), lo, hi) > 0
+    urgent = seg_sum((~inferred).astype(np.int64), lo, hi) > 0  # a fasting context the device stated
 
     def build() -> list[Out]:
         batch = Batch(c, members, lo, hi)

@@ -36,9 +36,10 @@ LOOK_BACK = dt.timedelta(days=7)  # the engine judges the readings of the last 7
 HYPO_RULES = {"hypo_l1", "hypo_l2", "hypo_insulin_floor", "cgm_predicted_low"}
 STOP_RULES = {"no_data", "cgm_stale"}
 RISING_RULES = {"fasting_trend_rising", "fasting_pattern", "pattern_above_target", "fasting_above_target"}
-# What the list may hold today and no more: the share of the demo's patients listed (the rest is false alerts
-# being removed at their source, see the test's printout), and every planned event listed.
-MAX_SHARE_LISTED = 0.75
+# Strictly fewer than half of the demo's patients listed, every planned event among them: the simulated cohort is
+# a well-controlled GDM population (most readings in target, a few patients whose glucose escaped their
+# treatment), so the list holds the planned events, those few, and little else.
+MAX_SHARE_LISTED = 0.5
 
 
 async def _triage(db: asyncpg.Pool, team_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -140,6 +141,11 @@ async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share
         if {a["rule"] for a in open_alerts if a["patient_id"] == pid and a["severity"] != "info"} <= ABOVE_TARGET_RULES
     ]
     planned_high = [pid for pid in above_only if {"high post-meal peaks", "fasting drifts up"} & set(features[pid])]
+    # urgent alerts that no planned event explains (a hypoglycaemia, a patient who stopped measuring)
+    explained = {(pid, rule) for _, pid, rules in expected for rule in rules}
+    unplanned_urgent = sorted(
+        a["rule"] for a in per_listed if a["severity"] == "urgent" and (a["patient_id"], a["rule"]) not in explained
+    )
     print(
         f"\ndemo first morning (seed {demo.SEED}, {len(ids)} patients, {demo.CGM} CGM, {demo.DAYS} days): "
         f"{len(listed)} listed ({share:.0%}); {len(per_listed) / max(len(listed), 1):.1f} open alerts per listed "
@@ -148,7 +154,8 @@ async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share
         f"recall {len(found)}/{len(expected)} planned events ({len(found) / max(len(expected), 1):.0%}); "
         f"listed for (most pressing rule): {dict(sorted(by_cause.items(), key=lambda kv: -kv[1]))}; "
         f"{len(above_only)} listed for glucose above target only, {len(planned_high)} of them planned so "
-        f"(high post-meal peaks or rising fasting)"
+        f"(high post-meal peaks or rising fasting); {len(unplanned_urgent)} urgent alerts without a planned event "
+        f"{unplanned_urgent}"
     )
     assert expected and not missed, missed
-    assert share <= MAX_SHARE_LISTED
+    assert share < MAX_SHARE_LISTED

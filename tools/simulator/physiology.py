@@ -6,13 +6,14 @@ moment (a second run re-sends nothing new, and what it re-sends is a duplicate).
 
 The model, in mg/dL (numbers from the literature where one exists; the rest are plausible choices):
 
-- fasting glucose around 85–90 mg/dL on diet (normal pregnancy: about 70–90); in some patients it drifts up by
-  0.3–1.2 mg/dL a day (up to 35 mg/dL) (insulin resistance grows through the third trimester), which is what GDM follow-up is
-  for (CNGOF/SFD 2010: fasting target < 95 mg/dL);
+- most patients are well controlled, on diet or on a treatment that works: their own mean fasting glucose lies
+  around 86 mg/dL, under the 95 mg/dL target (CNGOF/SFD 2010) by more than its day-to-day spread, and their
+  after-meal tests mostly in target; a few (about 8 % for each) are the patients GDM follow-up is for: in some
+  the fasting glucose drifts up by 0.3–1.2 mg/dL a day (up to 35 mg/dL) as insulin resistance grows through the
+  third trimester, in others the post-meal rises stay well above the others';
 - after a meal glucose rises and falls back within 2–3 hours: a gamma-shaped excursion peaking about 55 minutes
   after a meter patient's meal (65 on CGM), highest after breakfast (morning insulin resistance), scaled by a
-  patient's control (some are well controlled, some stay above the 1 h / 2 h targets) and by each meal's
-  carbohydrates;
+  patient's control and by each meal's carbohydrates;
 - meters measure with about 3 % error (ISO 15197 allows ±15 %), round to the unit they display (whole mg/dL,
   0.1 mmol/L, 0.01 g/L); CGM sensors add autocorrelated noise (SD about 4 mg/dL), report whole mg/dL every
   5 minutes, lose the signal now and then and need a 2-hour warm-up at each sensor change (every 10 days);
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from telemon.units import GL, MGDL, MMOLL, TO_MGDL
 
@@ -47,10 +49,29 @@ PREGNANCY_DAYS = 280
 MEALS = ("breakfast", "lunch", "dinner")
 MEAL_MINUTE = {"breakfast": 7 * 60 + 30, "lunch": 12 * 60 + 30, "dinner": 19 * 60 + 45}  # local time
 MEAL_SD_MIN = {"breakfast": 20, "lunch": 30, "dinner": 30}
-# Peak rise above the pre-meal level on diet, mg/dL; breakfast highest (morning insulin resistance).
-MEAL_RISE = {"breakfast": 36.0, "lunch": 26.0, "dinner": 31.0}
+# Peak rise above the pre-meal level of a well-controlled patient on her GDM diet, mg/dL; breakfast highest
+# (morning insulin resistance). Below the rise of normal pregnancy on a free diet (fasting 71, 1 h after a meal
+# 109, 2 h 99 mg/dL: Hernandez TL et al., Diabetes Care 2011;34:1660; CGM excursions 36 ± 22 mg/dL: Carlson AL
+# et al., Diabetes 2024;73(Suppl 1):67-OR), as the GDM diet spreads the carbohydrates: her 2 h tests come out
+# around 105–110 mg/dL, and the mean of her readings lies in 87–104 mg/dL, the range with the fewest small and
+# large babies (Langer O et al., Am J Obstet Gynecol 1989;161:646).
+MEAL_RISE = {"breakfast": 30.0, "lunch": 22.0, "dinner": 26.0}
+CONTROL_SD = 0.15  # between ordinary patients, log-normal SD of the multiplier of the rises
+# The patients whose glucose has escaped their treatment and who need it changed: 27–37 % of women with GDM need
+# insulin at some point (36.7 %: Bakiner O et al., J Clin Med Res 2013, doi:10.4021/jocmr1515w; 27.0 %: Bilginer MC
+# et al., Turk J Diab Obes 2022:59–66), over about 8 weeks of follow-up (median 54 days from recruitment to delivery
+# in GDm-Health: Mackillop L et al., JMIR Mhealth Uhealth 2018;6:e71), and a week or two passes before the change
+# brings them back in target: on a given day a few percent of the cohort, for each of two mechanisms.
+HIGH_PEAKS_SHARE = 0.08  # post-meal rises well above the others' ...
+HIGH_PEAKS = 1.8  # ... by this factor: about half of her after-meal tests above target
+DRIFT_SHARE = 0.08  # fasting glucose drifting up (diet or metformin)
 METER_PEAK_MIN = 55.0
 CGM_PEAK_MIN = 65.0
+# A well-controlled patient's own mean fasting glucose, mg/dL (mean, SD across patients): under the 95 mg/dL target
+# (CNGOF/SFD 2010, ADA; 5.3 mmol/L NICE) by at least her day-to-day spread (SD about 5: 4 of the day, 3 % of the
+# meter), so that most of her fasting tests are in target; normal pregnancy runs lower (71 ± 8, Hernandez 2011).
+FASTING_BASE = (86.0, 2.5)
+FASTING_FLOOR, FASTING_CEILING = 80.0, 90.0
 MAX_DRIFT = 35.0  # mg/dL: a drifting fasting level stops rising there
 SAFE_FLOOR = 74.0  # the model makes no reading below this but the planned hypoglycaemias
 HYPO_L1 = 70.0  # ADA level 1: < 70 mg/dL
@@ -264,14 +285,15 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
     delivery_at = _at(conception, deliver_ga + float(rng.uniform(0, 1)))
     due_date = (conception + dt.timedelta(days=PREGNANCY_DAYS)).astimezone(zone).date()
 
-    fasting_base = float(np.clip(rng.normal(87.0, 3.0), 80.0, 94.0))
-    drift = float(rng.uniform(0.3, 1.2)) if rng.random() < 0.25 else float(rng.normal(0.0, 0.1))
-    control = float(np.exp(rng.normal(0.0, 0.25)))
+    fasting_base = float(np.clip(rng.normal(*FASTING_BASE), FASTING_FLOOR, FASTING_CEILING))
+    drift = float(rng.uniform(0.3, 1.2)) if rng.random() < DRIFT_SHARE else float(rng.normal(0.0, 0.1))
+    control = float(np.exp(rng.normal(0.0, CONTROL_SD)))
     adherence = float(rng.uniform(0.9, 1.0)) if rng.random() < 0.8 else float(rng.uniform(0.5, 0.8))
     if role == "drifts":
         drift, adherence = float(rng.uniform(0.8, 1.5)), float(rng.uniform(0.55, 0.7))
     if treatment == "insulin":
-        fasting_base, drift, control = float(rng.normal(90.0, 4.0)), 0.0, control * 0.85
+        # the dose is raised until her fasting tests are in target: she sits under it as the diet patients do
+        drift, control = 0.0, control * 0.85
     hypo_rate = 0.07 if treatment == "insulin" else 0.0
     hypo_every = {"hypos": 3, "cgm-hypos": 4}.get(role or "", 0)
 
@@ -325,7 +347,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
         postpartum_days=2 if rng.random() < 0.3 else 0,
         fasting_base=fasting_base,
         drift_per_day=drift,
-        control=control * (1.45 if rng.random() < 0.2 else 1.0),
+        control=control * (HIGH_PEAKS if rng.random() < HIGH_PEAKS_SHARE else 1.0),
         post_meal_minutes=120 if profile == "FR" else (60 if profile == "NICE" else int(rng.choice([60, 120]))),
         adherence=adherence,
         hypo_rate=hypo_rate,
@@ -509,6 +531,33 @@ def _order(r: Reading) -> tuple[dt.datetime, int]:
     return (r.taken_at, r.seq)
 
 
+def _run_around(low: npt.NDArray[np.bool_], k: int) -> npt.NDArray[np.bool_]:
+    """The run of consecutive ``low`` positions that holds position ``k`` (none if ``k`` is not low)."""
+    run = np.zeros(len(low), dtype=bool)
+    if not low[k]:
+        return run
+    lo, hi = k, k + 1
+    while lo > 0 and low[lo - 1]:
+        lo -= 1
+    while hi < len(low) and low[hi]:
+        hi += 1
+    run[lo:hi] = True
+    return run
+
+
+def _one_episode(values: npt.NDArray[np.float64], in_dip: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    """A planned CGM dip as the one hypoglycaemia it is planned as: the run of readings below 70 mg/dL around its
+    lowest one, and within that run one run below 54 (when it goes that low). Sensor noise in the dip's flanks
+    would otherwise add lows apart from it (a second episode, which telemon folds into the first alert) or break
+    the run below 54 in two: the plan could not say which readings make the alert."""
+    dip = np.flatnonzero(in_dip)
+    k = int(dip[np.argmin(values[dip])])
+    below_l1 = _run_around(in_dip & (values < HYPO_L1), k)
+    values = np.where(in_dip & ~below_l1, np.maximum(values, SAFE_FLOOR), values)
+    below_l2 = _run_around(below_l1 & (values < HYPO_L2), k)
+    return np.where(below_l1 & ~below_l2, np.maximum(values, HYPO_L2), values)
+
+
 def _cgm_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
     d = _day(spec, p, day)
     rng = d.rng
@@ -548,6 +597,8 @@ def _cgm_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
             values[window[np.argmin(values[window])]] = nadir
     values = np.where(in_dip, values, np.maximum(values, SAFE_FLOOR))
     values = np.clip(np.round(values), 40, 400)
+    if dip_centre is not None:
+        values = _one_episode(values, in_dip)
 
     keep = np.ones(n, dtype=bool)
     gaps: list[tuple[float, float]] = []
