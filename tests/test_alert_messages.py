@@ -274,7 +274,7 @@ def test_every_code_renders_in_every_language_and_unit(code: str, language: str,
         ),
         ("fasting_trend_rising", SAMPLES["fasting_trend_rising"], "mmol/L", "en", "by 2.2 mg/dL per day"),  # rates stay
         ("cgm_range_review", SAMPLES["cgm_range_review"], "g/L", "fr", "temps dans la cible 0,63–1,40\u00a0g/L 18,2 %"),
-        ("fasting_severe", SAMPLES["fasting_severe"], "g/L", "fr", "le 2024-06-07 : 1,30\u00a0g/L à 06:11, au-dessus de 1,30\u00a0g/L."),
+        ("fasting_severe", SAMPLES["fasting_severe"], "g/L", "fr", "le 7 juin 2024 : 1,30\u00a0g/L à 06:11, au-dessus de 1,30\u00a0g/L."),
     ],
 )  # fmt: skip
 def test_glucose_values_are_written_in_the_readers_unit(
@@ -333,3 +333,15 @@ def test_every_fact_of_the_evidence_has_a_kind() -> None:
                 keys |= set(evidence)
     assert keys - set(FACTS) == set()
     assert messages.fact_label("nadir_mgdl", "fr") == "la plus basse" and messages.fact_label("test", "en") == "test"
+
+
+def test_dates_and_times_read_as_a_person_writes_them() -> None:
+    """A date is "7 Jun 2024", never ISO; a wall-clock time of the patient's day says its day: "at 03:21 on 30
+    Nov 2024", « le 30 nov. 2024 à 03:21 »."""
+    params = {**SAMPLES["hypo_l2"], "count": 1, "first_local": "2024-11-30 03:21", "nadir_local": "2024-11-30 03:21"}
+    assert "at 03:21 on 30 Nov 2024" in render("hypo_l2", params, "en", "mmol/L")
+    assert "le 30 nov. 2024 à 03:21" in render("hypo_l2", params, "fr", "mmol/L")
+    for code, sample in SAMPLES.items():
+        for language in ("en", "fr"):
+            text = render(code, sample, language, "mg/dL")
+            assert not re.search(r"\d{4}-\d{2}-\d{2}", text), (code, language, text)

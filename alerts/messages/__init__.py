@@ -88,6 +88,11 @@ class _Filler(string.Formatter):
         self.unit = unit
         self.texts: Mapping[str, str] = _catalogue(language).TEXTS
 
+    def _date(self, iso: str) -> str:
+        """``2024-06-07`` as a person writes it: 7 Jun 2024, 7 juin 2024."""
+        year, month, day = iso.split("-")
+        return f"{int(day)} {_catalogue(self.language).MONTHS[int(month) - 1]} {year}"
+
     def _g(self, value: float) -> str:
         return glucose_number(_as_written(value), self.unit, self.language)
 
@@ -115,6 +120,11 @@ class _Filler(string.Formatter):
             return ", ".join(str(int(v)) for v in value)
         if kind == "hm":
             return str(value)[-5:]
+        if kind == "date":
+            return self._date(str(value)[:10])
+        if kind == "when":
+            text = str(value)
+            return self.texts["when"].format(date=self._date(text[:10]), time=text[11:16])
         if kind == "label":
             return _LABELS.get(value, str(value))
         if kind == "term":

@@ -3,7 +3,8 @@
 Placeholders are ``{param:kind}``: ``glucose`` (a value in the reader's unit, with its unit), ``gnum`` (the number
 alone), ``glucose_list`` / ``lt_glucose_list`` (a list, the unit once at the end), ``glucose0`` (the first of a
 list), ``num0`` / ``num1`` (decimals), ``minus0``, ``int``, ``ints``, ``hm`` (the time of a wall-clock time),
-``label`` (a profile's name), ``term:PREFIX`` / ``terms:PREFIX`` (the entry ``PREFIX.value``), ``list:KEY`` (each
+``date`` (a date, ``7 Jun 2024``), ``when`` (a wall-clock time of the patient's day, ``07:53 on 11 Jun
+2024``), ``label`` (a profile's name), ``term:PREFIX`` / ``terms:PREFIX`` (the entry ``PREFIX.value``), ``list:KEY`` (each
 item filled by the entry ``KEY``). A code with a ``#one`` entry uses it when its ``count`` is 1.
 """
 
@@ -16,11 +17,14 @@ NBSP = "\u00a0"
 _L2 = "ADA level 2: below {threshold_mgdl:glucose}"
 _L1 = "ADA level 1: {level_low_mgdl:gnum} to {level_high_mgdl:glucose}"
 _FLOOR = "NICE NG3: on insulin, keep glucose above {threshold_mgdl:glucose}"
-_MANY = "{count:int} readings below {threshold_mgdl:glucose} from {first_local} to {last_local}"
-_ONE = "1 reading below {threshold_mgdl:glucose} at {first_local}"
-_NADIR = ", lowest {nadir_mgdl:glucose} at {nadir_local}"
+_MANY = "{count:int} readings below {threshold_mgdl:glucose} from {first_local:when} to {last_local:when}"
+_ONE = "1 reading below {threshold_mgdl:glucose} at {first_local:when}"
+_NADIR = ", lowest {nadir_mgdl:glucose} at {nadir_local:when}"
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 TEXTS: dict[str, str] = {
+    "when": "{time} on {date}",  # a wall-clock time of the patient's day
     "rule.cite": "Rule {rule}.",
     # hypoglycaemia
     "hypo_l2": f"Level 2 hypoglycaemia: {_MANY}{_NADIR} ({_L2}).",
@@ -31,36 +35,36 @@ TEXTS: dict[str, str] = {
     "hypo_insulin_floor#one": f"Below the glucose floor on insulin: {_ONE}{_NADIR} ({_FLOOR}).",
     # severe highs
     "fasting_severe": (
-        "Severe fasting hyperglycaemia on {local_date}: {readings:list:at_time}, above {threshold_mgdl:glucose}. "
+        "Severe fasting hyperglycaemia on {local_date:date}: {readings:list:at_time}, above {threshold_mgdl:glucose}. "
         "Insulin treatment to review now (CNGOF/SFD 2010)."
     ),
     "fasting_severe.unconfirmed": (
-        "Possible severe fasting hyperglycaemia on {local_date}: {readings:list:at_time}, above "
-        "{threshold_mgdl:glucose}, sent without a context and taken as fasting from the time of day, after an "
-        "earlier reading that day: confirm it was fasting (CNGOF/SFD 2010)."
+        "Possible severe fasting hyperglycaemia on {local_date:date}: {readings:list:at_time}, above "
+        "{threshold_mgdl:glucose}, sent without a context and taken as fasting from the time of day: confirm it was "
+        "fasting (CNGOF/SFD 2010)."
     ),
     "ketone_check": (
-        "Glucose at or above {threshold_mgdl:glucose}: {count:int} readings from {first_local}, highest "
-        "{peak_mgdl:glucose} at {peak_local}. Check for ketones (threshold ≥ {threshold_mgdl:glucose})."
+        "Glucose at or above {threshold_mgdl:glucose}: {count:int} readings from {first_local:when}, highest "
+        "{peak_mgdl:glucose} at {peak_local:when}. Check for ketones (threshold ≥ {threshold_mgdl:glucose})."
     ),
     "ketone_check#one": (
-        "Glucose at or above {threshold_mgdl:glucose}: 1 reading from {first_local}, highest {peak_mgdl:glucose} "
-        "at {peak_local}. Check for ketones (threshold ≥ {threshold_mgdl:glucose})."
+        "Glucose at or above {threshold_mgdl:glucose}: 1 reading from {first_local:when}, highest {peak_mgdl:glucose} "
+        "at {peak_local:when}. Check for ketones (threshold ≥ {threshold_mgdl:glucose})."
     ),
     # targets
     "fasting_above_target": (
-        "Fasting glucose above target on {local_date}: {readings:list:at_time} (target < {target_mgdl:glucose}, "
+        "Fasting glucose above target on {local_date:date}: {readings:list:at_time} (target < {target_mgdl:glucose}, "
         "{profile:label})."
     ),
     "postprandial_above_target": (
-        "After-meal glucose above target on {local_date}: {readings:list:at_time_target}; {profile:label} targets."
+        "After-meal glucose above target on {local_date:date}: {readings:list:at_time_target}; {profile:label} targets."
     ),
     "consecutive_above_target.fasting": (
-        "{count:int} consecutive fasting readings above target since {since_local}: {values_mgdl:glucose_list} "
+        "{count:int} consecutive fasting readings above target since {since_local:when}: {values_mgdl:glucose_list} "
         "(target < {targets_mgdl:glucose0}, {profile:label})."
     ),
     "consecutive_above_target.after_meal": (
-        "{count:int} consecutive after-meal readings above target since {since_local}: {values_mgdl:glucose_list} "
+        "{count:int} consecutive after-meal readings above target since {since_local:when}: {values_mgdl:glucose_list} "
         "(targets {targets_mgdl:lt_glucose_list}, {profile:label})."
     ),
     # patterns and trend
@@ -82,27 +86,27 @@ TEXTS: dict[str, str] = {
     ),
     # adherence and silence
     "low_adherence": (
-        "{readings:int} meter readings over the last {window_days:int} full days ({first_date} to {last_date}) for "
+        "{readings:int} meter readings over the last {window_days:int} full days ({first_date:date} to {last_date:date}) for "
         "{expected:int} prescribed ({readings_per_day:int} a day): {percent:num0} %, below {threshold_percent:int} %. "
         "Per day: {per_day:ints}."
     ),
     "no_data": (
-        "No reading since {last_local} (last: {last_mgdl:glucose}). The meter or app has been silent for more than "
+        "No reading since {last_local:when} (last: {last_mgdl:glucose}). The meter or app has been silent for more than "
         "{threshold_hours:int} h."
     ),
     # CGM
     "cgm_stale": (
-        "CGM silent since {last_local} (last reading {last_mgdl:glucose}; warning after {warning_after_min:int} min, "
+        "CGM silent since {last_local:when} (last reading {last_mgdl:glucose}; warning after {warning_after_min:int} min, "
         "urgent after {urgent_after_min:int} min)."
     ),
     "cgm_predicted_low": (
         "Predicted low: the AR2 forecast (Nightscout) reaches {reaches_mgdl:glucose} {reaches_after_min:int} min "
-        "after the last CGM reading ({last_mgdl:glucose} at {last_local}); forecast at {forecast_minutes:ints} min: "
+        "after the last CGM reading ({last_mgdl:glucose} at {last_local:when}); forecast at {forecast_minutes:ints} min: "
         "{forecast_mgdl:glucose_list} (threshold ≤ {threshold_mgdl:glucose} within {horizon_min:int} min)."
     ),
     "cgm_rapid_fall": (
         "Glucose falling fast: {rate_mgdl_per_min:num1} mg/dL per minute over the last {window_min:int} min "
-        "({count:int} CGM readings, {first_mgdl:glucose} at {first_local:hm} to {last_mgdl:glucose} at {last_local}; "
+        "({count:int} CGM readings, {first_mgdl:glucose} at {first_local:hm} to {last_mgdl:glucose} at {last_local:when}; "
         "threshold ≤ {threshold_mgdl_per_min:minus0} mg/dL/min)."
     ),
     "cgm_range_review": (
@@ -115,8 +119,8 @@ TEXTS: dict[str, str] = {
     ),
     # after delivery
     "postpartum_test_due": (
-        "Postpartum glucose test due: delivery on {delivery_date} ({days_since_delivery:int} days ago); "
-        "{profile:label} asks for a {profile:term:postpartum_test}, by {window_end_date}."
+        "Postpartum glucose test due: delivery on {delivery_date:date} ({days_since_delivery:int} days ago); "
+        "{profile:label} asks for a {profile:term:postpartum_test}, by {window_end_date:date}."
     ),
     # items and terms
     "at_time": "{mgdl:glucose} at {local:hm}",

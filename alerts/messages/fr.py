@@ -9,11 +9,14 @@ NBSP = "\u00a0"
 _L2 = "ADA niveau 2 : sous {threshold_mgdl:glucose}"
 _L1 = "ADA niveau 1 : de {level_low_mgdl:gnum} à {level_high_mgdl:glucose}"
 _FLOOR = "NICE NG3 : sous insuline, garder la glycémie au-dessus de {threshold_mgdl:glucose}"
-_MANY = "{count:int} mesures sous {threshold_mgdl:glucose} du {first_local} au {last_local}"
-_ONE = "1 mesure sous {threshold_mgdl:glucose} le {first_local}"
-_NADIR = ", la plus basse {nadir_mgdl:glucose} le {nadir_local}"
+_MANY = "{count:int} mesures sous {threshold_mgdl:glucose} du {first_local:when} au {last_local:when}"
+_ONE = "1 mesure sous {threshold_mgdl:glucose} le {first_local:when}"
+_NADIR = ", la plus basse {nadir_mgdl:glucose} le {nadir_local:when}"
+
+MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
 
 TEXTS: dict[str, str] = {
+    "when": "{date} à {time}",  # a wall-clock time of the patient's day
     "rule.cite": "Règle {rule}.",
     # hypoglycaemia
     "hypo_l2": f"Hypoglycémie de niveau 2 : {_MANY}{_NADIR} ({_L2}).",
@@ -24,37 +27,37 @@ TEXTS: dict[str, str] = {
     "hypo_insulin_floor#one": f"Sous le seuil glycémique sous insuline : {_ONE}{_NADIR} ({_FLOOR}).",
     # severe highs
     "fasting_severe": (
-        "Hyperglycémie à jeun sévère le {local_date} : {readings:list:at_time}, au-dessus de "
+        "Hyperglycémie à jeun sévère le {local_date:date} : {readings:list:at_time}, au-dessus de "
         "{threshold_mgdl:glucose}. Insulinothérapie à revoir sans attendre (CNGOF/SFD 2010)."
     ),
     "fasting_severe.unconfirmed": (
-        "Possible hyperglycémie à jeun sévère le {local_date} : {readings:list:at_time}, au-dessus de "
-        "{threshold_mgdl:glucose}, envoyée sans contexte et considérée à jeun d'après l'heure, après une autre mesure "
-        "ce jour-là : vérifier qu'elle était à jeun (CNGOF/SFD 2010)."
+        "Possible hyperglycémie à jeun sévère le {local_date:date} : {readings:list:at_time}, au-dessus de "
+        "{threshold_mgdl:glucose}, envoyée sans contexte et considérée à jeun d'après l'heure : vérifier qu'elle "
+        "était à jeun (CNGOF/SFD 2010)."
     ),
     "ketone_check": (
-        "Glycémie supérieure ou égale à {threshold_mgdl:glucose} : {count:int} mesures depuis le {first_local}, la "
-        "plus haute {peak_mgdl:glucose} le {peak_local}. Rechercher une cétose (seuil ≥ {threshold_mgdl:glucose})."
+        "Glycémie supérieure ou égale à {threshold_mgdl:glucose} : {count:int} mesures depuis le {first_local:when}, la "
+        "plus haute {peak_mgdl:glucose} le {peak_local:when}. Rechercher une cétose (seuil ≥ {threshold_mgdl:glucose})."
     ),
     "ketone_check#one": (
-        "Glycémie supérieure ou égale à {threshold_mgdl:glucose} : 1 mesure depuis le {first_local}, la plus haute "
-        "{peak_mgdl:glucose} le {peak_local}. Rechercher une cétose (seuil ≥ {threshold_mgdl:glucose})."
+        "Glycémie supérieure ou égale à {threshold_mgdl:glucose} : 1 mesure depuis le {first_local:when}, la plus haute "
+        "{peak_mgdl:glucose} le {peak_local:when}. Rechercher une cétose (seuil ≥ {threshold_mgdl:glucose})."
     ),
     # targets
     "fasting_above_target": (
-        "Glycémie à jeun au-dessus de la cible le {local_date} : {readings:list:at_time} (cible < "
+        "Glycémie à jeun au-dessus de la cible le {local_date:date} : {readings:list:at_time} (cible < "
         "{target_mgdl:glucose}, {profile:label})."
     ),
     "postprandial_above_target": (
-        "Glycémie post-prandiale au-dessus de la cible le {local_date} : {readings:list:at_time_target} ; cibles "
+        "Glycémie post-prandiale au-dessus de la cible le {local_date:date} : {readings:list:at_time_target} ; cibles "
         "{profile:label}."
     ),
     "consecutive_above_target.fasting": (
-        "{count:int} glycémies à jeun consécutives au-dessus de la cible depuis le {since_local} : "
+        "{count:int} glycémies à jeun consécutives au-dessus de la cible depuis le {since_local:when} : "
         "{values_mgdl:glucose_list} (cible < {targets_mgdl:glucose0}, {profile:label})."
     ),
     "consecutive_above_target.after_meal": (
-        "{count:int} glycémies post-prandiales consécutives au-dessus de la cible depuis le {since_local} : "
+        "{count:int} glycémies post-prandiales consécutives au-dessus de la cible depuis le {since_local:when} : "
         "{values_mgdl:glucose_list} (cibles {targets_mgdl:lt_glucose_list}, {profile:label})."
     ),
     # patterns and trend
@@ -77,29 +80,29 @@ TEXTS: dict[str, str] = {
     ),
     # adherence and silence
     "low_adherence": (
-        "{readings:int} glycémies capillaires sur les {window_days:int} derniers jours complets (du {first_date} au "
-        "{last_date}) pour {expected:int} prescrites ({readings_per_day:int} par jour) : {percent:num0} %, sous "
+        "{readings:int} glycémies capillaires sur les {window_days:int} derniers jours complets (du {first_date:date} au "
+        "{last_date:date}) pour {expected:int} prescrites ({readings_per_day:int} par jour) : {percent:num0} %, sous "
         "{threshold_percent:int} %. Par jour : {per_day:ints}."
     ),
     "no_data": (
-        "Aucune mesure depuis le {last_local} (dernière : {last_mgdl:glucose}). Le lecteur ou l'application est "
+        "Aucune mesure depuis le {last_local:when} (dernière : {last_mgdl:glucose}). Le lecteur ou l'application est "
         "silencieux depuis plus de {threshold_hours:int} h."
     ),
     # CGM
     "cgm_stale": (
-        "Capteur (CGM) silencieux depuis le {last_local} (dernière mesure {last_mgdl:glucose} ; alerte après "
+        "Capteur (CGM) silencieux depuis le {last_local:when} (dernière mesure {last_mgdl:glucose} ; alerte après "
         "{warning_after_min:int} min, urgente après {urgent_after_min:int} min)."
     ),
     "cgm_predicted_low": (
         "Hypoglycémie prévue : la prévision AR2 (Nightscout) atteint {reaches_mgdl:glucose} "
-        "{reaches_after_min:int} min après la dernière mesure du capteur ({last_mgdl:glucose} le {last_local}) ; "
+        "{reaches_after_min:int} min après la dernière mesure du capteur ({last_mgdl:glucose} le {last_local:when}) ; "
         "prévision à {forecast_minutes:ints} min : {forecast_mgdl:glucose_list} (seuil ≤ {threshold_mgdl:glucose} "
         "dans les {horizon_min:int} min)."
     ),
     "cgm_rapid_fall": (
         "Glycémie en chute rapide : {rate_mgdl_per_min:num1} mg/dL par minute sur les {window_min:int} dernières "
         "minutes ({count:int} mesures du capteur, de {first_mgdl:glucose} à {first_local:hm} à {last_mgdl:glucose} "
-        "le {last_local} ; seuil ≤ {threshold_mgdl_per_min:minus0} mg/dL/min)."
+        "le {last_local:when} ; seuil ≤ {threshold_mgdl_per_min:minus0} mg/dL/min)."
     ),
     "cgm_range_review": (
         "Bilan du capteur sur les {window_days:int} derniers jours ({data_pct:num0} % de données) : temps dans la "
@@ -111,9 +114,9 @@ TEXTS: dict[str, str] = {
     ),
     # after delivery
     "postpartum_test_due": (
-        "Dépistage postnatal du diabète à prévoir : accouchement le {delivery_date} (il y a "
+        "Dépistage postnatal du diabète à prévoir : accouchement le {delivery_date:date} (il y a "
         "{days_since_delivery:int} jours) ; {profile:label} recommande : {profile:term:postpartum_test}, avant le "
-        "{window_end_date}."
+        "{window_end_date:date}."
     ),
     # items and terms
     "at_time": "{mgdl:glucose} à {local:hm}",
