@@ -142,6 +142,4 @@ def place_rows(
         np.array([CONTEXTS.index(r["context"]) for r in rows], dtype=np.int8),
         np.array([MEALS.index(r["meal"]) if r.get("meal") in MEALS else NO_MEAL for r in rows], dtype=np.int8),
     )
-    return [
-        (CONTEXTS[c], MEALS[m] if m >= 0 else None) for c, m in zip(ctx.tolist(), ml.tolist(), strict=True)
-    ]
+    return [(CONTEXTS[c], MEALS[m] if m >= 0 else None) for c, m in zip(ctx.tolist(), ml.tolist(), strict=True)]
