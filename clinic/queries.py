@@ -17,16 +17,6 @@ ORDER BY updated_at, id
 LIMIT $6
 """
 
-# A patient's ($1) devices, oldest first, with the readings each sent measured in the last 7 days.
-LIST_DEVICES = """
-SELECT d.id, d.kind, d.label, d.active, d.created_at, d.last_seen_at, d.revoked_at,
-       (SELECT count(*) FROM readings r
-        WHERE r.patient_id = d.patient_id AND r.device_id = d.id AND r.measured_at >= now() - interval '7 days'
-       ) AS readings_7d
-FROM devices d
-WHERE d.patient_id = $1
-ORDER BY d.created_at, d.id
-"""
 
 # Failed pairing attempts of address $1 in the current window of $2 seconds, and the seconds left in it.
 PAIRING_FAILURES = """

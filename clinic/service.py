@@ -9,32 +9,17 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from fastapi.exceptions import RequestValidationError
 
 from alerts.profiles import PROFILES
 from clinic import queries
-from clinic.schemas import (
-    Credentials,
-    DeviceOut,
-    HttpEndpoint,
-    Kind,
-    MqttEndpoint,
-    NightscoutEndpoint,
-    PatientIn,
-    PatientOut,
-)
-from telemon import topics
+from clinic.schemas import Credentials, DeviceOut, Kind, PatientIn, PatientOut
+from telemon import device_sheet, devices, patients
 from telemon.api_keys import ApiKey
 from telemon.db import Conn
-from telemon.patients import PREGNANCY_DAYS, PatientRecord
-from telemon.settings import parse_mqtt_url
+from telemon.patients import PatientRecord
 
-# A pregnancy lasts 280 days from the last menstrual period to the due date, so a due date is known at most about
-# 40 weeks ahead; 10 months (304 days) leaves a month for dating uncertainty. More is a wrong year or a swapped day
-# and month. The command line refuses the same.
-MAX_DUE_DATE_AHEAD_DAYS = 304
 # Past the due date: the longest postpartum glucose test window of the profiles (NICE NG3 §1.6: 6-13 weeks after
 # the birth), after which telemon has nothing left to follow.
 LONGEST_POSTPARTUM = max(PROFILES.values(), key=lambda p: p.postpartum_end_days)
@@ -61,33 +46,18 @@ def by_key(key: ApiKey) -> dict[str, Any]:
 
 
 def check_due_date(due_date: dt.date, time_zone: str) -> None:
-    """Refuse a due date no pregnancy followed today can have, today being the date where the patient lives."""
-    today = dt.datetime.now(ZoneInfo(time_zone)).date()
-    if (due_date - today).days > MAX_DUE_DATE_AHEAD_DAYS:
-        raise field_error(
-            "due_date",
-            f"{due_date.isoformat()} is more than 10 months ({MAX_DUE_DATE_AHEAD_DAYS} days) after today"
-            f" ({today.isoformat()}), and a pregnancy lasts {PREGNANCY_DAYS} days; check the year and month",
-        )
-    if (today - due_date).days > LONGEST_POSTPARTUM.postpartum_end_days:
-        raise field_error(
-            "due_date",
-            f"{due_date.isoformat()} is more than {LONGEST_POSTPARTUM.postpartum_end_days} days before today"
-            f" ({today.isoformat()}), past the longest postpartum follow-up; check the year",
-        )
+    """The core's due-date rule (the dashboard's enrolment applies the same), answered as a 422 naming the field."""
+    try:
+        patients.check_due_date(due_date, time_zone, postpartum_days=LONGEST_POSTPARTUM.postpartum_end_days)
+    except patients.FieldError as exc:
+        raise field_error(exc.field, str(exc)) from None
 
 
 def check_diagnosis_date(diagnosis: dt.date | None, due_date: dt.date, time_zone: str) -> None:
-    if diagnosis is None:
-        return
-    today = dt.datetime.now(ZoneInfo(time_zone)).date()
-    if diagnosis > today:
-        raise field_error("diagnosis_date", f"{diagnosis.isoformat()} is in the future (today is {today.isoformat()})")
-    start = due_date - dt.timedelta(days=PREGNANCY_DAYS)
-    if diagnosis < start:
-        raise field_error(
-            "diagnosis_date", f"{diagnosis.isoformat()} is before the pregnancy began ({start.isoformat()})"
-        )
+    try:
+        patients.check_diagnosis_date(diagnosis, due_date, time_zone)
+    except patients.FieldError as exc:
+        raise field_error(exc.field, str(exc)) from None
 
 
 def team_for(body: PatientIn, key: ApiKey) -> uuid.UUID:
@@ -139,16 +109,16 @@ def patient_out(patient: PatientRecord) -> PatientOut:
 async def list_devices(conn: Conn, patient_id: uuid.UUID) -> list[DeviceOut]:
     return [
         DeviceOut(
-            device_id=r["id"],
-            kind=r["kind"],
-            label=r["label"],
-            active=r["active"],
-            created_at=r["created_at"],
-            last_seen_at=r["last_seen_at"],
-            revoked_at=r["revoked_at"],
-            readings_7d=r["readings_7d"],
+            device_id=d.id,
+            kind=cast(Kind, d.kind),
+            label=d.label,
+            active=d.active,
+            created_at=d.created_at,
+            last_seen_at=d.last_seen_at,
+            revoked_at=d.revoked_at,
+            readings_7d=d.readings_7d,
         )
-        for r in await conn.fetch(queries.LIST_DEVICES, patient_id)
+        for d in await devices.devices_of_patient(conn, patient_id)
     ]
 
 
@@ -161,31 +131,9 @@ class Endpoints:
 
 
 def credentials(kind: str, device_id: str, token: str, where: Endpoints) -> Credentials:
-    """The sheet of a device: what a meter gateway or the phone app needs (HTTP and MQTT), or a CGM uploader
-    (Nightscout's URL and API secret, the token itself: the uploader sends its SHA-1)."""
-    base = where.base_url.rstrip("/")
-    http = mqtt = nightscout = None
-    if kind == "cgm":
-        scheme, _, rest = base.partition("://")
-        nightscout = NightscoutEndpoint(
-            url=f"{base}/ns", api_secret=token, xdrip_url=f"{scheme}://{token}@{rest}/ns/api/v1/"
-        )
-    else:
-        http = HttpEndpoint(readings_url=f"{base}/api/v1/readings", authorization=f"Bearer {token}")
-        if where.mqtt_url:
-            broker = parse_mqtt_url(where.mqtt_url)
-            mqtt = MqttEndpoint(
-                host=broker.host,
-                port=broker.port,
-                tls=broker.tls,
-                username=device_id,
-                password=token,
-                readings_topic=topics.readings_topic(device_id),
-                receipts_topic=topics.receipts_topic(device_id),
-            )
-    return Credentials(
-        device_id=device_id, kind=cast(Kind, kind), token=token, http=http, mqtt=mqtt, nightscout=nightscout
-    )
+    """The sheet of a device (``telemon.device_sheet``, which the dashboard prints too) as the API answers it."""
+    found = device_sheet.sheet(kind, device_id, token, base_url=where.base_url, mqtt_url=where.mqtt_url)
+    return Credentials.model_validate(dataclasses.asdict(found))
 
 
 async def pairing_wait(conn: Conn, address: str) -> int | None:

@@ -20,8 +20,8 @@ from markupsafe import Markup, escape
 from alerts import messages
 from alerts import profiles as P
 from alerts.messages import glucose, glucose_number, number
-from clinician_ui.texts_team import TEAM_TEXTS
 from clinician_ui.texts_clinic import TEXTS_CLINIC
+from clinician_ui.texts_team import TEAM_TEXTS
 
 __all__ = ["glucose", "glucose_number", "number"]  # written by alerts.messages, used here under these names
 

@@ -50,10 +50,15 @@ TARGET_LIMITS_MGDL = (60.0, 250.0)  # a target outside is a typing error
 LIVE_HEADER = "x-telemon-live"  # the page's own live refresh: audited as patient.refresh, not as a new view
 
 
-async def _patient(db: Conn | asyncpg.Pool, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
+async def _patient(
+    db: Conn | asyncpg.Pool, who: Clinician, patient_id: uuid.UUID, *, writing: bool = False
+) -> asyncpg.Record:
+    """The patient if she is one of the clinician's teams'; ``writing``: and not archived (read-only then)."""
     row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
     if row is None:
         raise web.PageError(404, "error.not_found")
+    if writing and row["archived_at"] is not None:
+        raise web.PageError(409, "error.archived")
     return row
 
 
@@ -368,7 +373,7 @@ async def alert_action(
 async def review(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
     form = await web.form_of(request, who)
     db = web.pool(request)
-    await _patient(db, who, patient_id)
+    await _patient(db, who, patient_id, writing=True)
     async with db.acquire() as conn, conn.transaction():
         await conn.execute(queries.INSERT_REVIEW, patient_id, who.id)
         await audit.record(conn, actor=who.actor, action="patient.review", patient_id=patient_id)
@@ -379,7 +384,7 @@ async def review(patient_id: uuid.UUID, request: Request, who: Clinician = Depen
 async def add_note(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
     form = await web.form_of(request, who)
     db = web.pool(request)
-    await _patient(db, who, patient_id)
+    await _patient(db, who, patient_id, writing=True)
     body = web.field(form, "body")
     if not 1 <= len(body) <= 4000:
         raise web.PageError(422, "error.invalid", detail="1–4000")
@@ -445,7 +450,7 @@ async def settings(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
     if not who.can_prescribe:
         raise web.PageError(403, "error.forbidden")
     db = web.pool(request)
-    p = await _patient(db, who, patient_id)
+    p = await _patient(db, who, patient_id, writing=True)
     profile, treatment = web.field(form, "profile"), web.field(form, "treatment")
     per_day = web.field(form, "readings_per_day")
     if profile not in patients.PROFILES or treatment not in patients.TREATMENTS:
@@ -483,7 +488,7 @@ async def settings(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
 async def delivery(patient_id: uuid.UUID, request: Request, who: Clinician = Depends(web.clinician)) -> Response:
     form = await web.form_of(request, who)
     db = web.pool(request)
-    p = await _patient(db, who, patient_id)
+    p = await _patient(db, who, patient_id, writing=True)
     text = web.field(form, "delivery_date")
     try:
         day = dt.date.fromisoformat(text)

@@ -85,6 +85,7 @@ WITH scoped AS (
     FROM patients p
     JOIN alerts a ON a.patient_id = p.id
     WHERE p.team_id = ANY($1::uuid[])
+      AND p.archived_at IS NULL
       AND a.status = ANY($2::text[])
       AND (a.snoozed_until IS NULL OR a.snoozed_until <= now())
       AND array_position(ARRAY['info', 'warning', 'urgent'], a.severity) >= $3
@@ -182,7 +183,7 @@ WITH page AS (
     LIMIT $3 OFFSET $4
 )
 SELECT p.id AS patient_id, pg.total, p.display_name, p.external_id, p.due_date, p.delivery_date, p.treatment,
-       p.profile, p.last_reviewed_at, p.time_zone, t.name AS team_name,
+       p.profile, p.last_reviewed_at, p.time_zone, t.name AS team_name, p.archived_at,
        (SELECT count(*) FROM alerts a WHERE a.patient_id = p.id AND a.status <> 'resolved') AS open_alerts,
        COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
                  WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds,
@@ -198,7 +199,7 @@ ORDER BY p.display_name, p.id
 PATIENT = """
 SELECT p.id, p.team_id, t.name AS team_name, p.external_id, p.display_name, p.time_zone, p.due_date,
        p.diagnosis_date, p.delivery_date, p.treatment, p.profile, p.target_overrides, p.readings_per_day,
-       p.last_reviewed_at, p.created_at,
+       p.last_reviewed_at, p.created_at, p.archived_at,
        COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
                  WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
 FROM patients p JOIN care_teams t ON t.id = p.team_id

@@ -12,7 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from clinician_ui import events, login, patient, preferences, sessions, triage, web
+from clinician_ui import devices as device_pages
+from clinician_ui import enrol, events, login, patient, preferences, sessions, triage, web
+from clinician_ui import team_pages as team_administration
 
 STATIC = Path(__file__).parent / "static"
 
@@ -20,6 +22,10 @@ STATIC = Path(__file__).parent / "static"
 def include_routes(app: FastAPI) -> None:
     for module in (login, triage, patient, preferences, events):
         app.include_router(module.router)
+    for clinic_pages in (enrol, device_pages):  # enrolment, devices and pairing sheets, end of monitoring
+        app.include_router(clinic_pages.router)
+    for router in team_administration.ROUTERS:  # the team, invitations, passwords, API keys, audit
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(web.LoginRequired, _login_required)
     app.add_exception_handler(web.PageError, _page_error)

@@ -453,6 +453,7 @@ async def patients(request: Request, who: Clinician = Depends(web.clinician)) ->
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "page_query": page_query,
         "several_teams": len(who.team_ids) > 1,
+        "archived_ids": {r["patient_id"] for r in records if r["archived_at"] is not None},
     }
     return web.render(request, "patients.html", context, who=who)
 

@@ -82,6 +82,18 @@ async def device_of_patient(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID, de
     return _device(await conn.fetchrow(queries.DEVICE_OF_PATIENT, patient_id, device_id))
 
 
+@dataclass(frozen=True)
+class DeviceUse(DeviceRecord):
+    """A device with how much it is used: the readings it sent measured in the last 7 days."""
+
+    readings_7d: int
+
+
+async def devices_of_patient(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) -> list[DeviceUse]:
+    """A patient's devices, revoked ones included, oldest first (the hospital API's list and the dashboard's)."""
+    return [DeviceUse(**dict(r)) for r in await conn.fetch(queries.DEVICES_OF_PATIENT, patient_id)]
+
+
 async def revoke_device(
     conn: Conn, device_id: str, *, actor: str, detail: dict[str, Any] | None = None
 ) -> DeviceRecord | None:

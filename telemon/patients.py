@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
-from telemon import audit, queries
+from telemon import audit, channels, queries
 from telemon.db import Conn
 from telemon.settings import SettingsError
 
@@ -52,6 +52,70 @@ def check_time_zone(name: str, where: str = "--timezone") -> str:
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, such as 'Europe'
             raise SettingsError(f"{where}: {name!r} is not an IANA time zone (for example Europe/Paris)") from None
     return name
+
+
+class FieldError(SettingsError):
+    """A value of a patient's record refused: ``field`` names it, ``code`` and ``params`` let a page word the
+    reason in its reader's language, and the message is the English the hospital API answers."""
+
+    def __init__(self, field: str, code: str, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.field, self.code, self.params = field, code, params
+
+
+# A pregnancy lasts 280 days from the last menstrual period to the due date, so a due date is known at most about
+# 40 weeks ahead; 10 months (304 days) leaves a month for dating uncertainty. More is a wrong year or a swapped day
+# and month.
+MAX_DUE_DATE_AHEAD_DAYS = 304
+
+
+def due_date_from_lmp(last_period: dt.date) -> dt.date:
+    """Naegele's rule: the due date is 280 days after the first day of the last menstrual period."""
+    return last_period + dt.timedelta(days=PREGNANCY_DAYS)
+
+
+def check_due_date(due_date: dt.date, time_zone: str, *, postpartum_days: int) -> None:
+    """Refuse a due date no pregnancy followed today can have, today being the date where the patient lives: more
+    than 10 months ahead, or past by more than ``postpartum_days`` (the longest postpartum follow-up of the
+    guideline profiles, which the core does not know), after which telemon has nothing left to follow."""
+    today = dt.datetime.now(ZoneInfo(time_zone)).date()
+    if (due_date - today).days > MAX_DUE_DATE_AHEAD_DAYS:
+        raise FieldError(
+            "due_date",
+            "due_date.too_late",
+            f"{due_date.isoformat()} is more than 10 months ({MAX_DUE_DATE_AHEAD_DAYS} days) after today"
+            f" ({today.isoformat()}), and a pregnancy lasts {PREGNANCY_DAYS} days; check the year and month",
+            days=MAX_DUE_DATE_AHEAD_DAYS,
+        )
+    if (today - due_date).days > postpartum_days:
+        raise FieldError(
+            "due_date",
+            "due_date.too_early",
+            f"{due_date.isoformat()} is more than {postpartum_days} days before today"
+            f" ({today.isoformat()}), past the longest postpartum follow-up; check the year",
+            days=postpartum_days,
+        )
+
+
+def check_diagnosis_date(diagnosis: dt.date | None, due_date: dt.date, time_zone: str) -> None:
+    """A diagnosis is made during the pregnancy, and not in the future where the patient lives."""
+    if diagnosis is None:
+        return
+    today = dt.datetime.now(ZoneInfo(time_zone)).date()
+    if diagnosis > today:
+        raise FieldError(
+            "diagnosis_date",
+            "diagnosis_date.future",
+            f"{diagnosis.isoformat()} is in the future (today is {today.isoformat()})",
+        )
+    start = due_date - dt.timedelta(days=PREGNANCY_DAYS)
+    if diagnosis < start:
+        raise FieldError(
+            "diagnosis_date",
+            "diagnosis_date.before_pregnancy",
+            f"{diagnosis.isoformat()} is before the pregnancy began ({start.isoformat()})",
+            start=start,
+        )
 
 
 def check_choice(value: str, choices: tuple[str, ...], where: str) -> str:
@@ -117,12 +181,15 @@ async def find_patient(conn: Conn, ref: str) -> Patient:
 
 async def record_delivery(conn: Conn, patient_id: uuid.UUID, day: dt.date, *, actor: str) -> dt.date | None:
     """Record (or correct) the delivery date, audited; returns the date it replaced. Monitoring ends at the
-    delivery (the glucose targets of GDM are the pregnancy's; the postpartum test follows): the glycaemic rules stop, and the glycaemic alerts still open are resolved now by the
-    system with the reason "delivered" (a hypo of last week is no longer anyone's task, and would keep the patient
-    on the triage list); the postpartum test reminder starts from it."""
+    delivery (the glucose targets of GDM are the pregnancy's; the postpartum test follows): the glycaemic rules
+    stop, and the glycaemic alerts still open are resolved now by the system with the reason "delivered" (a hypo
+    of last week is no longer anyone's task, and would keep the patient on the triage list); the postpartum test
+    reminder starts from it."""
     before: dt.date | None = await conn.fetchval(queries.LOCK_DELIVERY_DATE, patient_id)
     await conn.execute(queries.SET_DELIVERY_DATE, patient_id, day)
-    resolved = await conn.fetch(queries.RESOLVE_FOR_DELIVERY, patient_id, list(POSTPARTUM_RULES), day)
+    resolved = await conn.fetch(
+        queries.RESOLVE_BY_SYSTEM, patient_id, list(POSTPARTUM_RULES), "delivered", day, channels.ALERTS
+    )
     detail = {
         "date": day.isoformat(),
         "before": before.isoformat() if before else None,
@@ -265,7 +332,9 @@ async def archive_patient(
     revoked = [r["id"] for r in await conn.fetch(queries.REVOKE_PATIENT_DEVICES, patient_id)]
     for device_id in revoked:
         await conn.execute(queries.CLOSE_DEVICE_PAIRING_CODES, device_id)
-    resolved = [r["id"] for r in await conn.fetch(queries.RESOLVE_FOR_ARCHIVE, patient_id)]
+    resolved = [
+        r["id"] for r in await conn.fetch(queries.RESOLVE_BY_SYSTEM, patient_id, [], "archived", None, channels.ALERTS)
+    ]
     await audit.record(
         conn,
         actor=actor,
@@ -290,3 +359,49 @@ async def unarchive_patient(
 def _plain(value: Any) -> Any:
     """A value as the audit's JSON holds it."""
     return value.isoformat() if isinstance(value, dt.date) else value
+
+
+@dataclass(frozen=True)
+class Ogtt:
+    """The oral glucose tolerance test (75 g) that made the diagnosis: values in mg/dL, exactly as typed in
+    ``unit`` (telemon.units.exact_mgdl); the ones not measured are None."""
+
+    unit: str
+    fasting_mgdl: float | None
+    one_hour_mgdl: float | None
+    two_hours_mgdl: float | None
+
+
+@dataclass(frozen=True)
+class EnrolmentDetails:
+    """What the dashboard's enrolment asks besides the record."""
+
+    birth_year: int | None
+    language: str
+    ogtt: Ogtt | None
+
+
+async def set_enrolment_details(conn: Conn, patient_id: uuid.UUID, details: EnrolmentDetails) -> None:
+    """Record the patient's birth year, the language she reads and her diagnostic OGTT, in the enrolment's
+    transaction (which audits the whole)."""
+    ogtt = details.ogtt
+    await conn.execute(
+        queries.SET_ENROLMENT_DETAILS,
+        patient_id,
+        details.birth_year,
+        details.language,
+        ogtt.unit if ogtt else None,
+        ogtt.fasting_mgdl if ogtt else None,
+        ogtt.one_hour_mgdl if ogtt else None,
+        ogtt.two_hours_mgdl if ogtt else None,
+    )
+
+
+async def enrolment_details(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) -> EnrolmentDetails | None:
+    row = await conn.fetchrow(queries.ENROLMENT_DETAILS, patient_id)
+    if row is None:
+        return None
+    ogtt = None
+    if row["ogtt_unit"] is not None:
+        ogtt = Ogtt(row["ogtt_unit"], row["ogtt_fasting_mgdl"], row["ogtt_1h_mgdl"], row["ogtt_2h_mgdl"])
+    return EnrolmentDetails(row["birth_year"], row["language"], ogtt)

@@ -13,6 +13,78 @@ INSERT INTO clinicians (id, email, password_hash, display_name, role, language, 
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
 INSERT_MEMBERSHIP = "INSERT INTO team_memberships (team_id, clinician_id) VALUES ($1, $2)"
+MEMBER_COLUMNS = """
+c.id, c.email, c.display_name, c.role, c.active, c.created_at, c.deactivated_at,
+(SELECT max(s.last_seen_at) FROM clinician_sessions s WHERE s.clinician_id = c.id) AS last_seen_at
+"""
+# The clinicians of the care teams $1, by name.
+TEAM_MEMBERS = f"""
+SELECT {MEMBER_COLUMNS} FROM clinicians c
+WHERE EXISTS (SELECT 1 FROM team_memberships m WHERE m.clinician_id = c.id AND m.team_id = ANY($1::uuid[]))
+ORDER BY lower(c.display_name), c.id
+"""
+TEAM_MEMBER = f"""
+SELECT {MEMBER_COLUMNS} FROM clinicians c
+WHERE c.id = $1
+  AND EXISTS (SELECT 1 FROM team_memberships m WHERE m.clinician_id = c.id AND m.team_id = ANY($2::uuid[]))
+"""
+SET_PASSWORD = "UPDATE clinicians SET password_hash = $2 WHERE id = $1"  # noqa: S105 - SQL
+# End the sessions of clinician $1 except the session $2 (null: all of them); returns how many ended.
+END_SESSIONS_BUT = """
+WITH ended AS (
+    DELETE FROM clinician_sessions WHERE clinician_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2) RETURNING 1
+)
+SELECT count(*) FROM ended
+"""
+DEACTIVATE_CLINICIAN = """
+UPDATE clinicians SET active = false, deactivated_at = now(), deactivated_by = $2 WHERE id = $1 AND active
+RETURNING id
+"""
+REACTIVATE_CLINICIAN = """
+UPDATE clinicians SET active = true, deactivated_at = NULL, deactivated_by = NULL WHERE id = $1 AND NOT active
+RETURNING id
+"""
+
+# --- one-time links: invitations and password resets (telemon.account_links) ----------------------------------
+
+CLOSE_EXPIRED_LINKS = "UPDATE clinician_links SET closed_at = now() WHERE closed_at IS NULL AND expires_at <= now()"
+# An open invitation to the same address, or reset of the same clinician, is replaced by the new one.
+CLOSE_OPEN_INVITATION = """
+UPDATE clinician_links SET closed_at = now()
+WHERE purpose = 'invitation' AND closed_at IS NULL AND lower(email) = lower($1)
+"""
+CLOSE_CLINICIAN_LINKS = """
+UPDATE clinician_links SET closed_at = now() WHERE purpose = 'password_reset' AND closed_at IS NULL AND clinician_id = $1
+"""
+# A new link valid for $11 seconds; ON CONFLICT: the selector is taken, draw another.
+INSERT_LINK = """
+INSERT INTO clinician_links (id, purpose, selector, secret_hash, team_id, email, role, language, clinician_id,
+                             created_by, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11))
+ON CONFLICT (selector) DO NOTHING
+RETURNING expires_at
+"""
+LINK_COLUMNS = """
+l.id, l.purpose, l.secret_hash, l.team_id, t.name AS team_name, l.email, l.role, l.language, l.clinician_id,
+l.created_by, l.created_at, l.expires_at, l.used_at, l.closed_at,
+l.closed_at IS NULL AND l.expires_at > now() AS usable
+"""
+LINK_BY_SELECTOR = f"""
+SELECT {LINK_COLUMNS} FROM clinician_links l JOIN care_teams t ON t.id = l.team_id WHERE l.selector = $1
+"""
+LOCK_LINK = LINK_BY_SELECTOR.rstrip() + " FOR UPDATE OF l"
+USE_LINK = "UPDATE clinician_links SET used_at = now(), closed_at = now(), clinician_id = $2 WHERE id = $1"
+# The open invitations of the care teams $1, oldest first.
+OPEN_INVITATIONS = f"""
+SELECT {LINK_COLUMNS} FROM clinician_links l JOIN care_teams t ON t.id = l.team_id
+WHERE l.purpose = 'invitation' AND l.closed_at IS NULL AND l.expires_at > now() AND l.team_id = ANY($1::uuid[])
+ORDER BY l.created_at, l.id
+"""
+CANCEL_INVITATION = """
+UPDATE clinician_links SET closed_at = now()
+WHERE id = $1 AND purpose = 'invitation' AND closed_at IS NULL AND team_id = ANY($2::uuid[])
+RETURNING email
+"""
 
 # --- patients (telemon.patients) -----------------------------------------------------------------------------
 
@@ -53,27 +125,19 @@ UNARCHIVE_PATIENT = f"""
 UPDATE patients SET archived_at = NULL, archived_by = NULL WHERE id = $1 AND archived_at IS NOT NULL
 RETURNING {PATIENT_RECORD_COLUMNS}
 """
+# What enrolment records besides the record of patient $1: her birth year ($2), her language ($3), and the
+# diagnostic OGTT's unit ($4) and values in mg/dL ($5 fasting, $6 at 1 h, $7 at 2 h).
+SET_ENROLMENT_DETAILS = """
+UPDATE patients
+SET birth_year = $2, language = $3, ogtt_unit = $4, ogtt_fasting_mgdl = $5, ogtt_1h_mgdl = $6, ogtt_2h_mgdl = $7
+WHERE id = $1
+"""
+ENROLMENT_DETAILS = """
+SELECT birth_year, language, ogtt_unit, ogtt_fasting_mgdl, ogtt_1h_mgdl, ogtt_2h_mgdl FROM patients WHERE id = $1
+"""
 # An archived patient's ($1) devices are revoked: her meter goes back and her app stops sending.
 REVOKE_PATIENT_DEVICES = """
 UPDATE devices SET active = false, revoked_at = now() WHERE patient_id = $1 AND active RETURNING id
-"""
-# Archiving ends the monitoring of patient $1: her alerts still open, postpartum ones included, are resolved by the
-# system with the reason 'archived', the conditions waiting for confirmation forgotten, each change announced.
-RESOLVE_FOR_ARCHIVE = """
-WITH pending AS (
-    DELETE FROM alert_pending WHERE patient_id = $1
-),
-r AS (
-    UPDATE alerts
-    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = 'archived',
-        updated_at = now()
-    WHERE patient_id = $1 AND status <> 'resolved'
-    RETURNING id, patient_id, rule, severity, status
-)
-SELECT r.id, pg_notify('telemon_alerts', json_build_object(
-           'id', r.id, 'patient_id', r.patient_id, 'rule', r.rule, 'severity', r.severity, 'status', r.status,
-           'change', 'resolved')::text)
-FROM r
 """
 LOCK_DELIVERY_DATE = "SELECT delivery_date FROM patients WHERE id = $1 FOR UPDATE"
 SET_DELIVERY_DATE = "UPDATE patients SET delivery_date = $2 WHERE id = $1"
@@ -93,6 +157,16 @@ SET_DEVICE_NS_SECRET_512 = "UPDATE devices SET ns_secret512_hash = $2 WHERE id =
 BROKER_ACCOUNTS = "SELECT id, broker_password FROM devices WHERE active ORDER BY id"
 DEVICE_COLUMNS = "patient_id, id, kind, label, active, created_at, last_seen_at, revoked_at"
 DEVICE_OF_PATIENT = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE patient_id = $1 AND id = $2"
+# A patient's ($1) devices, oldest first, with the readings each sent measured in the last 7 days.
+DEVICES_OF_PATIENT = f"""
+SELECT {DEVICE_COLUMNS},
+       (SELECT count(*) FROM readings r
+        WHERE r.patient_id = d.patient_id AND r.device_id = d.id AND r.measured_at >= now() - interval '7 days'
+       ) AS readings_7d
+FROM devices d
+WHERE d.patient_id = $1
+ORDER BY d.created_at, d.id
+"""
 LOCK_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1 FOR UPDATE"
 # Revoke a device ($1): the row comes back only when it was active, so a second revoke changes nothing. Its open
 # pairing codes close with it.
@@ -177,25 +251,24 @@ UPDATE api_keys SET active = false, revoked_at = now() WHERE id = $1 AND active 
 """
 API_KEY_REVOKED_AT = "SELECT active, revoked_at FROM api_keys WHERE id = $1"
 
-# A delivery on day $3 ends the glycaemic monitoring of patient $1 once that day has come in her time zone: her
-# alerts still open, except the postpartum ones ($2, the rules that start at the delivery), are resolved by the
-# system with the reason 'delivered', the conditions waiting for confirmation forgotten, and each change announced
-# on the alerts channel.
-RESOLVE_FOR_DELIVERY = """
+# Monitoring ends for patient $1 (delivery, archive): her alerts still open, except those of rules $2 (the postpartum
+# ones at a delivery), are resolved by the system with reason $3, the conditions of those rules waiting for
+# confirmation forgotten, each change announced on channel $5. A delivery date $4 still ahead in her time zone ends
+# nothing yet (NULL: now).
+RESOLVE_BY_SYSTEM = """
 WITH p AS (
-    SELECT id FROM patients WHERE id = $1 AND $3::date <= (now() AT TIME ZONE time_zone)::date
+    SELECT id FROM patients WHERE id = $1 AND ($4::date IS NULL OR $4::date <= (now() AT TIME ZONE time_zone)::date)
 ),
 pending AS (
     DELETE FROM alert_pending WHERE patient_id IN (SELECT id FROM p) AND NOT (rule = ANY($2::text[]))
 ),
 r AS (
     UPDATE alerts
-    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = 'delivered',
-        updated_at = now()
+    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = $3, updated_at = now()
     WHERE patient_id IN (SELECT id FROM p) AND status <> 'resolved' AND NOT (rule = ANY($2::text[]))
     RETURNING id, patient_id, rule, severity, status
 )
-SELECT r.id, pg_notify('telemon_alerts', json_build_object(
+SELECT r.id, pg_notify($5::text, json_build_object(
            'id', r.id, 'patient_id', r.patient_id, 'rule', r.rule, 'severity', r.severity, 'status', r.status,
            'change', 'resolved')::text)
 FROM r

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ROLES = ("api", "mqtt", "scheduler")
 
@@ -61,6 +61,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("TELEMON_MAX_BATCH_READINGS", "10000", "most readings accepted in one HTTP or MQTT message"),
     Setting("TELEMON_MAX_BODY_BYTES", "5242880", "largest HTTP body or MQTT payload accepted, in bytes"),
+    Setting(
+        "TELEMON_SMTP_URL",
+        "",
+        "SMTP server for invitations and password resets (`smtp://user:pass@host:25`, `smtp+starttls://…:587`, "
+        "`smtps://…:465`); unset: the dashboard shows the link to the administrator to hand over",
+    ),
+    Setting("TELEMON_SMTP_FROM", "telemon@localhost", "sender address of the e-mails telemon sends"),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -83,6 +90,8 @@ class Settings:
     mqtt_shared_group: str
     max_batch_readings: int
     max_body_bytes: int
+    smtp_url: str | None = None
+    smtp_from: str = "telemon@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +109,12 @@ class Settings:
         log_level = get("TELEMON_LOG_LEVEL").upper()
         if log_level not in LOG_LEVELS:
             raise SettingsError(f"TELEMON_LOG_LEVEL: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        smtp_url = get("TELEMON_SMTP_URL") or None
+        if smtp_url is not None:
+            parse_smtp_url(smtp_url, "TELEMON_SMTP_URL")
+        smtp_from = get("TELEMON_SMTP_FROM")
+        if "@" not in smtp_from:
+            raise SettingsError(f"TELEMON_SMTP_FROM: {smtp_from!r} is not an email address")
         log_format = get("TELEMON_LOG_FORMAT").lower()
         if log_format not in LOG_FORMATS:
             raise SettingsError(f"TELEMON_LOG_FORMAT: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
@@ -117,6 +132,8 @@ class Settings:
             mqtt_shared_group=get("TELEMON_MQTT_SHARED_GROUP"),
             max_batch_readings=_int(get("TELEMON_MAX_BATCH_READINGS"), "TELEMON_MAX_BATCH_READINGS", 1, 1_000_000),
             max_body_bytes=_int(get("TELEMON_MAX_BODY_BYTES"), "TELEMON_MAX_BODY_BYTES", 1024, 1 << 30),
+            smtp_url=smtp_url,
+            smtp_from=smtp_from,
         )
 
 
@@ -159,6 +176,34 @@ def parse_mqtt_url(url: str, where: str = "TELEMON_MQTT_URL") -> MqttAddress:
         raise SettingsError(f"{where}: {redact(url)!r} has a malformed port") from exc
     tls = parts.scheme == "mqtts"
     return MqttAddress(parts.hostname, port or (8883 if tls else 1883), parts.username, parts.password, tls)
+
+
+@dataclass(frozen=True)
+class SmtpAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: str | None  # None (clear), "starttls" or "tls"
+
+
+SMTP_SCHEMES = {"smtp": (25, None), "smtp+starttls": (587, "starttls"), "smtps": (465, "tls")}
+
+
+def parse_smtp_url(url: str, where: str = "TELEMON_SMTP_URL") -> SmtpAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        raise SettingsError(
+            f"{where}: {redact(url)!r} is not an SMTP URL (smtp://, smtp+starttls:// or smtps://user:pass@host:port)"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {redact(url)!r} has a malformed port") from exc
+    default_port, tls = SMTP_SCHEMES[parts.scheme]
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return SmtpAddress(parts.hostname, port or default_port, username, password, tls)
 
 
 def redact(url: str) -> str:

@@ -15,6 +15,7 @@ from alerts.messages import legacy
 from alerts.rules import RULES_BY_ID
 from clinician_ui import glycaemia as G
 from clinician_ui import i18n, sessions, web
+from telemon import teams
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "clinician_ui" / "templates"
 DYNAMIC = {  # keys templates build from a prefix and a value
@@ -29,6 +30,7 @@ DYNAMIC = {  # keys templates build from a prefix and a value
     "triage.filter.severity.": ("all", "warning", "urgent"),
     "action.": ("patient.review", "note.add", "alert.acknowledge", "alert.snooze", "alert.resolve"),
     "field.": ("profile", "treatment", "readings_per_day", "target_overrides"),
+    "role.": teams.ROLES,
 }
 
 

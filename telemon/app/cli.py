@@ -478,7 +478,7 @@ def _mqtt_url(args: argparse.Namespace, settings: Settings) -> str | None:
 
 
 def _simulate_options(args: argparse.Namespace, settings: Settings) -> Any:
-    from tools.simulator.runner import STATE_NAME, Options
+    from tools.simulator.plan import STATE_NAME, Options
 
     options = Options(
         seed=args.seed,
@@ -502,7 +502,8 @@ def _simulate_options(args: argparse.Namespace, settings: Settings) -> Any:
 async def _simulate(options: Any, pool: asyncpg.Pool) -> tuple[str, dict[str, Any]]:
     import signal
 
-    from tools.simulator.runner import format_report, simulate
+    from tools.simulator.plan import format_report
+    from tools.simulator.runner import simulate
 
     stop = asyncio.Event()
     running = asyncio.get_running_loop()

@@ -2,7 +2,8 @@
 cohort feeding it.
 
 What it does: starts the embedded PostgreSQL and MQTT broker, applies the migrations, creates the team
-"Maternité démo" and the clinician whose login is printed, then serves the dashboard on http://127.0.0.1:8000.
+"Maternité démo", its clinician and its administrator whose logins are printed, and a pending invitation of a
+midwife, then serves the dashboard on http://127.0.0.1:8000.
 In the same process, as a background task once the server answers, the simulator (``tools.simulator``)
 creates 40 simulated patients of that team (6 of them wearing a CGM), sends their last 21 days of history as
 their devices would (meters over MQTT, phone apps over HTTP, CGM uploaders through the Nightscout API) as fast
@@ -21,16 +22,21 @@ import asyncio
 import contextlib
 import logging
 import sys
+import uuid
 
-from telemon import teams
+from telemon import account_links, teams
 from telemon.app.server import Cleanup, serve
 from telemon.app.services import Services
+from telemon.db import Conn
 from telemon.settings import Settings, SettingsError
-from tools.simulator.runner import Options, Report, Simulation, describe_rejections
+from tools.simulator.plan import Options, Report, describe_rejections
+from tools.simulator.runner import Simulation
 
 TEAM = "Maternité démo"
 EMAIL = "demo@telemon.example"
 PASSWORD = "telemon-demo"  # noqa: S105 - the demo's published login, also in README
+ADMIN_EMAIL = "admin@telemon.example"  # the team's administrator (same published password)
+INVITED_EMAIL = "sage-femme@telemon.example"  # a midwife invited and not yet arrived: the team page shows her
 SIMULATOR_STATE = "demo-simulator.json"
 SEED = 2026
 PATIENTS = 40
@@ -88,6 +94,19 @@ async def _simulate(simulation: Simulation) -> None:
         log.exception("demo simulator failed; the service goes on without it")
 
 
+async def _pending_invitation(conn: Conn, team_id: uuid.UUID, url: str) -> str:
+    """The demo team's pending invitation (made once; its link is shown only when it is made, as the dashboard
+    shows a link when no mail server is configured)."""
+    if any(i.email == INVITED_EMAIL for i in await account_links.open_invitations(conn, [team_id])):
+        return f"invitation pending for {INVITED_EMAIL}"
+    if await teams.clinician_exists(conn, INVITED_EMAIL):
+        return f"{INVITED_EMAIL} accepted her invitation"
+    link = await account_links.invite(
+        conn, team_id=team_id, email=INVITED_EMAIL, role="midwife", language="fr", actor="cli"
+    )
+    return f"invitation for {INVITED_EMAIL}: {url}/welcome/{link.token}"
+
+
 async def prepare(services: Services) -> Cleanup | None:
     async with services.pool.acquire() as conn:
         team_id = await teams.team_id_by_name(conn, TEAM) or await teams.create_team(conn, TEAM)
@@ -95,9 +114,15 @@ async def prepare(services: Services) -> Cleanup | None:
             await teams.create_clinician(
                 conn, email=EMAIL, password=PASSWORD, team_id=team_id, role="diabetologist", display_name="Dr Démo"
             )
+        if not await teams.clinician_exists(conn, ADMIN_EMAIL):
+            await teams.create_clinician(
+                conn, email=ADMIN_EMAIL, password=PASSWORD, team_id=team_id, role="admin", display_name="Admin Démo"
+            )
+        invitation = await _pending_invitation(conn, team_id, _url(services.settings))
     settings = services.settings
     print(
         f"\n  telemon demo: http://{settings.host}:{settings.port}   login {EMAIL} / {PASSWORD}"
+        f"\n  team administrator: {ADMIN_EMAIL} / {PASSWORD}; {invitation}"
         f"\n  data in {settings.state_dir.resolve()}; Ctrl-C stops everything"
         f"\n  {PATIENTS} simulated patients: {DAYS} days of history are being sent, then live traffic\n",
         file=sys.stderr,

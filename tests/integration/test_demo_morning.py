@@ -27,7 +27,8 @@ from telemon.app.services import Services
 from telemon.settings import Settings
 from tests.integration.test_simulator import _drain, http_server, private_broker
 from tests.support.mqtt import running_consumer
-from tools.simulator.runner import Options, Plan, simulate
+from tools.simulator.plan import Options, Plan
+from tools.simulator.runner import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,9 @@ from telemon.settings import Settings, SettingsError
 from tests.support.data import IGLU, IGLU_ZONE
 from tests.support.mosquitto import start_mosquitto
 from tests.support.mqtt import running_consumer
+from tools.simulator.plan import Options, Plan, describe_rejections, format_report
 from tools.simulator.replay import ReplayOptions, replay
-from tools.simulator.runner import Options, Plan, describe_rejections, format_report, simulate
+from tools.simulator.runner import simulate
 
 MATCH_S = 120  # a planned reading and its stored time: the clock correction may add the network delay
 

@@ -6,6 +6,7 @@
   apps over HTTP, CGM uploaders through the Nightscout-compatible API.
 - :mod:`tools.simulator.records`: the care team, patients and devices the simulator creates with telemon's
   own functions, and the state file that keeps their tokens.
-- :mod:`tools.simulator.runner`: ``telemon simulate``: backfill, then live traffic, and the plan and receipts.
+- :mod:`tools.simulator.plan`: what a run is asked, what it planned and what came back; its report.
+- :mod:`tools.simulator.runner`: ``telemon simulate``: backfill, then live traffic.
 - :mod:`tools.simulator.replay`: ``telemon replay FILE``: a CSV of ``id,time,gl`` as CGM patients.
 """
