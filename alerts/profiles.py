@@ -130,6 +130,9 @@ ADA = Profile(
 )
 
 PROFILES: dict[int, Profile] = {PROFILE["FR"]: FR, PROFILE["NICE"]: NICE, PROFILE["ADA"]: ADA}
+# The longest postpartum follow-up of the profiles (NICE NG3: fasting glucose 6-13 weeks after the birth): a due
+# date past by more than this leaves telemon nothing to follow.
+LONGEST_POSTPARTUM = max(PROFILES.values(), key=lambda p: p.postpartum_end_days)
 
 # Per profile code, as arrays (indexed by Cohort.profile).
 _BY_CODE = [PROFILES[i] for i in range(len(PROFILES))]

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from fastapi.exceptions import RequestValidationError
 
-from alerts.profiles import PROFILES
+from alerts.profiles import LONGEST_POSTPARTUM
 from clinic import queries
 from clinic.schemas import Credentials, DeviceOut, Kind, PatientIn, PatientOut
 from telemon import device_sheet, devices, patients
@@ -22,7 +22,6 @@ from telemon.patients import PatientRecord
 
 # Past the due date: the longest postpartum glucose test window of the profiles (NICE NG3 §1.6: 6-13 weeks after
 # the birth), after which telemon has nothing left to follow.
-LONGEST_POSTPARTUM = max(PROFILES.values(), key=lambda p: p.postpartum_end_days)
 
 # Wrong pairing codes one address may send per window before it waits for the next one. A person mistypes a code
 # once or twice; a whole ward behind one NAT pairs a few phones an hour. With 2**60 possible codes, 10 tries every

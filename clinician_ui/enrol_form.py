@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from alerts.profiles import PROFILES
+from alerts.profiles import LONGEST_POSTPARTUM
 from telemon import patients, units
 from telemon.settings import SettingsError
 
 LANGUAGES = ("fr", "en")
 # The longest postpartum glucose test window of the guideline profiles: a due date further past has nothing left
 # to follow (the hospital API refuses the same).
-POSTPARTUM_DAYS = max(p.postpartum_end_days for p in PROFILES.values())
 MAX_LENGTH = {"display_name": 200, "external_id": 64, "note": 4000, "time_zone": 64}
 # Each field's label, which the error summary at the top of the form names.
 FIELD_LABELS = {
@@ -199,7 +198,7 @@ def read_enrolment(
     if due_date is not None and "time_zone" not in r.errors:
         dated = "last_period" if last_period is not None else "due_date"
         try:
-            patients.check_due_date(due_date, time_zone, postpartum_days=POSTPARTUM_DAYS)
+            patients.check_due_date(due_date, time_zone, postpartum_days=LONGEST_POSTPARTUM.postpartum_end_days)
             patients.check_diagnosis_date(diagnosis, due_date, time_zone)
         except patients.FieldError as exc:
             r.fail(exc.field if exc.field == "diagnosis_date" else dated, "field_error." + exc.code, **exc.params)

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from alerts.profiles import LONGEST_POSTPARTUM
 from telemon import api_keys, audit, devices, loop, patients, runtime, teams
 from telemon.db import Conn, connect, describe
 from telemon.migrate import migrate
@@ -60,30 +60,17 @@ def _choices(choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-# A pregnancy lasts 280 days from the last menstrual period to the due date (telemon.patients.PREGNANCY_DAYS), so a
-# due date is known at most about 40 weeks ahead; 10 months (304 days) leaves a month for dating uncertainty. More is
-# a wrong year or a swapped day and month.
-MAX_DUE_DATE_AHEAD_DAYS = 304
-
-
-def check_due_date(due_date: dt.date, today: dt.date) -> None:
-    """Refuse a due date no pregnancy followed today can have: more than 10 months ahead, or past by more than the
-    longest postpartum glucose test window of the profiles (alerts.profiles: NICE NG3 §1.6, 6-13 weeks after the
-    birth), after which telemon has nothing left to follow."""
-    from alerts.profiles import PROFILES
-
-    longest = max(PROFILES.values(), key=lambda p: p.postpartum_end_days)
-    if (due_date - today).days > MAX_DUE_DATE_AHEAD_DAYS:
-        raise SettingsError(
-            f"--due-date: {due_date.isoformat()} is more than 10 months ({MAX_DUE_DATE_AHEAD_DAYS} days) after "
-            f"today ({today.isoformat()}), and a pregnancy lasts {patients.PREGNANCY_DAYS} days; check the year and month"
+def check_due_date(due_date: dt.date, time_zone: str) -> None:
+    """The core's rule on due dates (``telemon.patients.check_due_date``), as a command-line error."""
+    try:
+        patients.check_due_date(due_date, time_zone, postpartum_days=LONGEST_POSTPARTUM.postpartum_end_days)
+    except patients.FieldError as exc:
+        why = (
+            f" ({LONGEST_POSTPARTUM.code}'s {LONGEST_POSTPARTUM.postpartum_test_en})"
+            if exc.code.endswith("early")
+            else ""
         )
-    if (today - due_date).days > longest.postpartum_end_days:
-        raise SettingsError(
-            f"--due-date: {due_date.isoformat()} is more than {longest.postpartum_end_days} days before today "
-            f"({today.isoformat()}), past the longest postpartum follow-up, {longest.code}'s "
-            f"{longest.postpartum_test_en}; check the year"
-        )
+        raise SettingsError(f"--due-date: {exc}{why}") from None
 
 
 def _uuid(where: str) -> Callable[[str], uuid.UUID]:
@@ -125,7 +112,7 @@ async def cmd_create_clinician(args: argparse.Namespace, conn: Conn) -> dict[str
 def check_create_patient(args: argparse.Namespace) -> None:
     """What ``create-patient`` can refuse before any database is reached."""
     zone = patients.check_time_zone(args.timezone)
-    check_due_date(args.due_date, dt.datetime.now(ZoneInfo(zone)).date())  # today where the patient lives
+    check_due_date(args.due_date, zone)  # judged on the date where the patient lives
     patients.check_choice(args.profile, patients.PROFILES, "--profile")
     patients.check_choice(args.treatment, patients.TREATMENTS, "--treatment")
 

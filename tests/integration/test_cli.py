@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from telemon.app.cli import MAX_DUE_DATE_AHEAD_DAYS, build_parser
+from telemon.app.cli import build_parser
+from telemon.patients import MAX_DUE_DATE_AHEAD_DAYS
 from telemon.security import secret_hash, verify_password
 
 PASSWORD = "correct horse battery"
