@@ -137,31 +137,23 @@ async def create_patient(
     readings_per_day: int = 4,
     diagnosis_date: dt.date | None = None,
 ) -> uuid.UUID:
-    check_time_zone(time_zone)
-    check_choice(profile, PROFILES, "--profile")
-    check_choice(treatment, TREATMENTS, "--treatment")
-    if not external_id.strip():
-        raise SettingsError("--external-id: a patient needs an external id (for example the hospital number)")
-    if not 1 <= readings_per_day <= 12:
-        raise SettingsError(f"--readings-per-day: {readings_per_day} is outside 1..12")
-    patient_id = uuid.uuid4()
-    try:
-        await conn.execute(
-            queries.INSERT_PATIENT,
-            patient_id,
-            team_id,
-            external_id.strip(),
-            display_name.strip() or external_id.strip(),
-            time_zone,
-            due_date,
-            diagnosis_date,
-            treatment,
-            profile,
-            readings_per_day,
-        )
-    except asyncpg.UniqueViolationError:
-        raise SettingsError(f"--external-id: the team already has a patient with external id {external_id!r}") from None
-    return patient_id
+    """Enrol a new patient (the command line, the simulator): ``create_patient_once``, where a hospital number
+    the team already has is refused."""
+    record, made = await create_patient_once(
+        conn,
+        team_id=team_id,
+        external_id=external_id,
+        display_name=display_name,
+        time_zone=time_zone,
+        due_date=due_date,
+        profile=profile,
+        treatment=treatment,
+        readings_per_day=readings_per_day,
+        diagnosis_date=diagnosis_date,
+    )
+    if not made:
+        raise SettingsError(f"--external-id: the team already has a patient with external id {external_id!r}")
+    return record.id
 
 
 async def get_patient(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) -> Patient | None:
@@ -247,7 +239,7 @@ async def create_patient_once(
 ) -> tuple[PatientRecord, bool]:
     """Enrol a patient unless her team already has one with this external id (the hospital number): returns the
     patient and whether this call made her. Two identical enrolments at once make one patient; the caller judges
-    whether the one found says the same. Checks its values as ``create_patient`` does."""
+    whether the one found says the same. Its values are checked first (a wrong one raises ``SettingsError``)."""
     check_time_zone(time_zone)
     check_choice(profile, PROFILES, "--profile")
     check_choice(treatment, TREATMENTS, "--treatment")

@@ -92,18 +92,18 @@ PATIENT_COLUMNS = (
     "id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, delivery_date, treatment,"
     " profile, readings_per_day"
 )
-INSERT_PATIENT = """
-INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, treatment, profile,
-                      readings_per_day)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-"""
 GET_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1"
 # A patient by telemon id or by external id ($1); two rows when the external id is used by several teams.
 FIND_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2"
 # The record as the hospital API shows it: with its archive and its last change.
 PATIENT_RECORD_COLUMNS = PATIENT_COLUMNS + ", archived_at, archived_by, created_at, updated_at"
 # Enrol once: a patient of team $2 with external id $3, unless the team has one already (then no row).
-INSERT_PATIENT_ONCE = INSERT_PATIENT.rstrip() + " ON CONFLICT (team_id, external_id) DO NOTHING RETURNING id"
+INSERT_PATIENT_ONCE = """
+INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, treatment, profile,
+                      readings_per_day)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (team_id, external_id) DO NOTHING RETURNING id
+"""
 # A patient ($1) of the care teams $2 (an API key's); none for another team's patient, as for a missing one.
 PATIENT_RECORD_OF_TEAMS = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE id = $1 AND team_id = ANY($2::uuid[])"
 PATIENT_RECORD_BY_EXTERNAL_ID = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE team_id = $1 AND external_id = $2"
