@@ -6,9 +6,9 @@
 
    - ``engine_rps``: ``evaluate(cohort, materialise=False)``, the rules' decisions: which patients, severity,
      episode keys, the evidence readings and numbers, stateful "evaluated" sets. The evidence dicts and the
-     English/French messages are built lazily (``Candidates.materialise``, on first read), so they are *not*
+     message params are built lazily (``Candidates.materialise``, on first read), so they are *not*
      in this figure;
-   - ``engine_materialised_rps``: the same plus building the evidence and messages of every candidate (what
+   - ``engine_materialised_rps``: the same plus building the evidence and message params of every candidate (what
      ``Engine.evaluate`` pays: ``evaluate(cohort)`` materialises by default, before the store reconciles).
 
 2. Reference: the plain-Python rules of ``tests/reference_rules.py`` on a subset of the same cohort, in the
@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine_rps = readings / spent
     materialised_rps = readings / (spent + building)
     say(
-        f"  decisions (evidence and messages built lazily, not timed here): {readings:,} readings in {spent:.2f} s"
+        f"  decisions (evidence and message params built lazily, not timed here): {readings:,} readings in {spent:.2f} s"
         f" = {engine_rps / 1e6:.1f} M readings/s; {found:,} candidates"
     )
     say(
