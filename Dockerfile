@@ -14,6 +14,7 @@ COPY ingest ./ingest
 COPY alerts ./alerts
 COPY clinician_ui ./clinician_ui
 COPY clinic ./clinic
+COPY patient_ui ./patient_ui
 COPY tools ./tools
 RUN pip install . && cd / && rm -rf /build
 

@@ -1,9 +1,17 @@
-"""What the clinic contributes to the service: the hospital API's patient and device routes, and the pairing
-exchange of the phone app."""
+"""What the clinic contributes to the service: the hospital API's patient and device routes, the pairing exchange of
+the phone app, and the patient's messages to and from her care team."""
 
 from __future__ import annotations
 
-from clinic import api
+from fastapi import FastAPI
+
+from clinic import api, me_messages
 from telemon.domain import Domain
 
-DOMAIN = Domain("clinic", include_routes=lambda app: app.include_router(api.router))
+
+def _routes(app: FastAPI) -> None:
+    app.include_router(api.router)
+    app.include_router(me_messages.router)
+
+
+DOMAIN = Domain("clinic", include_routes=_routes)

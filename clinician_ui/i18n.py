@@ -21,6 +21,7 @@ from alerts import messages
 from alerts import profiles as P
 from alerts.messages import glucose, glucose_number, number
 from clinician_ui.texts_clinic import TEXTS_CLINIC
+from clinician_ui.texts_messages import MESSAGE_TEXTS
 from clinician_ui.texts_team import TEAM_TEXTS
 
 __all__ = ["glucose", "glucose_number", "number"]  # written by alerts.messages, used here under these names
@@ -393,6 +394,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
 }
 
 TEXTS.update(TEAM_TEXTS)  # the team administration pages keep their texts in a module of their own
+TEXTS.update(MESSAGE_TEXTS)  # the conversation with the patient, its templates, unread messages in the triage
 
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),

@@ -4,7 +4,8 @@ Each API process holds **one** listening connection (not one per browser), on th
 
 - ``telemon_alerts``: alert changes (alerts.store), payload ``{"id", "patient_id", "rule", "severity", "status",
   "change"}``;
-- ``telemon_readings``: readings stored (ingest), payload ``{"patient_ids": [...]}``.
+- ``telemon_readings``: readings stored (ingest), payload ``{"patient_ids": [...]}``;
+- ``telemon_messages``: a message sent or read (clinic.messages), payload ``{"patient_id", ...}``.
 
 Because the notifications go through PostgreSQL, a change made through any process (an MQTT consumer, another
 API process behind the load balancer) reaches the browsers of every process. Each notification is forwarded only
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 
 ALERTS_CHANNEL = channels.ALERTS
 READINGS_CHANNEL = channels.READINGS
-CHANNELS = (ALERTS_CHANNEL, READINGS_CHANNEL)
+MESSAGES_CHANNEL = channels.MESSAGES
+CHANNELS = (ALERTS_CHANNEL, READINGS_CHANNEL, MESSAGES_CHANNEL)
 QUEUE_SIZE = 256  # events a slow stream may lag behind before it is told to resync
 IDLE_RELEASE_S = 5.0  # give the listening connection back this long after the last stream closed
 HEALTH_CHECK_S = 30.0
@@ -44,7 +46,7 @@ TEAM_CACHE_SIZE = 100_000
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "alert" | "reading" | "resync"
+    kind: str  # "alert" | "reading" | "message" | "resync"
     data: dict[str, Any]
 
 
@@ -200,6 +202,10 @@ def _parse(channel: str, payload: str) -> list[tuple[uuid.UUID, Event]]:
             fields = ("id", "rule", "severity", "status", "change")
             event = {"patient_id": str(patient)} | {k: data.get(k) for k in fields}
             return [(patient, Event("alert", event))]
+        if channel == MESSAGES_CHANNEL:  # a message sent (id, author) or read (read: whose messages)
+            patient = uuid.UUID(str(data["patient_id"]))
+            said = {"patient_id": str(patient)} | {k: data[k] for k in ("id", "author", "read") if k in data}
+            return [(patient, Event("message", said))]
         patients = [uuid.UUID(str(p)) for p in data["patient_ids"]]
         return [(p, Event("reading", {"patient_id": str(p)})) for p in patients]
     except (ValueError, KeyError, TypeError):

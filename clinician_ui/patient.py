@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from alerts import actions, messages
 from alerts.evidence import FACTS
-from clinician_ui import charts, queries, sessions, web
+from clinician_ui import charts, conversation, queries, sessions, web
 from clinician_ui import glycaemia as G
 from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
 from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
@@ -220,6 +220,7 @@ async def patient_page(
         live_refresh = request.headers.get(LIVE_HEADER) == "1"
         action = "patient.refresh" if live_refresh else "patient.view"
         await audit.record(db, actor=who.actor, action=action, patient_id=patient_id)
+        talk = await conversation.conversation(db, request, who, p, who.language)  # marks her messages read
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
     book = G.logbook(meter_rows, targets, zone, days)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
@@ -280,7 +281,7 @@ async def patient_page(
         "target_value": lambda key: _target_field(p["target_overrides"], key, who.unit, who.language),
         "target_default": lambda key: _target_default(targets, key),
         "nan": math.isnan,
-    }
+    } | talk
     return web.render(request, "patient.html", context, who=who)
 
 

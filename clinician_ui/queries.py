@@ -69,10 +69,10 @@ API_KEY_LABELS = "SELECT id, label FROM api_keys WHERE id = ANY($1::uuid[])"
 
 # Who needs action: patients of the teams $1 with a reason to act. Today the reasons are urgent and warning alerts
 # in the statuses $2 (not snoozed) of severity rank ≥ $3 (1 info, 2 warning, 3 urgent); an info alert (a day above
-# target) never lists a patient by itself: it feeds the weekly findings and stays on the patient page. Another
-# source of reasons (a patient's unread message) joins ``reasons`` as one more ``UNION ALL`` with its own rank,
-# priority and waiting time. Only patients with an alert of rule $4 (NULL: any), not reviewed for $5 days (NULL:
-# any). Order: severity, then clinical priority (the rule's place in $9; unknown rules last), then the longest
+# target) never lists a patient by itself: it feeds the weekly findings and stays on the patient page. A message
+# from the patient that nobody of the team has read is a reason too, of a warning's rank (waiting since the oldest
+# unread one; ``unread_messages`` counts them). Only patients with an alert of rule $4 (NULL: any; 'patient_message':
+# an unread message), not reviewed for $5 days (NULL: any). Order: severity, then clinical priority (the rule's place in $9; unknown rules last), then the longest
 # wait; a page of $6 from $7. Each row carries the alerts shown (of rank ≥ $3, info included: they are the figures
 # of the patient's weekly findings; per rule only the $8 most severe and recent, with each rule's number in
 # ``rules`` / ``rule_counts``) and the number of patients listed. The alerts of a page's patients are windowed,
@@ -91,13 +91,25 @@ WITH scoped AS (
       AND array_position(ARRAY['info', 'warning', 'urgent'], a.severity) >= $3
       AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))
 ),
+unread AS (
+    SELECT m.patient_id, count(*) AS n, min(m.created_at) AS since
+    FROM patients p
+    JOIN messages m ON m.patient_id = p.id AND m.author = 'patient' AND m.read_at IS NULL
+    WHERE p.team_id = ANY($1::uuid[])
+      AND p.archived_at IS NULL
+      AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))
+    GROUP BY m.patient_id
+),
 reasons AS (
     SELECT patient_id, rank, priority, opened_at FROM scoped WHERE rank >= 2
+    UNION ALL  -- an unread message from the patient is to be reviewed as a warning is, before the rules of its rank
+    SELECT patient_id, 2, 0, since FROM unread WHERE $3::int <= 2
 ),
 listed AS (
     SELECT DISTINCT ON (r.patient_id) r.patient_id, r.rank, r.priority, r.opened_at
     FROM reasons r
     WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM scoped s WHERE s.patient_id = r.patient_id AND s.rule = $4)
+       OR ($4 = 'patient_message' AND EXISTS (SELECT 1 FROM unread u WHERE u.patient_id = r.patient_id))
     ORDER BY r.patient_id, r.rank DESC, r.priority, r.opened_at
 ),
 page AS (
@@ -120,13 +132,16 @@ heads AS (
     FROM ranked
     GROUP BY patient_id
 )
-SELECT pg.patient_id, pg.rank, pg.total, h.alert_ids, h.rules, h.rule_counts, p.display_name, p.external_id,
+SELECT pg.patient_id, pg.rank, pg.total, COALESCE(h.alert_ids, '{}') AS alert_ids, COALESCE(h.rules, '{}') AS rules,
+       COALESCE(h.rule_counts, '{}') AS rule_counts, p.display_name, p.external_id,
        p.due_date, p.delivery_date, p.treatment, p.profile, p.target_overrides, p.readings_per_day,
        p.last_reviewed_at, p.time_zone, t.name AS team_name,
        COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
-                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
+                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds,
+       COALESCE(u.n, 0) AS unread_messages, u.since AS unread_since
 FROM page pg
-JOIN heads h ON h.patient_id = pg.patient_id
+LEFT JOIN heads h ON h.patient_id = pg.patient_id
+LEFT JOIN unread u ON u.patient_id = pg.patient_id
 JOIN patients p ON p.id = pg.patient_id
 JOIN care_teams t ON t.id = p.team_id
 ORDER BY pg.rank DESC, pg.priority, pg.opened_at, pg.patient_id

@@ -12,15 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from clinician_ui import conversation, enrol, events, login, patient, preferences, sessions, triage, web
 from clinician_ui import devices as device_pages
-from clinician_ui import enrol, events, login, patient, preferences, sessions, triage, web
 from clinician_ui import team_pages as team_administration
 
 STATIC = Path(__file__).parent / "static"
 
 
 def include_routes(app: FastAPI) -> None:
-    for module in (login, triage, patient, preferences, events):
+    for module in (login, triage, patient, conversation, preferences, events):
         app.include_router(module.router)
     for clinic_pages in (enrol, device_pages):  # enrolment, devices and pairing sheets, end of monitoring
         app.include_router(clinic_pages.router)

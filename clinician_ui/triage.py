@@ -42,6 +42,7 @@ SEVERITY_FILTERS = {
     "warning": SEVERITY_RANK["warning"] + 1,
     "urgent": SEVERITY_RANK["urgent"] + 1,
 }
+MESSAGE_FILTER = "patient_message"  # TRIAGE_PAGE's "rule" of the patients with an unread message from them
 SHARE_WINDOW = dt.timedelta(days=7)
 FIGURES_WINDOW = dt.timedelta(days=8)  # covers 7 × 24 h and the last 7 full local days (from local midnight)
 
@@ -53,6 +54,7 @@ class Filters:
     unreviewed_days: int | None = None
     acknowledged: bool = False
     page: int = 1
+    messages: bool = False  # only the patients with an unread message from them
 
     @classmethod
     def parse(cls, params: Any) -> Filters:
@@ -66,6 +68,7 @@ class Filters:
             unreviewed_days=int(unreviewed) if unreviewed.isdigit() and 0 < int(unreviewed) <= 3650 else None,
             acknowledged=params.get("acknowledged") == "1",
             page=int(page) if page.isdigit() and int(page) > 0 else 1,
+            messages=params.get("messages") == "1",
         )
 
     def query(self, **changes: Any) -> str:
@@ -75,6 +78,7 @@ class Filters:
             "unreviewed": self.unreviewed_days,
             "acknowledged": "1" if self.acknowledged else None,
             "page": self.page if self.page > 1 else None,
+            "messages": "1" if self.messages else None,
         } | changes
         kept = {k: v for k, v in values.items() if v is not None and v != "" and not (k == "page" and v == 1)}
         return "?" + urllib.parse.urlencode(kept) if kept else ""
@@ -131,6 +135,8 @@ class Row(PatientFields):
     figures: Figures
     alerts: list[Alert]
     rule_counts: dict[str, int] = field(default_factory=dict)  # each rule's alerts, listed or not
+    unread_messages: int = 0  # messages from the patient nobody of the team has read
+    unread_since: dt.datetime | None = None
 
     @property
     def groups(self) -> list[AlertGroup]:
@@ -138,7 +144,8 @@ class Row(PatientFields):
 
     @property
     def severity(self) -> str:
-        return max((a.severity for a in self.alerts), key=SEVERITY_RANK.__getitem__, default="info")
+        unread = "warning" if self.unread_messages else "info"  # a message to review weighs as a warning does
+        return max((a.severity for a in self.alerts), key=SEVERITY_RANK.__getitem__, default=unread)
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,8 @@ class RowView:
     reviewed_iso: str | None
     reviewed_title: str
     reviewed_ago: str
+    unread: str | None = None  # "2 unread messages"
+    unread_since: str = ""
 
 
 def present(row: Row, fmt: Formatter, home_zone: str | None = None) -> RowView:
@@ -286,6 +295,12 @@ def present(row: Row, fmt: Formatter, home_zone: str | None = None) -> RowView:
         reviewed_iso=reviewed.isoformat() if reviewed else None,
         reviewed_title=fmt.when(reviewed, zone) if reviewed else "",
         reviewed_ago=fmt.ago(reviewed) if reviewed else fmt.t("value.never"),
+        unread=(
+            fmt.t("triage.unread_one") if row.unread_messages == 1 else fmt.t("triage.unread", n=row.unread_messages)
+        )
+        if row.unread_messages
+        else None,
+        unread_since=fmt.t("triage.unread_since", ago=fmt.ago(row.unread_since)) if row.unread_since else "",
     )
 
 
@@ -343,7 +358,7 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
             list(who.team_ids),
             statuses,
             SEVERITY_FILTERS[filters.severity],
-            filters.rule,
+            MESSAGE_FILTER if filters.messages else filters.rule,
             filters.unreviewed_days,
             PAGE_SIZE,
             (filters.page - 1) * PAGE_SIZE,
@@ -370,6 +385,8 @@ async def triage(request: Request, who: Clinician = Depends(web.clinician)) -> H
             figures=figures[r["patient_id"]],
             alerts=[alerts[i] for i in r["alert_ids"] if i in alerts],
             rule_counts=dict(zip(r["rules"], r["rule_counts"], strict=True)),
+            unread_messages=r["unread_messages"],
+            unread_since=r["unread_since"],
         )
         for r in records
     ]

@@ -1,14 +1,18 @@
-"""Who is calling: bearer tokens, and hospitals' scoped API keys (device tokens are checked by ``ingest``)."""
+"""Who is calling: bearer tokens, hospitals' scoped API keys, and the patient's companion app (its device token;
+the other devices' tokens are checked by ``ingest`` as it stores what they send)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 from fastapi import Depends, HTTPException, Request
 
-from telemon import api_keys
+from telemon import api_keys, queries
 from telemon.api_keys import ApiKey
+from telemon.security import secret_hash
 
 
 def pool(request: Request) -> asyncpg.Pool:
@@ -54,3 +58,33 @@ def api_key(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         return found
 
     return dependency
+
+
+@dataclass(frozen=True)
+class AppDevice:
+    """The companion app of a patient, found by its device token."""
+
+    device_id: str
+    patient_id: uuid.UUID
+    archived: bool
+
+    @property
+    def actor(self) -> str:
+        return f"device:{self.device_id}"
+
+
+async def app_device(request: Request, db: asyncpg.Pool = Depends(pool)) -> AppDevice:
+    """The app device (and so the patient) of the bearer token: the patient's key to her own API (``/api/v1/me``
+    and her messages). A meter's or an uploader's token is a credential typed into a device by the team, not hers:
+    refused (403), as a revoked one; an unknown or missing token 401."""
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("missing bearer token (Authorization: Bearer <the app's device token>)")
+    row = await db.fetchrow(queries.APP_DEVICE, secret_hash(token))
+    if row is None:
+        raise unauthorized("unknown device token")
+    if not row["active"]:
+        raise HTTPException(status_code=403, detail=f"device {row['device_id']} is revoked: pair the app again")
+    if row["kind"] != "app":
+        raise HTTPException(status_code=403, detail="only the companion app's token opens the patient's own API")
+    return AppDevice(row["device_id"], row["patient_id"], row["archived_at"] is not None)

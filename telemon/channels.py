@@ -2,10 +2,13 @@
 
 - ``ALERTS``: alert changes (alerts.store), payload ``{"id", "patient_id", "rule", "severity", "status",
   "change"}``;
-- ``READINGS``: readings stored (ingest), payload ``{"patient_ids": [...]}``.
+- ``READINGS``: readings stored (ingest), payload ``{"patient_ids": [...]}``;
+- ``MESSAGES``: a message sent (clinic.messages), payload ``{"patient_id", "id", "author"}``, or messages read by
+  the other side, payload ``{"patient_id", "read": <author of the messages read>, "ids": [...]}``.
 """
 
 from __future__ import annotations
 
 ALERTS = "telemon_alerts"
 READINGS = "telemon_readings"
+MESSAGES = "telemon_messages"

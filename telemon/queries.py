@@ -142,6 +142,13 @@ UPDATE devices SET active = false, revoked_at = now() WHERE patient_id = $1 AND 
 LOCK_DELIVERY_DATE = "SELECT delivery_date FROM patients WHERE id = $1 FOR UPDATE"
 SET_DELIVERY_DATE = "UPDATE patients SET delivery_date = $2 WHERE id = $1"
 
+# The device of a token hash ($1) and its patient: the companion app's authentication (telemon.auth.app_device).
+APP_DEVICE = """
+SELECT d.id AS device_id, d.kind, d.active, d.patient_id, p.archived_at
+FROM devices d JOIN patients p ON p.id = d.patient_id
+WHERE d.token_hash = $1
+"""
+
 # --- devices (telemon.devices) -------------------------------------------------------------------------------
 
 INSERT_DEVICE = """

@@ -3,7 +3,7 @@ rot silently:
 
 - the core (``telemon``, except its composition root ``telemon.app`` and the ``python -m telemon`` entry point)
   imports no domain and no tool;
-- a domain (``ingest``, ``alerts``, ``clinician_ui``, ``clinic``) imports the core, its own modules, and only the public
+- a domain (``ingest``, ``alerts``, ``clinician_ui``, ``clinic``, ``patient_ui``) imports the core, its own modules, and only the public
   modules of another domain (``PUBLIC``); never the composition root or a tool;
 - the tools (``tools``: the simulator and replay) are clients of the service: the core only;
 - no two modules import each other, directly or through others.
@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "tools")
-DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic")
+PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "patient_ui", "tools")
+DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic", "patient_ui")
 COMPOSITION_ROOT = ("telemon.app", "telemon.__main__")
 # What a domain offers the others: the guideline profiles, the alerts' severities, texts and evidence the dashboard
 # shows and the actions it takes on them.
@@ -33,8 +33,9 @@ PUBLIC = {
         "alerts.evidence",
     },
     "ingest": set[str](),
-    "clinician_ui": set[str](),
-    "clinic": set[str](),
+    "clinician_ui": {"clinician_ui.glycaemia"},  # readings judged against her targets, as the logbook shows them
+    "clinic": {"clinic.messages"},  # the conversation with the patient: one way for her app and the dashboard
+    "patient_ui": set[str](),
 }
 
 

@@ -110,6 +110,14 @@
       if (page !== "patient" && !onPage(data)) return;
       schedule();
     });
+    source.addEventListener("message", function (event) {
+      // a message sent or read: the patient's page shows the conversation, the triage lists unread messages
+      var data = JSON.parse(event.data);
+      if (!concerns(data)) return;
+      if (page !== "patient" && data.author !== "patient" && !onPage(data)) return;
+      if (data.author === "patient") pendingMessage = body.getAttribute("data-live-new-message");
+      schedule();
+    });
     source.addEventListener("resync", function () { schedule(); });
     source.addEventListener("error", function () { showStatus(false); });
     window.addEventListener("pagehide", function () { source.close(); });

@@ -31,6 +31,7 @@ FHIR_MEDIA_TYPES = ("application/fhir+json", "application/json")
 # The authentication dependencies, by qualified name, and what each means in the document.
 DEVICE = "ingest.http.device"
 NIGHTSCOUT = "ingest.nightscout.auth.uploader"
+APP = "telemon.auth.app_device"  # the companion app's device token: the patient's own API
 API_KEY = "telemon.auth.api_key.<locals>.dependency"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
@@ -60,11 +61,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
     DEVICE: [{"deviceToken": []}],
+    APP: [{"deviceToken": []}],
     API_KEY: [{"apiKey": []}, {"apiKeyHeader": []}],
     NIGHTSCOUT: [{"nightscoutSecret": []}],
 }
 AUTH_ERRORS = {
     DEVICE: {401: "missing or unknown device token", 403: "the device is disabled"},
+    APP: {401: "missing or unknown device token", 403: "the app was revoked, or the token is not an app's"},
     API_KEY: {
         401: "missing, unknown or revoked API key",
         403: "the API key lacks the scope, or belongs to no care team",

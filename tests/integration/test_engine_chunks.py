@@ -1,0 +1,61 @@
+"""The scheduled pass evaluates the population in chunks sized on readings, not only on patients: a chunk of CGM
+wearers (thousands of readings each) would hold the event loop, and with it ingest and urgent alerts, for as long
+as it takes to load and reconcile. Every patient is still evaluated once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from typing import Any
+
+import asyncpg
+
+from alerts.engine import FIRST_CHUNK, Engine
+from ingest.service import IngestService, devices_by_ids
+from tests.support.factories import patient_with_device
+
+READINGS = 40  # each wearer's readings, every 5 minutes up to now
+
+
+async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg.Pool) -> None:
+    wearers = [await patient_with_device(db, kind="cgm") for _ in range(4)]
+    now = dt.datetime.now(dt.UTC)
+    service = IngestService(db)
+    for wearer in wearers:
+        device = (await devices_by_ids(db, [wearer.device_id]))[wearer.device_id]
+        items = [
+            {"measured_at": (now - dt.timedelta(minutes=5 * i, seconds=1)).isoformat(), "value": 100 + i % 7,
+             "unit": "mg/dL", "kind": "cgm"}
+            for i in range(READINGS)
+        ]  # fmt: skip
+        assert (await service.receive({"readings": items}, device, "http")).accepted == READINGS
+
+    engine = Engine(db)
+    evaluate = engine.evaluate
+    chunks: list[tuple[list[uuid.UUID], int]] = []  # the patients of each chunk, the readings of their windows
+
+    async def recorded(ids: list[uuid.UUID], **kwargs: Any) -> Any:
+        changes = await evaluate(ids, **kwargs)
+        chunks.append((list(ids), sum(kwargs["sizes"].values())))
+        return changes
+
+    engine.evaluate = recorded  # type: ignore[method-assign, assignment]
+    most, aim = 3, 60  # patients, readings: the wearers' 40 readings make chunks of one after the first
+    await engine.evaluate_population(cgm_only=True, chunk=most, chunk_readings=aim)
+
+    # every CGM wearer of the database once, in order (other tests' wearers too)
+    evaluated = [patient for ids, _ in chunks for patient in ids]
+    assert evaluated == sorted(evaluated) and len(set(evaluated)) == len(evaluated)
+    assert {w.patient_id for w in wearers} <= set(evaluated)
+    assert len(chunks[0][0]) <= min(most, FIRST_CHUNK)
+    for (before, readings), (ids, _) in itertools.pairwise(chunks):
+        per_patient = max(readings / len(before), 1.0)
+        assert len(ids) <= max(1, min(most, int(aim / per_patient))), (len(before), readings, len(ids))
+    # after a chunk holding one of these wearers (40 readings a patient at least), the next holds one patient
+    mine = {w.patient_id for w in wearers}
+    after_mine = [
+        ids for (before, readings), (ids, _) in itertools.pairwise(chunks)
+        if set(before) <= mine and readings >= READINGS * len(before)
+    ]  # fmt: skip
+    assert after_mine and all(len(ids) == 1 for ids in after_mine)
