@@ -44,8 +44,14 @@ async def team_id_by_name(conn: Conn, name: str) -> uuid.UUID | None:
     return team_id
 
 
+async def clinician_id(conn: Conn, email: str) -> uuid.UUID | None:
+    """The clinician with this address (case does not matter), or None."""
+    found: uuid.UUID | None = await conn.fetchval(queries.CLINICIAN_ID_BY_EMAIL, email.strip())
+    return found
+
+
 async def clinician_exists(conn: Conn, email: str) -> bool:
-    return bool(await conn.fetchval(queries.CLINICIAN_EXISTS, email.strip()))
+    return await clinician_id(conn, email) is not None
 
 
 async def find_team(conn: Conn, ref: str) -> Team:

@@ -24,12 +24,16 @@ import logging
 import sys
 import uuid
 
+import asyncpg
+
+from clinic import messages
 from telemon import account_links, teams
 from telemon.app.server import Cleanup, serve
 from telemon.app.services import Services
 from telemon.db import Conn
 from telemon.settings import Settings, SettingsError
 from tools.simulator.plan import Options, Report, describe_rejections
+from tools.simulator.records import DeviceRecord
 from tools.simulator.runner import Simulation
 
 TEAM = "Maternité démo"
@@ -67,6 +71,49 @@ def simulator_options(services: Services) -> Options:
         live=True,
         server_wait=120.0,  # the server starts listening right after prepare() returns
     )
+
+
+# Two of the simulated patients who use the companion app have written to their team; one was answered. The
+# conversation shows on their pages, the unanswered one on the triage, and in their app.
+CONVERSATIONS = (
+    (
+        ("patient", "Bonjour, j'ai oublié ma glycémie à jeun ce matin, je la fais demain sans faute."),
+        ("clinician", "Merci de nous prévenir. Pensez à la noter dès le réveil, avant le petit-déjeuner."),
+    ),
+    (("patient", "Ma glycémie après le dîner était haute hier soir (pâtes). Dois-je changer quelque chose ?"),),
+)
+
+
+async def _seed_conversations(pool: asyncpg.Pool, report: Report) -> None:
+    apps = sorted((r for r in report.plan.records.values() if r.kind == "app"), key=lambda r: r.external_id)
+    try:
+        await conversations(pool, apps)
+    except Exception:
+        log.exception("demo conversations not made; the service goes on without them")
+
+
+async def conversations(pool: asyncpg.Pool, apps: list[DeviceRecord]) -> None:
+    """The demo's conversations, with the first patients of ``apps`` (companion app users); made once: a patient
+    who has messages already is left as she is."""
+    async with pool.acquire() as conn:
+        clinician = await teams.clinician_id(conn, EMAIL)
+        for record, conversation in zip(apps, CONVERSATIONS, strict=False):
+            if await messages.page(conn, record.patient_uuid, limit=1):
+                continue
+            async with conn.transaction():
+                for author, body in conversation:
+                    if author == "patient":
+                        await messages.send(
+                            conn,
+                            record.patient_uuid,
+                            body,
+                            actor=f"device:{record.device_id}",
+                            device_id=record.device_id,
+                        )
+                    elif clinician is not None:
+                        await messages.send(
+                            conn, record.patient_uuid, body, actor=f"clinician:{clinician}", clinician_id=clinician
+                        )
 
 
 def _backfilled(report: Report) -> None:
@@ -131,7 +178,15 @@ async def prepare(services: Services) -> Cleanup | None:
     if services.mqtt_url is None:
         return None  # a process without the broker (TELEMON_ROLES without mqtt): no simulated meters
     stop = asyncio.Event()
-    simulation = Simulation(simulator_options(services), services.pool, stop=stop, on_backfill=_backfilled)
+    background: set[asyncio.Task[None]] = set()
+
+    def backfilled(report: Report) -> None:
+        _backfilled(report)
+        task = asyncio.get_running_loop().create_task(_seed_conversations(services.pool, report))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    simulation = Simulation(simulator_options(services), services.pool, stop=stop, on_backfill=backfilled)
     task = asyncio.create_task(_simulate(simulation), name="demo-simulator")
 
     async def cleanup() -> None:
