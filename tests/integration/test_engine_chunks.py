@@ -15,7 +15,7 @@ from alerts.engine import FIRST_CHUNK, Engine
 from ingest.service import IngestService, devices_by_ids
 from tests.support.factories import patient_with_device
 
-READINGS = 40  # each wearer's readings, every 5 minutes up to now
+READINGS = 100  # each wearer's readings, every 5 minutes up to now
 
 
 async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg.Pool) -> None:
@@ -41,7 +41,7 @@ async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg
         return changes
 
     engine.evaluate = recorded  # type: ignore[method-assign, assignment]
-    most, aim = 3, 60  # patients, readings: the wearers' 40 readings make chunks of one after the first
+    most, aim = 3, 60  # patients, readings a chunk
     await engine.evaluate_population(cgm_only=True, chunk=most, chunk_readings=aim)
 
     # every CGM wearer of the database once, in order (other tests' wearers too)
@@ -52,10 +52,8 @@ async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg
     for (before, readings), (ids, _) in itertools.pairwise(chunks):
         per_patient = max(readings / len(before), 1.0)
         assert len(ids) <= max(1, min(most, int(aim / per_patient))), (len(before), readings, len(ids))
-    # after a chunk holding one of these wearers (40 readings a patient at least), the next holds one patient
+    # a chunk holding one of these wearers holds over 30 readings a patient (100 among at most 3 patients, other
+    # tests' wearers beside them): the next chunk holds one patient
     mine = {w.patient_id for w in wearers}
-    after_mine = [
-        ids for (before, readings), (ids, _) in itertools.pairwise(chunks)
-        if set(before) <= mine and readings >= READINGS * len(before)
-    ]  # fmt: skip
+    after_mine = [ids for (before, _), (ids, _) in itertools.pairwise(chunks) if mine & set(before)]
     assert after_mine and all(len(ids) == 1 for ids in after_mine)
