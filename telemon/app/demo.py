@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import sys
 import uuid
@@ -27,7 +28,7 @@ import uuid
 import asyncpg
 
 from clinic import messages
-from telemon import account_links, teams
+from telemon import account_links, patients, teams
 from telemon.app.server import Cleanup, serve
 from telemon.app.services import Services
 from telemon.db import Conn
@@ -154,6 +155,28 @@ async def _pending_invitation(conn: Conn, team_id: uuid.UUID, url: str) -> str:
     return f"invitation for {INVITED_EMAIL}: {url}/welcome/{link.token}"
 
 
+ARCHIVED_ID = "DEMO-ARCHIVED"
+
+
+async def archived_patient(conn: Conn, team_id: uuid.UUID) -> None:
+    """A patient whose monitoring has ended: delivered ten weeks ago, postpartum test done, archived (made once).
+    She is out of the triage and the scheduled passes, and stays in the patients list with her badge."""
+    today = dt.date.today()
+    async with conn.transaction():
+        record, made = await patients.create_patient_once(
+            conn,
+            team_id=team_id,
+            external_id=ARCHIVED_ID,
+            display_name="Léa Archivée",
+            time_zone="Europe/Paris",
+            due_date=today - dt.timedelta(weeks=10),
+            diagnosis_date=today - dt.timedelta(weeks=24),
+        )
+        if made:
+            await patients.record_delivery(conn, record.id, today - dt.timedelta(weeks=10), actor="cli")
+            await patients.archive_patient(conn, record.id, actor="cli", detail={"reason": "monitoring ended"})
+
+
 async def prepare(services: Services) -> Cleanup | None:
     async with services.pool.acquire() as conn:
         team_id = await teams.team_id_by_name(conn, TEAM) or await teams.create_team(conn, TEAM)
@@ -166,6 +189,7 @@ async def prepare(services: Services) -> Cleanup | None:
                 conn, email=ADMIN_EMAIL, password=PASSWORD, team_id=team_id, role="admin", display_name="Admin Démo"
             )
         invitation = await _pending_invitation(conn, team_id, _url(services.settings))
+        await archived_patient(conn, team_id)
     settings = services.settings
     print(
         f"\n  telemon demo: http://{settings.host}:{settings.port}   login {EMAIL} / {PASSWORD}"
