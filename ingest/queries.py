@@ -106,3 +106,41 @@ WHERE patient_id = $1 AND measured_at >= $2 AND measured_at < $3
 ORDER BY measured_at, id
 LIMIT $6
 """
+
+# The other item kinds of a batch (``ingest.measurements``), only when it has some (one more round trip): stored
+# by ``unnest`` arrays ($1 the message of each, $2 its position in the batch, then ``MEASUREMENT_COLUMNS``); the
+# dedup key is the primary key (patient_id, device_id, kind, device_time, values_key): what the device said. It
+# answers how many rows each message added (a key sent twice counts for the first message that sent it).
+MEASUREMENT_COLUMNS = (
+    "patient_id", "device_id", "kind", "device_time", "values_key", "measured_at", "clock_offset_s", "value",
+    "value_raw", "unit_raw", "urine", "insulin", "product", "slot", "systolic", "diastolic", "pulse", "source",
+    "external_id", "note",
+)  # fmt: skip
+STORE_MEASUREMENTS = """
+WITH staged AS (
+    SELECT * FROM unnest($1::int[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
+                         $8::timestamptz[], $9::int[], $10::float8[], $11::float8[], $12::text[], $13::text[],
+                         $14::text[], $15::text[], $16::text[], $17::float8[], $18::float8[], $19::float8[],
+                         $20::text[], $21::text[], $22::text[])
+        AS s(message, position, patient_id, device_id, kind, device_time, values_key, measured_at, clock_offset_s,
+             value, value_raw, unit_raw, urine, insulin, product, slot, systolic, diastolic, pulse, source,
+             external_id, note)
+), inserted AS (
+    INSERT INTO measurements (patient_id, device_id, kind, device_time, values_key, measured_at, clock_offset_s,
+                              value, value_raw, unit_raw, urine, insulin, product, slot, systolic, diastolic, pulse,
+                              source, external_id, note)
+    SELECT patient_id, device_id, kind, device_time, values_key, measured_at, clock_offset_s, value, value_raw,
+           unit_raw, urine, insulin, product, slot, systolic, diastolic, pulse, source, external_id, note
+    FROM staged
+    ORDER BY position
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, device_id, kind, device_time, values_key
+)
+SELECT message, count(*)::int AS inserted FROM (
+    SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_time, s.values_key) s.message
+    FROM inserted i
+    JOIN staged s USING (patient_id, device_id, kind, device_time, values_key)
+    ORDER BY s.patient_id, s.device_id, s.kind, s.device_time, s.values_key, s.position
+) first_senders
+GROUP BY message
+"""

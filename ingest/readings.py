@@ -8,7 +8,6 @@ device's patient and the server's clock, so the same code serves HTTP, MQTT, Nig
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import math
 import uuid
@@ -19,6 +18,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ingest.measurements import Measurement, is_measurement, prepare_measurement
+from ingest.wire import MAX_FUTURE as MAX_FUTURE
+from ingest.wire import DeviceContext as DeviceContext
+from ingest.wire import Rejection as Rejection
+from ingest.wire import Sync as Sync
+from ingest.wire import brief as brief
+from ingest.wire import parse_instant as parse_instant
+from ingest.wire import text_fault as text_fault
 from telemon.meal_context import NO_MEAL, clock_context, day_contexts
 from telemon.units import GL, MGDL, MMOLL, PLAUSIBLE_MGDL, TO_MGDL, canonical_unit, exact_mgdl
 
@@ -27,31 +34,10 @@ CONTEXTS = ("fasting", "before_meal", "after_meal", "bedtime", "night", "unspeci
 MEALS = ("breakfast", "lunch", "dinner", "snack")
 FLAGS = ("lo", "hi", "control_solution", "manual")
 
-MAX_FUTURE = dt.timedelta(minutes=10)
 # A sync's device_time is trusted to correct the clock only past this skew: below it, network delay dominates.
 CLOCK_TOLERANCE = dt.timedelta(minutes=2)
 RAW_LIMIT = 4096  # characters of a refused item kept in ingest_rejections
 _NUMBER = (int, float)
-
-
-class Rejection(ValueError):
-    """One item cannot be stored; ``str()`` is the reason given back to the sender."""
-
-
-@dataclass(frozen=True)
-class DeviceContext:
-    """What validation needs to know of the sending device and its patient."""
-
-    device_id: str
-    device_kind: str  # meter | app | cgm
-    patient_id: uuid.UUID
-    time_zone: str
-    pregnancy_start: dt.date
-    active: bool = True
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
 
 
 @dataclass(slots=True)
@@ -111,34 +97,6 @@ def storable(text: str) -> str:
     return text
 
 
-def text_fault(text: str) -> str | None:
-    """Why ``text`` cannot be stored as it is (a NUL character, a lone surrogate), or None when it can."""
-    if "\x00" in text:
-        return "contains a NUL character"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return "is not valid Unicode (a lone UTF-16 surrogate)"
-    return None
-
-
-def brief(value: Any, length: int = 40) -> str:
-    """A short, printable, storable mention of a received value in a reason: the start of a string (quoted and
-    escaped), a scalar as written, else only its type (a nested value could be huge or too deep to print)."""
-    if type(value) is str:
-        return repr(value[:length])
-    if value is None or type(value) in (bool, float) or (type(value) is int and value.bit_length() < 128):
-        return repr(value)
-    if type(value) is int:
-        return f"an integer of {len(str(value)) if value.bit_length() < 14_000 else 'over 4,000'} digits"
-    if type(value) is list:
-        return f"an array of {len(value)} items" if value else "[]"
-    if type(value) is dict:
-        return f"an object of {len(value)} members" if value else "{}"
-    return f"a {type(value).__name__}"
-
-
 @dataclass
 class RejectedItem:
     """One refusal as recorded in ``ingest_rejections`` and told to the sender. Its texts are made storable
@@ -158,13 +116,16 @@ class RejectedItem:
 @dataclass
 class Prepared:
     """One message of one device, parsed: what to store, what was refused, and whose readings they are.
-    ``positions``: the position, among the message's items, of the item each row came from."""
+    ``positions``: the position, among the message's items, of the item each row came from; ``measurements`` the
+    items of the other kinds (``ingest.measurements``), from the items at ``measured_positions``."""
 
     device: DeviceContext
     source: str
     rows: list[Row] = field(default_factory=list)
     rejected: list[RejectedItem] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    measured_positions: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)  # not frozen: built once per message on the hot path, and a frozen init costs double
@@ -220,32 +181,6 @@ def raw_text(item: Any) -> str:
         except (ValueError, TypeError, RecursionError) as exc:
             text = f"<{brief(item)} that cannot be written back: {type(exc).__name__}>"
     return storable(text)
-
-
-def parse_instant(value: Any, zone: ZoneInfo, where: str) -> dt.datetime:
-    """An ISO 8601 instant; a time without offset is the patient's local wall-clock time."""
-    if type(value) is not str:
-        raise Rejection(f"{where}: expected an ISO 8601 date-time string")
-    try:
-        instant = dt.datetime.fromisoformat(value)  # the usual form first: no stripping, "Z" read as UTC
-    except ValueError:
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
-        try:
-            instant = dt.datetime.fromisoformat(text)
-        except ValueError:
-            if not text:
-                raise Rejection(f"{where}: expected an ISO 8601 date-time string") from None
-            raise Rejection(f"{where}: {value[:40]!r} is not an ISO 8601 date-time") from None
-    if instant.tzinfo is dt.UTC:
-        return instant
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=zone)
-    try:
-        return instant.astimezone(dt.UTC)
-    except OverflowError:
-        raise Rejection(f"{where}: {value[:40]!r} is out of range") from None
 
 
 def clock_offset(device_time: Any, zone: ZoneInfo, now: dt.datetime) -> dt.timedelta:
@@ -315,57 +250,6 @@ def _refuse_number(value: Any, where: str) -> Rejection:
 
 # The exact spellings devices send; any other goes through canonical_unit (case, spaces, variants).
 _UNIT_AS_SENT = {MGDL: MGDL, MMOLL: MMOLL, GL: GL}
-_HALF_DAY = dt.timedelta(hours=12)
-# Per time zone, an interval of UTC instants over which its UTC offset is known to be constant, and that offset
-# (see Sync.local_minute). Shared by every sync: a single-reading message would otherwise find it anew each time.
-_STEADY: dict[ZoneInfo, tuple[dt.datetime, dt.datetime, dt.timedelta]] = {}
-
-
-@functools.lru_cache(maxsize=4096)
-def _window_start(time_zone: str, pregnancy_start: dt.date) -> dt.datetime:
-    """The first instant of the pregnancy window (local midnight of its first day), in UTC."""
-    return dt.datetime.combine(pregnancy_start, dt.time(), ZoneInfo(time_zone)).astimezone(dt.UTC)
-
-
-@dataclass(slots=True)
-class Sync:
-    """What every item of one sync shares, computed once per message."""
-
-    device: DeviceContext
-    zone: ZoneInfo
-    offset: dt.timedelta
-    latest: dt.datetime  # the latest acceptable measured_at (now + MAX_FUTURE)
-    earliest: dt.datetime  # the first instant of the pregnancy window, in the patient's zone
-    default_kind: str
-    source: str
-    offset_s: int  # ``offset`` in whole seconds (the column clock_offset_s), kept for the hot path
-
-    @classmethod
-    def of(cls, device: DeviceContext, offset: dt.timedelta, now: dt.datetime, source: str) -> Sync:
-        earliest = _window_start(device.time_zone, device.pregnancy_start)
-        kind = "cgm" if device.device_kind == "cgm" else "smbg"
-        return cls(device, device.zone, offset, now + MAX_FUTURE, earliest, kind, source, int(offset.total_seconds()))
-
-    def local_minute(self, instant: dt.datetime) -> int:
-        """Minutes after local midnight of a UTC ``instant`` in the patient's zone. Converting through the zone
-        costs a microsecond; readings come hours or minutes apart, so the offset found for one reading is reused
-        for the others within 12 h of it when the offset 12 h before and after is the same (time zones change
-        offset at most a few times a year, never twice within a day)."""
-        zone = self.zone
-        known = _STEADY.get(zone)
-        if known is not None and known[0] <= instant < known[1]:
-            local = instant + known[2]
-        else:
-            local = instant.astimezone(zone)
-            offset = local.utcoffset()
-            try:
-                before, after = instant - _HALF_DAY, instant + _HALF_DAY
-                steady = before.astimezone(zone).utcoffset() == offset == after.astimezone(zone).utcoffset()
-            except OverflowError:
-                steady = False
-            if steady and offset is not None:
-                _STEADY[zone] = (before, after, offset)
-        return local.hour * 60 + local.minute
 
 
 def prepare_item(item: Any, sync: Sync) -> Row:
@@ -530,9 +414,15 @@ def prepare_submission(submission: Submission, *, now: dt.datetime, max_readings
                 rows.append(prepare_item(item, sync))
                 positions.append(index)
             except Rejection as exc:
-                rejected.append(RejectedItem(index, str(exc), raw_text(item)))
+                if is_measurement(item):
+                    _measure(item, sync, prepared, index, None)
+                else:
+                    rejected.append(RejectedItem(index, str(exc), raw_text(item)))
             except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
-                rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
+                if is_measurement(item):
+                    _measure(item, sync, prepared, index, None)
+                else:
+                    rejected.append(RejectedItem(index, _unreadable("reading", exc), raw_text(item)))
     else:
         for position, item in enumerate(items):
             try:
@@ -543,9 +433,32 @@ def prepare_submission(submission: Submission, *, now: dt.datetime, max_readings
                 reason = str(exc)
             except Exception as exc:  # noqa: BLE001 - as above
                 reason = _unreadable("reading", exc)
-            rejected.append(_told_to_sender(submission, position, reason, item))
+            if is_measurement(item):
+                _measure(item, sync, prepared, position, submission)
+            else:
+                rejected.append(_told_to_sender(submission, position, reason, item))
     place_sync(rows, sync.zone)
     return prepared
+
+
+def _measure(item: Any, sync: Sync, prepared: Prepared, position: int, submission: Submission | None) -> None:
+    """An item of another kind than glucose (``ingest.measurements``): stored beside the readings, or refused.
+
+    Every item is first read as a glucose reading, which refuses any other kind; only then is it read as its
+    own kind. So glucose readings, the stream (a CGM sends one every five minutes), pay nothing for the other
+    kinds, which come a few times a day and pay one refused parse each."""
+    try:
+        prepared.measurements.append(prepare_measurement(item, sync))
+        prepared.measured_positions.append(position)
+        return
+    except Rejection as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a check that missed a case still refuses the item alone
+        reason = _unreadable("measurement", exc)
+    if submission is None:
+        prepared.rejected.append(RejectedItem(position, reason, raw_text(item)))
+    else:
+        prepared.rejected.append(_told_to_sender(submission, position, reason, item))
 
 
 def _told_to_sender(submission: Submission, position: int, reason: str, item: Any) -> RejectedItem:

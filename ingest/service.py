@@ -24,14 +24,25 @@ import asyncpg
 import orjson
 
 from ingest import queries
-from ingest.readings import DeviceContext, Prepared, RejectedItem, Submission, prepare_submission, raw_text, storable
+from ingest.readings import (
+    DeviceContext,
+    Prepared,
+    RejectedItem,
+    Row,
+    Submission,
+    prepare_submission,
+    raw_text,
+    storable,
+)
 from telemon import channels
 from telemon.db import Conn
 from telemon.security import secret_hash
 
 log = logging.getLogger(__name__)
 
-AfterCommit = Callable[[set[uuid.UUID]], Awaitable[None]]
+# Called after each commit with the patients whose readings it added and the rows of the messages that added them
+# (the alert engine evaluates at once a patient whose new values may call for an urgent alert).
+AfterCommit = Callable[[set[uuid.UUID], list[Row]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -109,7 +120,8 @@ class IngestService:
         self._after_commit: list[AfterCommit] = []
 
     def on_commit(self, callback: AfterCommit) -> None:
-        """Register a callback (the alert engine) for the patients whose readings a committed batch added."""
+        """Register a callback (the alert engine) for the patients whose readings a committed batch added, and
+        those readings."""
         self._after_commit.append(callback)
 
     def validate(self, submission: Submission, now: dt.datetime) -> Prepared:
@@ -150,25 +162,26 @@ class IngestService:
         ]
         rejections += [(None, r.device_id, r.source, r.item) for r in refusals]
         receipts = [
-            Receipt(len(m.rows), 0, [{"index": r.index, "reason": r.reason} for r in m.rejected]) for m in messages
+            Receipt(len(m.rows) + len(m.measurements), 0, [{"index": r.index, "reason": r.reason} for r in m.rejected])
+            for m in messages
         ]
-        if any(m.rows for m in messages) or rejections or within is not None:
+        if any(m.rows or m.measurements for m in messages) or rejections or within is not None:
             transaction = _Transaction(messages, rejections, receipts, with_readings, within)
             if conn is None:
                 async with self.pool.acquire() as acquired:
                     await transaction.run(acquired)
             else:
                 await transaction.run(conn)
-        touched = {m.device.patient_id for m, r in zip(messages, receipts, strict=True) if r.accepted}
-        if touched:
-            await self._announce(touched)
+        added = [m for m, r in zip(messages, receipts, strict=True) if r.accepted]
+        if added:
+            await self._announce({m.device.patient_id for m in added}, [row for m in added for row in m.rows])
         return receipts
 
-    async def _announce(self, touched: set[uuid.UUID]) -> None:
+    async def _announce(self, touched: set[uuid.UUID], rows: list[Row]) -> None:
         """The readings' NOTIFY went out with the commit (``queries.STORE``); now the in-process consumers."""
         for callback in self._after_commit:
             try:
-                await callback(touched)
+                await callback(touched, rows)
             except Exception:
                 # the readings are committed; a failing consumer of them must not turn the answer into an error
                 log.exception("after-commit callback failed", extra={"patients": len(touched)})
@@ -197,11 +210,16 @@ class _Transaction:
                     for position, (number, row) in enumerate((n, r) for n, m in enumerate(messages) for r in m.rows)
                 ]
                 await conn.copy_records_to_table("ingest_staging", records=records, columns=queries.STAGING_COLUMNS)
-            with_rows = list({m.device.device_id for m in messages if m.rows})
+            with_rows = list({m.device.device_id for m in messages if m.rows or m.measurements})
             counts = {r["message"]: r["inserted"] for r in await conn.fetch(
                 queries.STORE, with_rows, *_rejection_columns(self.rejections), total, channels.READINGS
             )}  # fmt: skip
-            self._count(counts, total)
+            measured = None
+            if any(m.measurements for m in messages):
+                measured = {r["message"]: r["inserted"] for r in await conn.fetch(
+                    queries.STORE_MEASUREMENTS, *_measurement_columns(messages)
+                )}  # fmt: skip
+            self._count(counts, total, measured)
             if self.with_readings and total:
                 await self._look_up(conn)
             if self.within is not None:
@@ -212,15 +230,23 @@ class _Transaction:
                 await conn.execute(queries.ROLLBACK)
             raise
 
-    def _count(self, counts: dict[int, int], total: int) -> None:
-        if counts[-1] == total:
+    def _count(self, counts: dict[int, int], total: int, measured: dict[int, int] | None) -> None:
+        """The receipts' accepted and duplicates from what each message added: ``counts`` of glucose readings
+        (``queries.STORE``), ``measured`` of the other kinds (None: the batch had none)."""
+        if counts[-1] == total and measured is None:
             return  # every row was new: the receipts say so already
-        if len(self.messages) == 1:
+        messages = self.messages
+        if counts[-1] == total:
+            inserted = [len(m.rows) for m in messages]
+        elif len(messages) == 1:
             inserted = [counts[-1]]
         else:
-            inserted = [counts.get(number, 0) for number in range(len(self.messages))]
-        for message, receipt, added in zip(self.messages, self.receipts, inserted, strict=True):
-            receipt.accepted, receipt.duplicates = added, len(message.rows) - added
+            inserted = [counts.get(number, 0) for number in range(len(messages))]
+        for number, (message, receipt, added) in enumerate(zip(messages, self.receipts, inserted, strict=True)):
+            measures = len(message.measurements)
+            new = measures if measured is None else measured.get(number, 0)
+            receipt.accepted = added + new
+            receipt.duplicates = len(message.rows) - added + measures - new
 
     async def _look_up(self, conn: Conn) -> None:
         """The stored reading of every row, by its dedup key: just inserted or already there."""
@@ -239,6 +265,15 @@ class _Transaction:
         for record in records:
             receipt, position = owners[record["position"]]
             receipt.readings[position] = record
+
+
+def _measurement_columns(messages: Sequence[Prepared]) -> list[list[Any]]:
+    """The batch's measurements as the arrays of ``queries.STORE_MEASUREMENTS``: message, position, then
+    ``queries.MEASUREMENT_COLUMNS``."""
+    staged = [(number, item) for number, m in enumerate(messages) for item in m.measurements]
+    columns: list[list[Any]] = [[number for number, _ in staged], list(range(len(staged)))]
+    columns += [[getattr(item, name) for _, item in staged] for name in queries.MEASUREMENT_COLUMNS]
+    return columns
 
 
 def _rejection_columns(rejections: list[_Rejection]) -> list[list[Any]]:

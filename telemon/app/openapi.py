@@ -21,6 +21,19 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
+from ingest.measurements import (
+    BLOOD_KETONE_MMOLL,
+    DIASTOLIC_MMHG,
+    INSULIN_UNITS,
+    INSULINS,
+    PRODUCT_LIMIT,
+    PULSE_PER_MIN,
+    SLOTS,
+    SYSTOLIC_MMHG,
+    URINE_KETONES,
+    WEIGHT_KG,
+    WEIGHT_UNITS,
+)
 from ingest.readings import CONTEXTS, FLAGS, KINDS, MEALS
 
 ERROR = "#/components/schemas/Error"
@@ -183,6 +196,73 @@ def _one_or_many(ref: str) -> dict[str, Any]:
     return {"oneOf": [{"$ref": ref}, {"type": "array", "items": {"$ref": ref}}]}
 
 
+# The other item kinds a sync may carry (ingest.measurements holds their ranges and the sources of them).
+_MEASURED_AT = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601; without an offset, the patient's local time.",
+}
+_ITEM_TEXTS: dict[str, Any] = {
+    "id": {"type": ["string", "integer"], "maxLength": 128, "description": "The device's own id of the item."},
+    "note": {"type": "string", "description": "Kept up to 1,000 characters."},
+}
+_INSULIN_DOSE: dict[str, Any] = {
+    "type": "object",
+    "description": f"An insulin dose: units above 0 and at most {INSULIN_UNITS[1]:g}.",
+    "required": ["kind", "measured_at", "units"],
+    "anyOf": [{"required": ["insulin"]}, {"required": ["product"]}],
+    "properties": {
+        "kind": {"const": "insulin"},
+        "measured_at": _MEASURED_AT,
+        "units": {"type": "number", "exclusiveMinimum": INSULIN_UNITS[0], "maximum": INSULIN_UNITS[1]},
+        "unit": {"type": "string", "enum": ["U", "IU", "units"]},
+        "insulin": {"type": "string", "enum": list(INSULINS)},
+        "product": {"type": "string", "maxLength": PRODUCT_LIMIT, "examples": ["NPH", "Levemir", "NovoRapid"]},
+        "slot": {"type": "string", "enum": list(SLOTS)},
+        **_ITEM_TEXTS,
+    },
+}
+_KETONE: dict[str, Any] = {
+    "type": "object",
+    "description": "Ketones: blood β-hydroxybutyrate (value in mmol/L) or urine (a strip's reading), not both.",
+    "required": ["kind", "measured_at"],
+    "oneOf": [{"required": ["value", "unit"]}, {"required": ["urine"]}],
+    "properties": {
+        "kind": {"const": "ketone"},
+        "measured_at": _MEASURED_AT,
+        "value": {"type": "number", "minimum": BLOOD_KETONE_MMOLL[0], "maximum": BLOOD_KETONE_MMOLL[1]},
+        "unit": {"type": "string", "enum": ["mmol/L"]},
+        "urine": {"type": "string", "enum": list(URINE_KETONES)},
+        **_ITEM_TEXTS,
+    },
+}
+_WEIGHT: dict[str, Any] = {
+    "type": "object",
+    "description": f"Body weight: {WEIGHT_KG[0]:g}–{WEIGHT_KG[1]:g} kg.",
+    "required": ["kind", "measured_at", "value", "unit"],
+    "properties": {
+        "kind": {"const": "weight"},
+        "measured_at": _MEASURED_AT,
+        "value": {"type": "number"},
+        "unit": {"type": "string", "enum": list(WEIGHT_UNITS)},
+        **_ITEM_TEXTS,
+    },
+}
+_BLOOD_PRESSURE: dict[str, Any] = {
+    "type": "object",
+    "description": "Blood pressure in mmHg, the diastolic below the systolic; the pulse per minute, optional.",
+    "required": ["kind", "measured_at", "systolic", "diastolic"],
+    "properties": {
+        "kind": {"const": "blood_pressure"},
+        "measured_at": _MEASURED_AT,
+        "systolic": {"type": "number", "minimum": SYSTOLIC_MMHG[0], "maximum": SYSTOLIC_MMHG[1]},
+        "diastolic": {"type": "number", "minimum": DIASTOLIC_MMHG[0], "maximum": DIASTOLIC_MMHG[1]},
+        "pulse": {"type": "number", "minimum": PULSE_PER_MIN[0], "maximum": PULSE_PER_MIN[1]},
+        "unit": {"type": "string", "enum": ["mmHg"]},
+        **_ITEM_TEXTS,
+    },
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -248,9 +328,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "format": "date-time",
                 "description": "The device's clock when it sent: corrects its readings' times when it is off.",
             },
-            "readings": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}},
+            "readings": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"$ref": f"#/components/schemas/{name}"}
+                        for name in ("Reading", "InsulinDose", "Ketone", "Weight", "BloodPressure")
+                    ]
+                },
+            },
         },
     },
+    "InsulinDose": _INSULIN_DOSE,
+    "Ketone": _KETONE,
+    "Weight": _WEIGHT,
+    "BloodPressure": _BLOOD_PRESSURE,
     "NightscoutEntry": _NIGHTSCOUT_ENTRY,
     "NightscoutTreatment": _NIGHTSCOUT_TREATMENT,
     "Observation": _OBSERVATION,
