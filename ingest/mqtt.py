@@ -54,6 +54,9 @@ RETRY_MAX_S = 2.0  # ...up to 2 s, so that the backlog is stored within seconds 
 SUSPECT_AFTER = 5
 STALLED_AFTER_S = 3.0  # a batch failing for longer than this makes the consumer not ready (/readyz 503)
 NEGOTIATE_MAX_S = 10.0  # backoff of the protocol probe while the broker does not answer
+# MQTT keep-alive: a broker gone silent is given up after 1.5 x this (15 s), the last resort when the connection's
+# end is not seen otherwise; a ping every 10 s costs the broker nothing.
+KEEPALIVE_S = 10
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ class MqttConsumer:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
             properties.ReceiveMaximum = RECEIVE_MAXIMUM
-        connect_kwargs: dict[str, Any] = {"keepalive": 30, "properties": properties}
+        connect_kwargs: dict[str, Any] = {"keepalive": KEEPALIVE_S, "properties": properties}
         if mqtt5:
             connect_kwargs["clean_start"] = False
         self._driver = LoopDriver(client, address.host, address.port, connect_kwargs)

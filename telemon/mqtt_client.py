@@ -61,7 +61,8 @@ class Client(mqtt.Client):
     def read_packets(self, limit: int) -> MQTTErrorCode:
         """``loop_read``, but at most ``limit`` packets (paho reads up to one per message in flight: with
         hundreds of receipts unacknowledged, one call handled hundreds of packets while the database's answers to
-        the batches being stored waited behind it). What is left stays readable for the next turn of the loop."""
+        the batches being stored waited behind it). What is left stays readable for the next turn of the loop.
+        Returns MQTT_ERR_AGAIN once the socket had nothing more, MQTT_ERR_SUCCESS when it stopped at ``limit``."""
         for _ in range(limit):
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
@@ -69,8 +70,8 @@ class Client(mqtt.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                break
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+                return MQTTErrorCode.MQTT_ERR_AGAIN  # nothing more to read now
+        return MQTTErrorCode.MQTT_ERR_SUCCESS  # ``limit`` packets read: more may be waiting
 
     def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
@@ -263,6 +264,16 @@ class LoopDriver:
             assert self._loop is not None
             self._loop.call_soon(self._read)
 
+    async def _drain(self, bursts: int = 1000) -> None:
+        """Read what the socket holds, a burst at a time with the loop's other work between bursts. After uvloop
+        has dropped its watch of a reset socket, nothing else reads it: a backlog of messages the broker had sent
+        before it went down was read 32 packets a second, and the end of the connection behind it was found only
+        by keep-alive."""
+        for _ in range(bursts):
+            if self._sock is None or self.client.read_packets(self.READ_BURST) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            await asyncio.sleep(0)
+
     # --- connection and keep-alive -------------------------------------------------------------------------
 
     async def _keep_connected(self) -> None:
@@ -270,8 +281,8 @@ class LoopDriver:
         is found within seconds); every second, keep-alive, and a read of the socket. uvloop closes its poll
         handle on a socket error (POLLERR: a broker that exited resets the connection) without calling the reader
         again, so a reset that came after a read burst would only be noticed when keep-alive gives up (1.5 x the
-        keep-alive interval: 45 s and more for the consumer), the consumer's acknowledgements lost meanwhile: the
-        read finds it within a second. A read with nothing to read costs one system call."""
+        keep-alive interval), the consumer's acknowledgements lost meanwhile: reading all the socket holds
+        (``_drain``) finds it within a second. A read with nothing to read costs one system call."""
         delay = 1.0
         loop = asyncio.get_running_loop()
         while not self._stopping:
@@ -284,7 +295,7 @@ class LoopDriver:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_delay)
                     continue
-            self._read()
+            await self._drain()
             sock = self._sock
             if sock is not None and not self.client.is_connected():
                 if loop.time() - self._opened_at > self.CONNACK_TIMEOUT_S:
