@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from clinic import api, me_messages
+from clinic import api, me_messages, treatment_api
 from telemon.domain import Domain
 
 
 def _routes(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(me_messages.router)
+    app.include_router(treatment_api.router)
 
 
 DOMAIN = Domain("clinic", include_routes=_routes)

@@ -23,6 +23,7 @@ from alerts.messages import glucose, glucose_number, number
 from clinician_ui.texts_clinic import TEXTS_CLINIC
 from clinician_ui.texts_messages import MESSAGE_TEXTS
 from clinician_ui.texts_team import TEAM_TEXTS
+from clinician_ui.texts_treatment import TREATMENT_TEXTS
 
 __all__ = ["glucose", "glucose_number", "number"]  # written by alerts.messages, used here under these names
 
@@ -395,6 +396,7 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
 
 TEXTS.update(TEAM_TEXTS)  # the team administration pages keep their texts in a module of their own
 TEXTS.update(MESSAGE_TEXTS)  # the conversation with the patient, its templates, unread messages in the triage
+TEXTS.update(TREATMENT_TEXTS)  # the treatment plan: its page, history and form
 
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),

@@ -25,7 +25,7 @@ from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
 from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
-from telemon import audit, patients, units
+from telemon import audit, patients, treatment, units
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
@@ -221,6 +221,7 @@ async def patient_page(
         action = "patient.refresh" if live_refresh else "patient.view"
         await audit.record(db, actor=who.actor, action=action, patient_id=patient_id)
         talk = await conversation.conversation(db, request, who, p, who.language)  # marks her messages read
+        current_plan = await treatment.current_plan(db, patient_id)
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
     book = G.logbook(meter_rows, targets, zone, days)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
@@ -249,6 +250,7 @@ async def patient_page(
     ]
     context = {
         "p": p,
+        "current_plan": current_plan,
         "zone": zone,
         "today": today,
         "last_day": last_day,

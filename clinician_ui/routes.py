@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from clinician_ui import conversation, enrol, events, login, patient, preferences, sessions, triage, web
 from clinician_ui import devices as device_pages
 from clinician_ui import team_pages as team_administration
+from clinician_ui import treatment as treatment_plan
 
 STATIC = Path(__file__).parent / "static"
 
@@ -24,6 +25,7 @@ def include_routes(app: FastAPI) -> None:
         app.include_router(module.router)
     for clinic_pages in (enrol, device_pages):  # enrolment, devices and pairing sheets, end of monitoring
         app.include_router(clinic_pages.router)
+    app.include_router(treatment_plan.router)  # the treatment plan, its history and its form
     for router in team_administration.ROUTERS:  # the team, invitations, passwords, API keys, audit
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from clinic import api as clinic_api
+from clinic import treatment_api
 from telemon.app.services import Services
 from tests.support.clinic import auth, clinic_client, enrol, enrolment, new_team
 from tests.support.factories import api_key
@@ -52,6 +53,18 @@ ROUTES = (
     Route("DELETE", "/api/v1/patients/{patient}/devices/{device}", "patients:write", 200),
     Route("POST", "/api/v1/patients/{patient}/devices/{device}/rotate", "patients:write", 200),
     Route("POST", "/api/v1/patients/{patient}/devices/{device}/pairing-code", "patients:write", 201),
+    Route("GET", "/api/v1/patients/{patient}/treatment", "patients:read", 200),
+    Route(
+        "PUT",
+        "/api/v1/patients/{patient}/treatment",
+        "patients:write",
+        200,
+        body={
+            "treatment": "insulin",
+            "basal": {"product": "NPH", "units": 10, "time": "22:00"},
+            "note": "fasting high",
+        },
+    ),
 )
 OTHER_SCOPE = {"patients:read": "patients:write", "patients:write": "patients:read"}
 
@@ -59,7 +72,8 @@ OTHER_SCOPE = {"patients:read": "patients:write", "patients:write": "patients:re
 def test_the_matrix_covers_every_route_with_a_key() -> None:
     keyed = {
         (method, path)
-        for route in clinic_api.router.routes
+        for router in (clinic_api.router, treatment_api.router)
+        for route in router.routes
         for method in getattr(route, "methods", ())
         if (path := getattr(route, "path", "")) != "/api/v1/pairing"
     }
