@@ -30,7 +30,7 @@ from clinic.schemas import (
     PatientPatch,
 )
 from clinic.service import Endpoints, actor, by_key, field_error, patient_out
-from telemon import audit, devices, patients
+from telemon import audit, devices, patients, treatment
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
 from telemon.db import Conn
@@ -202,6 +202,11 @@ async def patch_patient(patient_id: PatientId, body: PatientPatch, key: Writer, 
             diagnosis = body.diagnosis_date if "diagnosis_date" in given else current.diagnosis_date
             service.check_diagnosis_date(diagnosis, due, zone)
         changes = {service.RECORD_NAMES[f]: getattr(body, f) for f in given}
+        if "treatment" in changes:
+            try:
+                await treatment.check_treatment_change(conn, patient_id, changes["treatment"])
+            except patients.FieldError as exc:  # use PUT /api/v1/patients/{id}/treatment
+                raise HTTPException(status_code=409, detail=str(exc)) from None
         try:
             after = await patients.update_patient(conn, patient_id, changes, actor=actor(key), detail=by_key(key))
         except SettingsError as exc:  # the hospital number is another patient's

@@ -25,7 +25,8 @@ from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
 from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
-from telemon import audit, patients, treatment, units
+from telemon import audit, patients, units
+from telemon import treatment as treatment_plans
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
@@ -221,7 +222,7 @@ async def patient_page(
         action = "patient.refresh" if live_refresh else "patient.view"
         await audit.record(db, actor=who.actor, action=action, patient_id=patient_id)
         talk = await conversation.conversation(db, request, who, p, who.language)  # marks her messages read
-        current_plan = await treatment.current_plan(db, patient_id)
+        current_plan = await treatment_plans.current_plan(db, patient_id)
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
     book = G.logbook(meter_rows, targets, zone, days)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
@@ -460,6 +461,11 @@ async def settings(patient_id: uuid.UUID, request: Request, who: Clinician = Dep
         raise web.PageError(422, "error.invalid", detail=f"{profile} {treatment}")
     if not per_day.isdigit() or not 1 <= int(per_day) <= 12:
         raise web.PageError(422, "error.invalid", detail=per_day)
+    if treatment != p["treatment"]:
+        try:
+            await treatment_plans.check_treatment_change(db, patient_id, treatment)
+        except patients.FieldError:
+            raise web.PageError(409, "treatment.follows_plan") from None
     # the unit the form was shown in (the clinician may have changed preferences in another tab since)
     form_unit = web.field(form, "target_unit")
     overrides = _submitted_targets(

@@ -6,6 +6,10 @@ TREATMENT_TEXTS: dict[str, tuple[str, str]] = {
     "treatment.title": ("Treatment plan", "Plan de traitement"),
     "treatment.back": ("Back to the patient", "Retour à la patiente"),
     "treatment.link": ("Plan and history", "Plan et historique"),
+    "treatment.follows_plan": (
+        "The treatment follows the plan in force: change it with a new version of the plan (Plan and history).",
+        "Le traitement suit le plan en vigueur : modifiez-le par une nouvelle version du plan (Plan et historique).",
+    ),
     "treatment.in_force": (
         "In force since {when}, version {version}",
         "En vigueur depuis le {when}, version {version}",

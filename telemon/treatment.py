@@ -201,6 +201,20 @@ async def history(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID, limit: int =
     return [_plan(row) for row in await conn.fetch(queries.PLAN_HISTORY, patient_id, limit)]
 
 
+async def check_treatment_change(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID, treatment: str) -> None:
+    """A patient's treatment follows her plan once she has one: changing the word alone (a record's form, the
+    hospital API's PATCH) would leave the plan in force saying another thing; it is refused, and the change is a
+    new version of the plan. Without a plan, the word is all there is and may change."""
+    plan = await current_plan(conn, patient_id)
+    if plan is not None and plan.treatment != treatment:
+        raise _refuse(
+            "treatment",
+            "follows_plan",
+            f"the treatment follows the plan in force ({plan.treatment}): write a new version of the plan",
+            plan=plan.treatment,
+        )
+
+
 class PlanRefused(Exception):
     """The patient cannot take a new plan: there is no such patient, or she is archived (read-only)."""
 

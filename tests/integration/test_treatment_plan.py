@@ -164,3 +164,19 @@ async def test_an_archived_patient_is_read_only(api: httpx.AsyncClient, db: asyn
     assert (await api.post(f"/api/v1/patients/{patient_id}/archive", headers=auth(key))).status_code == 200
     answer = await api.put(f"/api/v1/patients/{patient_id}/treatment", json=NPH, headers=auth(key))
     assert answer.status_code == 409
+
+
+async def test_once_a_plan_exists_the_treatment_changes_only_with_the_plan(
+    api: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """PATCH of the record's treatment alone would leave the plan in force saying another thing: refused (409),
+    the same treatment is accepted; without a plan the word is all there is and may change."""
+    key, patient_id = await _patient(api, db)
+    url = f"/api/v1/patients/{patient_id}"
+    assert (await api.patch(url, json={"treatment": "metformin"}, headers=auth(key))).status_code == 200
+    assert (await api.put(f"{url}/treatment", json=NPH, headers=auth(key))).status_code == 200
+    refused = await api.patch(url, json={"treatment": "diet"}, headers=auth(key))
+    assert refused.status_code == 409
+    assert "plan in force (insulin)" in refused.json()["detail"]
+    assert (await api.patch(url, json={"treatment": "insulin"}, headers=auth(key))).status_code == 200
+    assert (await api.get(url, headers=auth(key))).json()["treatment"] == "insulin"

@@ -139,3 +139,20 @@ def test_the_patient_page_block_shows_the_plan_in_force_when_the_page_has_it() -
     shown = parse_html(block.render(**fmt.functions(), p=patient, current_plan=plan))
     assert shown.one(".plan-basal").text() == "Levemir 8.5 U at 21:30"
     assert shown.one(".plan-prandial").text() == "Breakfast 4 U"
+
+
+async def test_the_record_form_does_not_change_a_treatment_the_plan_holds(services: Services, db: asyncpg.Pool) -> None:
+    team = await make_team(db)
+    patient, _ = await make_patient(db, team)
+    async with db.acquire() as conn:
+        await treatment.new_version(conn, patient, treatment.Plan("metformin", metformin_mg=1000), actor="cli")
+    async with browser(services) as http:
+        await _signed_in(http, db, team)
+        token = csrf_of((await http.get(f"/patients/{patient}")).text)
+        fields = {"csrf_token": token, "profile": "FR", "readings_per_day": "4", "target_fasting": ""}
+        refused = await http.post(f"/patients/{patient}/settings", data=fields | {"treatment": "diet"})
+        assert refused.status_code == 409
+        assert "new version of the plan" in refused.text
+        kept = await http.post(f"/patients/{patient}/settings", data=fields | {"treatment": "metformin"})
+        assert kept.status_code == 303
+    assert await db.fetchval("SELECT treatment FROM patients WHERE id = $1", patient) == "metformin"
