@@ -292,22 +292,25 @@ class Helper:
 # --- MQTT -----------------------------------------------------------------------------------------------------
 
 
-async def start_api_server(db_url: str, state_dir: Path, **settings: str) -> tuple[Helper, str]:
-    """``telemon serve --roles api`` as a child process on a free port, with ``settings`` (``TELEMON_*`` names)
-    beside the database; returns it once ``/readyz`` says 200, and its base URL."""
+async def start_api_server(
+    db_url: str, state_dir: Path, *, roles: str = "api", ready_s: float = 60, **settings: str
+) -> tuple[Helper, str]:
+    """``telemon serve`` with ``roles`` as a child process on a free port, with ``settings`` (``TELEMON_*`` names)
+    beside the database; returns it once ``/readyz`` says 200 (within ``ready_s``), and its base URL."""
     import httpx
 
     port = free_port()
     env = clean_env({
-        "TELEMON_DATABASE_URL": db_url, "TELEMON_ROLES": "api", "TELEMON_HOST": "127.0.0.1",
+        "TELEMON_DATABASE_URL": db_url, "TELEMON_ROLES": roles, "TELEMON_HOST": "127.0.0.1",
         "TELEMON_PORT": str(port), "TELEMON_STATE_DIR": str(state_dir), "TELEMON_LOG_LEVEL": "INFO", **settings,
     })  # fmt: skip
-    server = Helper("api server (telemon serve --roles api)", state_dir / "api.log")
+    label = f"telemon serve --roles {roles}"
+    server = Helper(label, state_dir / ("api.log" if roles == "api" else "server.log"))
     base = f"http://127.0.0.1:{port}"
     try:
-        await server.start([sys.executable, "-m", "telemon", "serve", "--roles", "api"], env, progress=False)
+        await server.start([sys.executable, "-m", "telemon", "serve"], env, progress=False)
         async with httpx.AsyncClient() as client:
-            deadline = time.perf_counter() + 60
+            deadline = time.perf_counter() + ready_s
             while True:
                 if not server.alive():
                     raise server.died()
@@ -315,7 +318,7 @@ async def start_api_server(db_url: str, state_dir: Path, **settings: str) -> tup
                     if (await client.get(f"{base}/readyz", timeout=2)).status_code == 200:
                         return server, base
                 if time.perf_counter() > deadline:
-                    raise BenchError(f"api server not ready after 60 s:\n{server.log_tail()}")
+                    raise BenchError(f"{label} not ready after {ready_s:g} s:\n{server.log_tail()}")
                 await asyncio.sleep(0.1)
     except BaseException:
         await server.stop()

@@ -63,10 +63,10 @@ from bench.common import (
     clean_env,
     clean_session,
     dumps,
-    free_port,
     fresh_database,
     iso_z,
     say,
+    start_api_server,
 )
 from bench.dashboard import PASSWORD, pct, signed_in
 from ingest.mqtt import broker_speaks_mqtt5
@@ -221,30 +221,15 @@ async def populate(pool: asyncpg.Pool, params: Params) -> tuple[list[Wearer], st
 
 async def start_server(db_url: str, mqtt_url: str, client_id: str, work: Path) -> tuple[Helper, str]:
     """``telemon serve`` with every role, as docker-compose runs it; returns it once ``/readyz`` says 200."""
-    port = free_port()
-    env = clean_env({
-        "TELEMON_DATABASE_URL": db_url, "TELEMON_MQTT_URL": mqtt_url, "TELEMON_MQTT_CLIENT_ID": client_id,
-        "TELEMON_ROLES": "api,mqtt,scheduler", "TELEMON_HOST": "127.0.0.1", "TELEMON_PORT": str(port),
-        "TELEMON_STATE_DIR": str(work), "TELEMON_LOG_LEVEL": "INFO", "TELEMON_LOG_FORMAT": "text",
-    })  # fmt: skip
-    server = Helper("telemon serve (api,mqtt,scheduler)", work / "server.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await server.start([sys.executable, "-m", "telemon", "serve"], env, progress=False)
-        async with httpx.AsyncClient() as client:
-            deadline = time.perf_counter() + 90
-            while True:
-                if not server.alive():
-                    raise server.died()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/readyz", timeout=2)).status_code == 200:
-                        return server, base
-                if time.perf_counter() > deadline:
-                    raise BenchError(f"telemon not ready after 90 s:\n{server.log_tail()}")
-                await asyncio.sleep(0.1)
-    except BaseException:
-        await server.stop()
-        raise
+    return await start_api_server(
+        db_url,
+        work,
+        roles="api,mqtt,scheduler",
+        ready_s=90,
+        TELEMON_MQTT_URL=mqtt_url,
+        TELEMON_MQTT_CLIENT_ID=client_id,
+        TELEMON_LOG_FORMAT="text",
+    )
 
 
 async def start_load(spec: dict[str, Any], work: Path) -> Helper:
