@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from clinician_ui import clinic_queries, queries, sessions, web
+from clinician_ui import queries, sessions, web
 from clinician_ui.enrol_form import FIELD_LABELS, LANGUAGES, MAX_LENGTH, FieldProblem, read_enrolment
 from clinician_ui.sessions import Clinician
 from telemon import audit, patients, units
@@ -39,7 +39,7 @@ async def _form_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     async with web.connection(request) as db:
-        teams = await db.fetch(clinic_queries.TEAM_NAMES, list(who.team_ids))
+        teams = await db.fetch(queries.TEAM_NAMES, list(who.team_ids))
     context = {
         "values": values,
         "errors": errors,
@@ -59,7 +59,7 @@ async def _form_page(
 async def enrol_form(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
     require_clinic_role(who)
     async with web.connection(request) as db:
-        zone = await db.fetchval(clinic_queries.TEAM_TIME_ZONE, who.team_ids[0]) if who.team_ids else None
+        zone = await db.fetchval(queries.TEAM_TIME_ZONE, who.team_ids[0]) if who.team_ids else None
     values = {
         "team_id": str(who.team_ids[0]) if who.team_ids else "",
         "time_zone": zone or DEFAULT_TIME_ZONE,

@@ -12,22 +12,35 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from clinician_ui import conversation, enrol, events, login, patient, preferences, sessions, triage, web
+from clinician_ui import (
+    account,
+    api_keys_page,
+    audit_page,
+    conversation,
+    enrol,
+    events,
+    login,
+    patient,
+    preferences,
+    sessions,
+    team,
+    triage,
+    web,
+)
 from clinician_ui import devices as device_pages
-from clinician_ui import team_pages as team_administration
 from clinician_ui import treatment as treatment_plan
 
 STATIC = Path(__file__).parent / "static"
 
 
 def include_routes(app: FastAPI) -> None:
-    for module in (login, triage, patient, conversation, preferences, events):
+    pages = (
+        *(login, triage, patient, conversation, preferences, events),
+        *(enrol, device_pages, treatment_plan),  # enrolment, devices and pairing sheets, the treatment plan
+        *(team, account, api_keys_page, audit_page),  # the team, invitations, passwords, API keys, audit
+    )
+    for module in pages:
         app.include_router(module.router)
-    for clinic_pages in (enrol, device_pages):  # enrolment, devices and pairing sheets, end of monitoring
-        app.include_router(clinic_pages.router)
-    app.include_router(treatment_plan.router)  # the treatment plan, its history and its form
-    for router in team_administration.ROUTERS:  # the team, invitations, passwords, API keys, audit
-        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(web.LoginRequired, _login_required)
     app.add_exception_handler(web.PageError, _page_error)
