@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "patient_ui", "tools")
-DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic", "patient_ui")
+PACKAGES = ("telemon", "ingest", "alerts", "clinician_ui", "clinic", "patient_ui", "records", "tools")
+DOMAINS = ("ingest", "alerts", "clinician_ui", "clinic", "patient_ui", "records")
 COMPOSITION_ROOT = ("telemon.app", "telemon.__main__")
 # What a domain offers the others: the guideline profiles, the alerts' severities, texts and evidence the dashboard
 # shows and the actions it takes on them.
@@ -36,6 +36,7 @@ PUBLIC = {
     "clinician_ui": {"clinician_ui.glycaemia"},  # readings judged against her targets, as the logbook shows them
     "clinic": {"clinic.messages"},  # the conversation with the patient: one way for her app and the dashboard
     "patient_ui": set[str](),
+    "records": set[str](),
 }
 
 

@@ -8,10 +8,11 @@ from clinic.domain import DOMAIN as CLINIC
 from clinician_ui.domain import DOMAIN as CLINICIAN_UI
 from ingest.domain import DOMAIN as INGEST
 from patient_ui.domain import DOMAIN as PATIENT_UI
+from records.domain import DOMAIN as RECORDS
 from telemon.domain import Domain
 from telemon.jobs import CORE_JOBS, Job
 
-DOMAINS: tuple[Domain, ...] = (INGEST, CLINICIAN_UI, ALERTS, CLINIC, PATIENT_UI)
+DOMAINS: tuple[Domain, ...] = (INGEST, CLINICIAN_UI, ALERTS, CLINIC, PATIENT_UI, RECORDS)
 
 
 def all_jobs() -> dict[str, Job]:
