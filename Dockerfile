@@ -15,6 +15,7 @@ COPY alerts ./alerts
 COPY clinician_ui ./clinician_ui
 COPY clinic ./clinic
 COPY patient_ui ./patient_ui
+COPY records ./records
 COPY tools ./tools
 RUN pip install . && cd / && rm -rf /build
 
@@ -22,6 +23,9 @@ RUN pip install . && cd / && rm -rf /build
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/telemon --create-home --shell /usr/sbin/nologin telemon
 USER telemon
 WORKDIR /var/lib/telemon
+# where the broker's logins are written for the broker to read (TELEMON_BROKER_PASSWORD_FILE, docker-compose.yml);
+# made here so that the named volume mounted on it belongs to the telemon user
+RUN mkdir /var/lib/telemon/broker
 
 ENV TELEMON_HOST=0.0.0.0 \
     TELEMON_PORT=8000 \

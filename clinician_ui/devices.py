@@ -81,10 +81,10 @@ def _sheet_page(
     note: str | None = None,
 ) -> HTMLResponse:
     """The pairing sheet, shown once (the token is not stored; the page is never cached)."""
-    base_url = str(request.base_url)
+    services = request.app.state.services
+    base_url, mqtt_url = device_sheet.reached_at(services.settings, str(request.base_url), services.mqtt_url)
     sheet = None
     if token is not None:
-        mqtt_url = request.app.state.services.mqtt_url
         sheet = device_sheet.sheet(kind, device_id, token, base_url=base_url, mqtt_url=mqtt_url)
     qr = qr_text(sheet, base_url, code)
     context = {

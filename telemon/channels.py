@@ -4,7 +4,9 @@
   "change"}``;
 - ``READINGS``: readings stored (ingest), payload ``{"patient_ids": [...]}``;
 - ``MESSAGES``: a message sent (clinic.messages), payload ``{"patient_id", "id", "author"}``, or messages read by
-  the other side, payload ``{"patient_id", "read": <author of the messages read>, "ids": [...]}``.
+  the other side, payload ``{"patient_id", "read": <author of the messages read>, "ids": [...]}``;
+- ``DEVICES``: a device created, rotated or revoked (a trigger on ``devices``, migration 0019), no payload: the
+  broker's logins changed (telemon.broker_logins).
 """
 
 from __future__ import annotations
@@ -12,3 +14,4 @@ from __future__ import annotations
 ALERTS = "telemon_alerts"
 READINGS = "telemon_readings"
 MESSAGES = "telemon_messages"
+DEVICES = "telemon_devices"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telemon import topics
-from telemon.settings import parse_mqtt_url
+from telemon.settings import Settings, parse_mqtt_url
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class Sheet:
     http: HttpAccess | None
     mqtt: MqttAccess | None
     nightscout: NightscoutAccess | None
+
+
+def reached_at(settings: Settings, request_base_url: str, service_mqtt_url: str | None) -> tuple[str, str | None]:
+    """Where a patient's device reaches telemon: the public addresses when they are configured
+    (``TELEMON_PUBLIC_URL``, ``TELEMON_PUBLIC_MQTT_URL``: behind a proxy, the address a clinician's browser used or
+    the broker's inside address is not the one a phone on the patient's home network can reach), else the address
+    the clinician's request came to and the broker this service uses."""
+    return settings.public_url or request_base_url, settings.public_mqtt_url or service_mqtt_url
 
 
 def sheet(kind: str, device_id: str, token: str, *, base_url: str, mqtt_url: str | None) -> Sheet:

@@ -7,6 +7,7 @@ compose file are checked against it by the tests. A wrong value raises ``Setting
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,30 @@ SETTINGS: tuple[Setting, ...] = (
         "`smtps://…:465`); unset: the dashboard shows the link to the administrator to hand over",
     ),
     Setting("TELEMON_SMTP_FROM", "telemon@localhost", "sender address of the e-mails telemon sends"),
+    Setting(
+        "TELEMON_PUBLIC_URL",
+        "",
+        "address patients' devices reach telemon's HTTP API at, printed on pairing sheets "
+        "(`https://telemon.example-hospital.fr`); unset: the address the clinician's request came to",
+    ),
+    Setting(
+        "TELEMON_PUBLIC_MQTT_URL",
+        "",
+        "broker address devices connect to, printed on pairing sheets (`mqtts://mqtt.example-hospital.fr:8883`); "
+        "unset: the host and port of TELEMON_MQTT_URL",
+    ),
+    Setting(
+        "TELEMON_BROKER_PASSWORD_FILE",
+        "",
+        "file the MQTT role keeps equal to the active devices' broker logins and its own (Mosquitto "
+        "`password_file` format), rewritten on every device change; unset: `telemon broker-passwords` writes it",
+    ),
+    Setting(
+        "TELEMON_BROKER_RELOAD",
+        "",
+        "command run after each rewrite of TELEMON_BROKER_PASSWORD_FILE so that the broker reads it again "
+        "(`pkill -HUP -x mosquitto`); unset: the broker watches the file itself (deploy/)",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -92,6 +117,10 @@ class Settings:
     max_body_bytes: int
     smtp_url: str | None = None
     smtp_from: str = "telemon@localhost"
+    public_url: str | None = None
+    public_mqtt_url: str | None = None
+    broker_password_file: Path | None = None
+    broker_reload: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +147,19 @@ class Settings:
         log_format = get("TELEMON_LOG_FORMAT").lower()
         if log_format not in LOG_FORMATS:
             raise SettingsError(f"TELEMON_LOG_FORMAT: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        public_url = get("TELEMON_PUBLIC_URL").rstrip("/") or None
+        if public_url is not None and (
+            urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname
+        ):
+            raise SettingsError(f"TELEMON_PUBLIC_URL: {public_url!r} is not an http(s) URL with a host")
+        public_mqtt_url = get("TELEMON_PUBLIC_MQTT_URL") or None
+        if public_mqtt_url is not None:
+            parse_mqtt_url(public_mqtt_url, "TELEMON_PUBLIC_MQTT_URL")
+        password_file = get("TELEMON_BROKER_PASSWORD_FILE")
+        try:
+            reload = tuple(shlex.split(get("TELEMON_BROKER_RELOAD")))
+        except ValueError as exc:
+            raise SettingsError(f"TELEMON_BROKER_RELOAD: {exc}") from None
         return cls(
             database_url=database_url,
             mqtt_url=mqtt_url,
@@ -134,6 +176,10 @@ class Settings:
             max_body_bytes=_int(get("TELEMON_MAX_BODY_BYTES"), "TELEMON_MAX_BODY_BYTES", 1024, 1 << 30),
             smtp_url=smtp_url,
             smtp_from=smtp_from,
+            public_url=public_url,
+            public_mqtt_url=public_mqtt_url,
+            broker_password_file=Path(password_file) if password_file else None,
+            broker_reload=reload,
         )
 
 

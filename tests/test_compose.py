@@ -114,7 +114,11 @@ def test_the_telemon_environment_is_valid_and_points_at_the_compose_services() -
     assert broker.username == "telemon"
     # The broker's password file is made from the same variable (see the mosquitto service's command).
     command = " ".join(SERVICES["mosquitto"]["command"])
-    assert f"mosquitto_passwd -c -b /mosquitto/config/passwd telemon '{broker.password}'" in command
+    assert f"mosquitto_passwd -c -b /mosquitto/config/passwd.new telemon '{broker.password}'" in command
+    # ... and from the device logins telemon keeps, on a volume both services mount (the broker read only)
+    logins = settings.broker_password_file
+    assert logins is not None and "/mosquitto/logins/devices.passwd" in command
+    assert mounts("telemon")[str(logins.parent)] == mounts("mosquitto")["/mosquitto/logins"] in COMPOSE["volumes"]
 
     assert settings.host == "0.0.0.0"  # noqa: S104 - the container must listen beyond its loopback
     assert published("telemon")[settings.port] == settings.port

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from telemon import device_sheet
+from telemon.device_sheet import reached_at
 from telemon.settings import SETTINGS, Settings, SettingsError, parse_mqtt_url, redact
 
 README = Path(__file__).parents[1] / "README.md"
@@ -76,3 +78,47 @@ def test_passwords_are_redacted_in_messages() -> None:
 def test_readme_documents_every_setting() -> None:
     table = {m for m in re.findall(r"^\| `(TELEMON_[A-Z_]+)` \|", README.read_text(), re.MULTILINE)}
     assert table == {s.name for s in SETTINGS}
+
+
+def test_the_addresses_on_pairing_sheets_are_the_public_ones_when_set() -> None:
+    inside = Settings.from_env({})
+    assert reached_at(inside, "http://10.0.0.5:8000/", "mqtt://svc:pw@mosquitto:1883") == (
+        "http://10.0.0.5:8000/",
+        "mqtt://svc:pw@mosquitto:1883",
+    )
+    public = Settings.from_env(
+        {"TELEMON_PUBLIC_URL": "https://telemon.example.fr/", "TELEMON_PUBLIC_MQTT_URL": "mqtts://mqtt.example.fr"}
+    )
+    base, mqtt = reached_at(public, "http://10.0.0.5:8000/", "mqtt://svc:pw@mosquitto:1883")
+    assert base == "https://telemon.example.fr"
+    sheet = device_sheet.sheet("meter", "m1", "tok", base_url=base, mqtt_url=mqtt)
+    assert sheet.http is not None and sheet.http.readings_url == "https://telemon.example.fr/api/v1/readings"
+    assert sheet.mqtt is not None and (sheet.mqtt.host, sheet.mqtt.port, sheet.mqtt.tls) == (
+        "mqtt.example.fr",
+        8883,
+        True,
+    )
+    assert sheet.mqtt.username == "m1"  # the device's own login, never the service's
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TELEMON_PUBLIC_URL", "telemon.example.fr", "is not an http(s) URL with a host"),
+        ("TELEMON_PUBLIC_URL", "ftp://telemon.example.fr", "is not an http(s) URL with a host"),
+        ("TELEMON_PUBLIC_MQTT_URL", "http://mqtt.example.fr", "is not an MQTT URL"),
+        ("TELEMON_BROKER_RELOAD", "pkill -HUP 'mosquitto", "No closing quotation"),
+    ],
+)
+def test_public_addresses_and_the_reload_command_are_checked(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(name)) as raised:
+        Settings.from_env({name: value})
+    assert message in str(raised.value)
+
+
+def test_the_broker_logins_file_and_reload_command_are_read() -> None:
+    settings = Settings.from_env(
+        {"TELEMON_BROKER_PASSWORD_FILE": "/run/logins", "TELEMON_BROKER_RELOAD": "pkill -HUP -x mosquitto"}
+    )
+    assert settings.broker_password_file == Path("/run/logins")
+    assert settings.broker_reload == ("pkill", "-HUP", "-x", "mosquitto")

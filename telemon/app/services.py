@@ -15,11 +15,12 @@ from alerts.engine import Engine, EngineWorker
 from ingest.service import IngestService
 from telemon import loop, runtime
 from telemon.app.domains import all_jobs
+from telemon.broker_logins import BrokerLogins
 from telemon.db import connect, create_pool, when_available
 from telemon.migrate import migrate
 from telemon.outage import Outage
 from telemon.scheduler import Scheduler
-from telemon.settings import Settings, redact
+from telemon.settings import Settings, parse_mqtt_url, redact
 
 if TYPE_CHECKING:
     from ingest.mqtt import MqttConsumer
@@ -71,6 +72,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             await consumer.start()
             stack.push_async_callback(consumer.stop)
             services.consumer = consumer
+            if settings.broker_password_file is not None:
+                broker = parse_mqtt_url(found.mqtt_url)
+                logins = BrokerLogins(
+                    pool,
+                    settings.broker_password_file,
+                    service_login=(broker.username, broker.password or "") if broker.username else None,
+                    reload=settings.broker_reload,
+                )
+                await logins.start()
+                stack.push_async_callback(logins.stop)
         if "scheduler" in settings.roles:
             scheduler = Scheduler(pool, all_jobs())
             scheduler.start()
