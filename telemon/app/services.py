@@ -21,6 +21,7 @@ from telemon.migrate import migrate
 from telemon.outage import Outage
 from telemon.scheduler import Scheduler
 from telemon.settings import Settings, parse_mqtt_url, redact
+from telemon.webhook_delivery import Deliverer
 
 if TYPE_CHECKING:
     from ingest.mqtt import MqttConsumer
@@ -87,6 +88,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             scheduler.start()
             stack.push_async_callback(scheduler.stop)
             services.scheduler = scheduler
+            deliverer = Deliverer(pool)
+            deliverer.start()
+            stack.push_async_callback(deliverer.stop)
         loop.settle_gc()
         stack.callback(loop.release_freed_memory())  # hostile bodies' memory back to the system
         log.info(
