@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MOSQUITTO := $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
 CHROMIUM := $(shell ls /usr/bin/chromium 2>/dev/null)
+PDFTOPPM := $(shell command -v pdftoppm)
+PANGO := $(shell ls /usr/lib/*/libpangoft2-1.0.so.0 2>/dev/null)
+HARFBUZZ_SUBSET := $(shell ls /usr/lib/*/libharfbuzz-subset.so.0 2>/dev/null)
+DEJAVU := $(shell ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf 2>/dev/null)
 
 .PHONY: demo test lint bench serve clean system-packages
 
@@ -21,8 +25,12 @@ serve: $(STAMP)
 	$(BIN)/telemon serve
 
 # System packages the tests need: mosquitto (tests that start a private broker: ACL, crash) and Debian's
-# chromium (the dashboard's browser tests). Installed when missing, as root.
-SYSTEM_PACKAGES := $(if $(MOSQUITTO),,mosquitto) $(if $(CHROMIUM),,chromium)
+# chromium (the dashboard's browser tests); WeasyPrint's Pango and HarfBuzz and a font with French accents (the
+# PDF report), and poppler-utils (pdftoppm, pdftotext: the report's tests read the PDF). Installed when missing,
+# as root.
+SYSTEM_PACKAGES := $(if $(MOSQUITTO),,mosquitto) $(if $(CHROMIUM),,chromium) \
+	$(if $(PANGO),,libpango-1.0-0 libpangoft2-1.0-0) $(if $(HARFBUZZ_SUBSET),,libharfbuzz-subset0) \
+	$(if $(DEJAVU),,fonts-dejavu-core) $(if $(PDFTOPPM),,poppler-utils)
 system-packages:
 ifneq ($(strip $(SYSTEM_PACKAGES)),)
 	@if [ "$$(id -u)" = 0 ]; then \

@@ -5,6 +5,7 @@ both act through :func:`act`, so the trail records the same details whoever acte
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Literal
 
 import asyncpg
@@ -18,11 +19,18 @@ ACTIONS: tuple[Action, ...] = ("acknowledge", "snooze", "resolve")
 
 
 async def act(
-    conn: Conn, alert_id: int, action: Action, actor: str, *, until: dt.datetime | None = None
+    conn: Conn,
+    alert_id: int,
+    action: Action,
+    actor: str,
+    *,
+    until: dt.datetime | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> asyncpg.Record | None:
     """Apply ``action`` to alert ``alert_id`` as ``actor`` (``until``: the end of a snooze) and record it in the
-    audit trail (``alert.<action>``: the alert, its rule, and a snooze's end); None when the alert is not in a
-    state that allows it (nothing is recorded then)."""
+    audit trail (``alert.<action>``: the alert, its rule, a snooze's end, and ``detail``: what else the action did,
+    such as the plan version a dose review's Apply wrote); None when the alert is not in a state that allows it
+    (nothing is recorded then)."""
     if action == "acknowledge":
         row = await store.acknowledge(conn, alert_id, actor)
     elif action == "snooze":
@@ -32,8 +40,8 @@ async def act(
     else:
         row = await store.resolve(conn, alert_id, actor)
     if row is not None:
-        detail: dict[str, object] = {"alert_id": alert_id, "rule": row["rule"]}
+        recorded: dict[str, object] = {**(detail or {}), "alert_id": alert_id, "rule": row["rule"]}
         if until is not None:
-            detail["until"] = until.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        await audit.record(conn, actor=actor, action=f"alert.{action}", patient_id=row["patient_id"], detail=detail)
+            recorded["until"] = until.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        await audit.record(conn, actor=actor, action=f"alert.{action}", patient_id=row["patient_id"], detail=recorded)
     return row

@@ -1,4 +1,4 @@
-"""The alerts API for integrations (API keys): list, acknowledge, snooze, resolve.
+"""The alerts API for integrations (API keys): list, acknowledge, snooze, resolve, and apply a dose review.
 
 Each alert comes with its message as facts (``code`` and ``params``: glucose in mg/dL, instants in UTC) and as text
 rendered in the language the request accepts (``Accept-Language``) and the glucose unit it asks for (``?unit=``):
@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from alerts import actions, messages, queries
+from alerts import actions, dose_review, messages, queries
 from alerts.severity import SEVERITY_RANK, Severity
 from telemon import audit, units
 from telemon.api_keys import ApiKey
@@ -231,3 +231,59 @@ async def resolve(
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
     return await _act(db, alert_id, key, "resolve", messages.language_of(accept_language), unit)
+
+
+class AppliedOut(BaseModel):
+    """A dose review applied: the alert, resolved, and the treatment plan's version written from it."""
+
+    alert: AlertOut
+    plan: dict[str, Any] = Field(
+        description="The new version of the plan, in force from now (as GET /api/v1/patients/{id}/treatment"
+        " answers a version)."
+    )
+
+
+APPLY_CONFLICT = {
+    "not_dose_review": "alert {alert_id} is not a dose review suggestion; nothing to apply",
+    "not_open": "alert {alert_id} is already resolved; nothing was applied",
+    "plan_changed": "the treatment plan changed since the suggestion (computed on version {suggested_on}, version"
+    " {in_force} in force now); nothing was applied: review the plan in force",
+    "archived": "the patient of alert {alert_id} is archived and read-only; nothing was applied",
+    "invalid": "the suggested dose is refused ({message}); nothing was applied",
+}
+
+
+@router.post(
+    "/{alert_id}/apply",
+    summary="Apply a dose review suggestion",
+    response_model=AppliedOut,
+    responses={
+        404: {"description": "no such alert among the key's care teams"},
+        409: {
+            "description": "not a dose review, already resolved, the patient archived, or the plan changed since"
+            " the suggestion (nothing is written)"
+        },
+    },
+)
+async def apply(
+    alert_id: AlertId,
+    unit: UnitParam = "mg/dL",
+    accept_language: AcceptLanguage = None,
+    key: ApiKey = Depends(api_key("alerts:write")),
+    db: asyncpg.Pool = Depends(pool),
+) -> dict[str, Any]:
+    """Writes the suggested dose as a new version of the patient's treatment plan (the same checks and audit as
+    ``PUT /api/v1/patients/{id}/treatment``) and resolves the alert, in one transaction. Refused with 409, and
+    nothing written, when the plan in force is no longer the version the suggestion was computed on."""
+    async with db.acquire() as conn:
+        try:
+            done = await dose_review.apply(conn, alert_id, key.team_ids, f"api_key:{key.id}", by={"api_key": key.label})
+        except dose_review.ApplyRefused as refused:
+            if refused.reason == "missing":
+                raise HTTPException(status_code=404, detail=f"no alert {alert_id}") from None
+            facts = {"alert_id": alert_id, **refused.facts}
+            if refused.reason == "plan_changed" and facts.get("in_force") is None:
+                facts["in_force"] = "none"
+            raise HTTPException(status_code=409, detail=APPLY_CONFLICT[refused.reason].format(**facts)) from None
+    language = messages.language_of(accept_language)
+    return {"alert": alert_out(done.alert, language, unit), "plan": done.plan.as_json()}

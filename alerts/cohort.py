@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts import titration
+
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -42,6 +44,15 @@ TREATMENT = {"diet": 0, "metformin": 1, "insulin": 2}
 DEVICE_METER, DEVICE_CGM = 1, 2  # bit mask of the kinds of active devices a patient has
 
 NO_DAY = np.iinfo(np.int32).max  # "no delivery recorded"
+
+# Measurement codes (table ``measurements``), in the order of the database's text values; -1: none.
+MEASUREMENT = {"insulin": 0, "ketone": 1, "weight": 2, "blood_pressure": 3}
+URINE = {None: -1, "negative": 0, "trace": 1, "+": 2, "++": 3, "+++": 4}
+INSULIN = {None: -1, "basal": 0, "rapid": 1, "premixed": 2}
+SLOT = {None: -1, "breakfast": 0, "lunch": 1, "dinner": 2, "bedtime": 3}
+# The doses of a plan a dose review names: the basal regimen, then the prandial dose of each meal (the columns of
+# ``Record.prandial_units``).
+DOSE_SLOTS = ("basal", "breakfast", "lunch", "dinner")
 
 
 @dataclass
@@ -73,6 +84,8 @@ class Cohort:
     utc_offset_s: I32  # the patient's current UTC offset, seconds (for local-day boundaries)
     now: int  # evaluation time, seconds since the epoch
     lookback_s: int = 7 * 86400  # per-reading alerts only for readings newer than now - lookback
+    # The treatment record (plans, protocols, measurements); None: nobody has one (see :func:`record_of`).
+    record: Record | None = None
     # Derived arrays shared by the rules (alerts.rules fills it on first use): do not modify a cohort's
     # arrays after evaluating it, or clear this first.
     cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -86,6 +99,101 @@ class Cohort:
         """The patient index of every reading."""
         counts = np.diff(self.offsets)
         return np.repeat(np.arange(self.n_patients, dtype=np.int64), counts)
+
+
+@dataclass
+class Record:
+    """The treatment record of a cohort's patients: per patient the plan in force, her team's titration protocol
+    (:mod:`alerts.titration`, as arrays) and a few dates; and the window's measurements (insulin doses, ketones,
+    weight, blood pressure) as a second columnar segment, sorted by (patient, measured_at), with offsets of their
+    own (``m_offsets[p]:m_offsets[p + 1]``)."""
+
+    # per measurement (length m)
+    measurement_id: I64
+    m_t: I64  # measured_at, seconds since the epoch (UTC)
+    m_kind: I8  # MEASUREMENT
+    m_value: F64  # insulin units, blood β-hydroxybutyrate mmol/L, weight kg; NaN when none
+    m_urine: I8  # URINE
+    m_insulin: I8  # INSULIN
+    m_slot: I8  # SLOT
+    m_systolic: F64  # mmHg; NaN when none
+    m_diastolic: F64
+    m_local_day: I32
+    m_local_minute: I16
+    m_offsets: I64  # length p + 1
+    # per patient (length p): the plan in force (version 0: none written)
+    plan_version: I32
+    plan_since: I64  # when the plan in force was written, epoch seconds (0: none)
+    # (p, 4), per DOSE_SLOTS: when the plan last changed that dose from another one, epoch seconds; 0: never (a first
+    # dose, or no dose): a dose review judges the readings measured after it
+    dose_since: I64
+    basal_units: F64  # NaN: no basal regimen
+    basal_product: list[str | None]
+    prandial_units: F64  # (p, 3): breakfast, lunch, dinner; NaN: no dose
+    prandial_product: list[str | None]
+    metformin_mg: F64  # NaN: none
+    # the team's titration protocol (NaN: the field is not set)
+    step_units: F64
+    step_percent: F64
+    window_days: I16
+    days_required: I16
+    max_step_units: F64
+    reduction_percent: F64
+    reduction_units: F64
+    suggestions_enabled: B
+    protocol_default: B  # the team follows alerts.titration.DEFAULT
+    start_day: I32  # local day of the diagnosis (else of the enrolment): the start of the diet's trial period
+    postpartum_tested: B  # a postpartum glucose test is recorded
+
+    @classmethod
+    def empty(cls, n_patients: int, measurements: int = 0) -> Record:
+        """Nobody has a plan or a measurement; every team follows the default protocol."""
+        p, d = n_patients, titration.DEFAULT
+        nan = np.full(p, np.nan, dtype=np.float64)
+
+        def opt(x: float | None) -> F64:
+            return np.full(p, np.nan if x is None else x, dtype=np.float64)
+
+        return cls(
+            measurement_id=np.zeros(0, np.int64),
+            m_t=np.zeros(0, np.int64),
+            m_kind=np.zeros(0, np.int8),
+            m_value=np.zeros(0, np.float64),
+            m_urine=np.zeros(0, np.int8),
+            m_insulin=np.zeros(0, np.int8),
+            m_slot=np.zeros(0, np.int8),
+            m_systolic=np.zeros(0, np.float64),
+            m_diastolic=np.zeros(0, np.float64),
+            m_local_day=np.zeros(0, np.int32),
+            m_local_minute=np.zeros(0, np.int16),
+            m_offsets=np.zeros(p + 1, np.int64),
+            plan_version=np.zeros(p, np.int32),
+            plan_since=np.zeros(p, np.int64),
+            dose_since=np.zeros((p, len(DOSE_SLOTS)), np.int64),
+            basal_units=nan.copy(),
+            basal_product=[None] * p,
+            prandial_units=np.full((p, 3), np.nan, dtype=np.float64),
+            prandial_product=[None] * p,
+            metformin_mg=nan.copy(),
+            step_units=opt(d.step_units),
+            step_percent=opt(d.step_percent),
+            window_days=np.full(p, d.window_days, np.int16),
+            days_required=np.full(p, d.days_required, np.int16),
+            max_step_units=opt(d.max_step_units),
+            reduction_percent=opt(d.reduction_percent),
+            reduction_units=opt(d.reduction_units),
+            suggestions_enabled=np.full(p, d.suggestions_enabled, np.bool_),
+            protocol_default=np.ones(p, np.bool_),
+            start_day=np.full(p, NO_DAY, np.int32),
+            postpartum_tested=np.zeros(p, np.bool_),
+        )
+
+
+def record_of(c: Cohort) -> Record:
+    """The cohort's treatment record, or an empty one (cohorts built without it: nobody has a plan)."""
+    if c.record is None:
+        c.record = Record.empty(c.n_patients)
+    return c.record
 
 
 # The columns a rule's builder returns: severity, episode, evidence, message code, message params (one entry each

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
-from alerts import profiles, queries
-from alerts.cohort import PROFILE, TREATMENT, Cohort
+from alerts import profiles, queries, titration
+from alerts.cohort import PROFILE, TREATMENT, Cohort, Record
 from telemon.db import Conn
 
 WINDOW = dt.timedelta(days=14)  # the longest look-back of any rule (CGM range review, fasting trend)
@@ -27,6 +27,7 @@ async def load_cohort(
     patients = await db.fetch(queries.COHORT_PATIENTS, ids, dt.datetime.fromtimestamp(now_s, dt.UTC))
     found = [r["id"] for r in patients]
     columns = await db.fetchrow(queries.COHORT_READINGS, found, since)
+    measured = await db.fetchrow(queries.COHORT_MEASUREMENTS, found, since)
     n_patients = len(found)
 
     order: np.ndarray | None = None  # type: ignore[type-arg]
@@ -68,8 +69,54 @@ async def load_cohort(
         today=np.array([r["today"] for r in patients], dtype=np.int32),
         utc_offset_s=np.array([r["utc_offset_s"] for r in patients], dtype=np.int32),
         now=now_s,
+        record=_record(patients, measured),
     )
     return cohort, found
+
+
+def _record(patients: Sequence[asyncpg.Record], measured: asyncpg.Record | None) -> Record:
+    """The treatment record of the cohort's patients (plans, protocols, dates) and their measurements."""
+
+    def col(name: str, dtype: type) -> np.ndarray:  # type: ignore[type-arg]
+        values = measured[name] if measured is not None else None
+        return np.asarray(values if values is not None else [], dtype=dtype)
+
+    def per(name: str, fill: float = np.nan) -> np.ndarray:  # type: ignore[type-arg]
+        return np.array([fill if r[name] is None else float(r[name]) for r in patients], dtype=np.float64)
+
+    n = len(patients)
+    patient = col("patient", np.int64)
+    m_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(patient, minlength=n), out=m_offsets[1:])
+    record = Record.empty(n)
+    record.measurement_id, record.m_t = col("measurement_id", np.int64), col("t", np.int64)
+    record.m_kind, record.m_value = col("kind", np.int8), col("value", np.float64)
+    record.m_urine, record.m_insulin = col("urine", np.int8), col("insulin", np.int8)
+    record.m_slot = col("slot", np.int8)
+    record.m_systolic, record.m_diastolic = col("systolic", np.float64), col("diastolic", np.float64)
+    record.m_local_day, record.m_local_minute = col("local_day", np.int32), col("local_minute", np.int16)
+    record.m_offsets = m_offsets
+    record.plan_version = np.array([r["plan_version"] for r in patients], dtype=np.int32)
+    record.plan_since = np.array([r["plan_since"] for r in patients], dtype=np.int64)
+    since = [[r["basal_since"], r["breakfast_since"], r["lunch_since"], r["dinner_since"]] for r in patients]
+    record.dose_since = np.array(since, dtype=np.int64).reshape(n, 4)
+    record.basal_units = per("basal_units")
+    record.basal_product = [r["basal_product"] for r in patients]
+    record.prandial_units = np.stack([per(f"prandial_{meal}") for meal in ("breakfast", "lunch", "dinner")], axis=1)
+    record.prandial_product = [r["prandial_product"] for r in patients]
+    record.metformin_mg = per("metformin_mg")
+    record.start_day = np.array([r["start_day"] for r in patients], dtype=np.int32)
+    record.postpartum_tested = np.array([r["postpartum_tested"] for r in patients], dtype=np.bool_)
+    own = [i for i, r in enumerate(patients) if r["window_days"] is not None]
+    if own:  # the teams with a protocol of their own (the others keep the default of Record.empty)
+        protocols = [titration.from_row(patients[i]) for i in own]
+        for name in ("step_units", "step_percent", "max_step_units", "reduction_percent", "reduction_units"):
+            getattr(record, name)[own] = [np.nan if getattr(x, name) is None else getattr(x, name) for x in protocols]
+        record.window_days[own] = [x.window_days for x in protocols]
+        record.days_required[own] = [x.days_required for x in protocols]
+        record.suggestions_enabled[own] = [x.suggestions_enabled for x in protocols]
+        record.protocol_default[own] = [x == titration.DEFAULT for x in protocols]
+    return record
 
 
 def _sorted(patient: np.ndarray, t: np.ndarray) -> bool:  # type: ignore[type-arg]

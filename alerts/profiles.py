@@ -173,6 +173,49 @@ KETONE_CHECK_MGDL = 200.0
 KETONE_CHECK_SOURCE = "telemon clinical reference"
 
 # ---------------------------------------------------------------------------------------------------------------
+# The treatment record: ketones, blood pressure, insulin doses, the diet's trial period
+# ---------------------------------------------------------------------------------------------------------------
+
+# Blood β-hydroxybutyrate: < 0.6 mmol/L normal, 0.6–1.5 raised, > 1.5 a risk of ketoacidosis, > 3.0 ketoacidosis
+# likely (Laffel L. Ketone bodies: a review of physiology, pathophysiology and application of monitoring to
+# diabetes. Diabetes Metab Res Rev 1999;15:412–426): ≥ 1.5 is urgent, 0.6 to < 1.5 a warning. Urine ketones "++"
+# and above are the ketone criterion of diabetic ketoacidosis (Joint British Diabetes Societies for Inpatient Care,
+# The management of diabetic ketoacidosis in adults, 2nd edition 2013, revised 2021: "ketonuria more than 2+"):
+# urgent; "+" is ketonuria that asks for a blood test: a warning. In pregnancy ketoacidosis occurs at lower glucose
+# levels and threatens the fetus, hence no glucose condition.
+KETONES_WARNING_MMOL = 0.6
+KETONES_URGENT_MMOL = 1.5
+KETONES_URINE_WARNING = "+"
+KETONES_URINE_URGENT = "++"
+KETONES_SOURCE = "Laffel, Diabetes Metab Res Rev 1999; JBDS-IP DKA guideline 2013"
+# ketone_check (a reading ≥ 200 mg/dL) asks for a ketone test: answered by a ketone result within 2 h of the run
+# of high readings (before or after it), the service's rule table.
+KETONE_ANSWER_S = 2 * 3600
+# NICE NG133 (Hypertension in pregnancy, 2019), 1.2 and 1.3: hypertension is ≥ 140 mmHg systolic or ≥ 90 mmHg
+# diastolic; severe hypertension ≥ 160 / 110 mmHg (admit, treat).
+BP_WARNING_SYSTOLIC, BP_WARNING_DIASTOLIC = 140.0, 90.0
+BP_URGENT_SYSTOLIC, BP_URGENT_DIASTOLIC = 160.0, 110.0
+BP_SOURCE = "NICE NG133 (2019)"
+# A patient on insulin who logs her doses (at least one in the engine's window) and has logged none for 3 days:
+# info (the service's rule table: a reading of her logbook, not a clinical threshold).
+DOSES_MISSING_S = 3 * 86400
+DOSES_LOOKBACK_S = 14 * 86400  # "has logged doses": one in the engine's window (alerts.load.WINDOW)
+DOSES_SOURCE = "telemon rule table"
+# Dose review after a hypoglycaemia: ADA level 1 (< 70 mg/dL, HYPO_L1_MGDL). The dose that preceded a reading:
+# the basal one for a fasting or night reading or one before 06:00 local; else the prandial dose of the meal the
+# reading follows (its stated meal when it is an after-meal reading, else its time: breakfast before 11:00, lunch
+# before 16:00, dinner after), or the basal dose when the plan has no dose for that meal.
+DOSE_REVIEW_NIGHT_END_MIN = 6 * 60
+DOSE_REVIEW_MEAL_ENDS_MIN = (11 * 60, 16 * 60)
+# The diet's trial period before a treatment review, days since the diagnosis (else the enrolment), per profile:
+# CNGOF/SFD 2010 "7 à 10 jours" of diet (FR: 7, the first day a review is due); NICE NG3 (2015, updated 2020)
+# §1.3 offers metformin "if blood glucose targets are not met using changes in diet and exercise within 1 to 2 weeks"
+# (NICE: 7); ADA Standards of Care section 15 states no number (ADA: 14, NICE's upper bound). The week's share above
+# target that asks for the review is the DECIDE working rule of pattern_above_target (≥ 30 % of at least 8).
+TRIAL_DAYS = {"FR": 7, "NICE": 7, "ADA": 14}
+TREATMENT_REVIEW_SOURCE = "CNGOF/SFD 2010; NICE NG3; DECIDE working rule"
+
+# ---------------------------------------------------------------------------------------------------------------
 # Treatment escalation patterns: a common working rule from the DECIDE trial
 # ---------------------------------------------------------------------------------------------------------------
 

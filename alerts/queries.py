@@ -19,10 +19,72 @@ SELECT p.id, p.profile, p.treatment, p.target_overrides, p.readings_per_day,
        extract(epoch FROM ($2::timestamptz AT TIME ZONE p.time_zone) - ($2::timestamptz AT TIME ZONE 'UTC'))::int
            AS utc_offset_s,
        COALESCE((SELECT bit_or(CASE d.kind WHEN 'cgm' THEN 2 ELSE 1 END) FROM devices d
-                 WHERE d.patient_id = p.id AND d.active), 0) AS devices
+                 WHERE d.patient_id = p.id AND d.active), 0) AS devices,
+       -- the treatment record (alerts.cohort.Record): the plan in force (the newest version) ...
+       COALESCE(tp.version, 0) AS plan_version,
+       COALESCE(floor(extract(epoch FROM tp.created_at))::bigint, 0) AS plan_since,
+       tp.basal_units::float8 AS basal_units, tp.basal_product, tp.prandial_product,
+       tp.prandial_breakfast::float8 AS prandial_breakfast, tp.prandial_lunch::float8 AS prandial_lunch,
+       tp.prandial_dinner::float8 AS prandial_dinner, tp.metformin_mg,
+       COALESCE(dc.basal, 0) AS basal_since, COALESCE(dc.breakfast, 0) AS breakfast_since,
+       COALESCE(dc.lunch, 0) AS lunch_since, COALESCE(dc.dinner, 0) AS dinner_since,
+       -- ... her team's titration protocol (none: alerts.titration.DEFAULT) ...
+       tt.step_units, tt.step_percent, tt.window_days, tt.days_required, tt.max_step_units, tt.reduction_percent,
+       tt.reduction_units, tt.suggestions_enabled,
+       -- ... the start of the diet's trial period: the diagnosis, else the enrolment, as her local day ...
+       COALESCE(p.diagnosis_date, (p.created_at AT TIME ZONE p.time_zone)::date) - DATE '1970-01-01' AS start_day,
+       -- ... and whether a postpartum glucose test is recorded
+       EXISTS (SELECT 1 FROM postpartum_tests pt WHERE pt.patient_id = p.id) AS postpartum_tested
 FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, ord)
 JOIN patients p ON p.id = s.id
+LEFT JOIN LATERAL (
+    SELECT * FROM treatment_plans v WHERE v.patient_id = p.id ORDER BY v.version DESC LIMIT 1
+) tp ON true
+-- when each dose of the plan last changed from another dose (a version whose dose differs from the previous
+-- version's, which had one): a dose review judges the readings after it (alerts.rules.treatment)
+LEFT JOIN LATERAL (
+    SELECT floor(extract(epoch FROM max(x.created_at) FILTER (WHERE x.basal_units <> x.prev_basal)))::bigint AS basal,
+           floor(extract(epoch FROM max(x.created_at) FILTER (WHERE x.prandial_breakfast <> x.prev_breakfast)))::bigint
+               AS breakfast,
+           floor(extract(epoch FROM max(x.created_at) FILTER (WHERE x.prandial_lunch <> x.prev_lunch)))::bigint
+               AS lunch,
+           floor(extract(epoch FROM max(x.created_at) FILTER (WHERE x.prandial_dinner <> x.prev_dinner)))::bigint
+               AS dinner
+    FROM (
+        SELECT v.created_at, v.basal_units, lag(v.basal_units) OVER w AS prev_basal,
+               v.prandial_breakfast, lag(v.prandial_breakfast) OVER w AS prev_breakfast,
+               v.prandial_lunch, lag(v.prandial_lunch) OVER w AS prev_lunch,
+               v.prandial_dinner, lag(v.prandial_dinner) OVER w AS prev_dinner
+        FROM treatment_plans v WHERE v.patient_id = p.id
+        WINDOW w AS (ORDER BY v.version)
+    ) x
+) dc ON true
+LEFT JOIN team_titration tt ON tt.team_id = p.team_id
 ORDER BY s.ord
+"""
+
+# The measurements (insulin doses, ketones, weight, blood pressure) of each patient of $1 measured since $2, as
+# columns sorted by (patient in the order of $1, time); text columns as the integer codes of alerts.cohort.
+COHORT_MEASUREMENTS = """
+SELECT array_agg(w.patient) AS patient, array_agg(w.id) AS measurement_id, array_agg(w.t) AS t,
+       array_agg(w.kind) AS kind, array_agg(w.value) AS value, array_agg(w.urine) AS urine,
+       array_agg(w.insulin) AS insulin, array_agg(w.slot) AS slot, array_agg(w.systolic) AS systolic,
+       array_agg(w.diastolic) AS diastolic, array_agg(w.local::date - DATE '1970-01-01') AS local_day,
+       array_agg((extract(hour FROM w.local) * 60 + extract(minute FROM w.local))::int) AS local_minute
+FROM (
+    SELECT s.ord - 1 AS patient, m.id, floor(extract(epoch FROM m.measured_at))::bigint AS t,
+           array_position(ARRAY['insulin', 'ketone', 'weight', 'blood_pressure'], m.kind) - 1 AS kind,
+           COALESCE(m.value, 'NaN') AS value,
+           COALESCE(array_position(ARRAY['negative', 'trace', '+', '++', '+++'], m.urine) - 1, -1) AS urine,
+           COALESCE(array_position(ARRAY['basal', 'rapid', 'premixed'], m.insulin) - 1, -1) AS insulin,
+           COALESCE(array_position(ARRAY['breakfast', 'lunch', 'dinner', 'bedtime'], m.slot) - 1, -1) AS slot,
+           COALESCE(m.systolic, 'NaN') AS systolic, COALESCE(m.diastolic, 'NaN') AS diastolic,
+           m.measured_at AT TIME ZONE p.time_zone AS local
+    FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, ord)
+    JOIN patients p ON p.id = s.id
+    JOIN measurements m ON m.patient_id = s.id AND m.measured_at >= $2
+    ORDER BY s.ord, m.measured_at, m.id
+) w
 """
 
 # The readings of the window [local midnight of $2, now] of each patient of $1, plus each patient's latest older
@@ -304,6 +366,13 @@ LIMIT $8
 """
 
 GET_ALERT = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+# Alert $1 if it is of a patient of the care teams $2, locked until the caller's transaction ends (a dose review's
+# Apply: a second click waits, then finds it resolved).
+LOCK_ALERT_OF_TEAMS = f"""
+SELECT {ALERT_COLUMNS} FROM alerts
+WHERE id = $1 AND patient_id IN (SELECT id FROM patients WHERE team_id = ANY($2::uuid[]))
+FOR UPDATE
+"""
 # Whether alert $1 is of a patient of the API key's care teams ($2); if not, the alert is answered as missing.
 ALERT_OF_TEAMS = """
 SELECT EXISTS (SELECT 1 FROM alerts a JOIN patients p ON p.id = a.patient_id WHERE a.id = $1 AND p.team_id = ANY($2::uuid[]))
@@ -325,4 +394,23 @@ RESOLVE = f"""
 UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = $2, updated_at = now()
 WHERE id = $1 AND status <> 'resolved'
 RETURNING {ALERT_COLUMNS}
+"""
+
+# The titration protocols of the teams of $1 that set one (alerts.titration; the others follow its DEFAULT).
+TEAM_TITRATION = """
+SELECT team_id, step_units, step_percent, window_days, days_required, max_step_units, reduction_percent,
+       reduction_units, suggestions_enabled, updated_by, updated_at
+FROM team_titration WHERE team_id = ANY($1::uuid[])
+"""
+
+# A team's protocol, replaced whole.
+SAVE_TEAM_TITRATION = """
+INSERT INTO team_titration AS t (team_id, step_units, step_percent, window_days, days_required, max_step_units,
+                                 reduction_percent, reduction_units, suggestions_enabled, updated_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (team_id) DO UPDATE
+SET step_units = EXCLUDED.step_units, step_percent = EXCLUDED.step_percent, window_days = EXCLUDED.window_days,
+    days_required = EXCLUDED.days_required, max_step_units = EXCLUDED.max_step_units,
+    reduction_percent = EXCLUDED.reduction_percent, reduction_units = EXCLUDED.reduction_units,
+    suggestions_enabled = EXCLUDED.suggestions_enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
 """

@@ -30,7 +30,7 @@ from clinic.schemas import (
     PatientPatch,
 )
 from clinic.service import Endpoints, actor, by_key, field_error, patient_out
-from telemon import audit, devices, patients, treatment
+from telemon import audit, device_sheet, devices, patients, treatment
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
 from telemon.db import Conn
@@ -55,8 +55,9 @@ ARCHIVED: dict[int | str, dict[str, Any]] = {
 
 
 def endpoints(request: Request) -> Endpoints:
-    """Where the caller reached this service, and the broker devices publish to."""
-    return Endpoints(str(request.base_url), request.app.state.services.mqtt_url)
+    """Where devices reach this service and publish to (:func:`telemon.device_sheet.reached_at`)."""
+    services = request.app.state.services
+    return Endpoints(*device_sheet.reached_at(services.settings, str(request.base_url), services.mqtt_url))
 
 
 async def _patient(conn: Conn, patient_id: uuid.UUID, key: ApiKey) -> patients.PatientRecord:
@@ -110,6 +111,8 @@ async def enrol(body: PatientIn, response: Response, key: Writer, db: Db) -> Pat
             treatment=body.treatment,
             readings_per_day=body.readings_per_day,
             diagnosis_date=body.diagnosis_date,
+            height_cm=body.height_cm,
+            pre_pregnancy_weight_kg=body.pre_pregnancy_weight_kg,
         )
         if created:
             await audit.record(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from clinic import api, me_messages, treatment_api
+from clinic import api, me_messages, postpartum_api, treatment_api
 from telemon.domain import Domain
 
 
@@ -13,6 +13,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(me_messages.router)
     app.include_router(treatment_api.router)
+    app.include_router(postpartum_api.router)
 
 
 DOMAIN = Domain("clinic", include_routes=_routes)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from telemon import weight_gain
 from telemon.devices import KINDS
 from telemon.patients import PROFILES, TREATMENTS
 
@@ -76,6 +77,26 @@ Profile = Literal["FR", "NICE", "ADA"]
 Treatment = Literal["diet", "metformin", "insulin"]
 Kind = Literal["meter", "app", "cgm"]
 ReadingsPerDay = Annotated[int, Field(strict=True, ge=1, le=12, description="Prescribed readings per day.")]
+HeightCm = Annotated[
+    float,
+    Field(
+        ge=weight_gain.HEIGHT_CM[0],
+        le=weight_gain.HEIGHT_CM[1],
+        allow_inf_nan=False,
+        description="Her height in cm: with the pre-pregnancy weight, her BMI and the weight gain recommended for it.",
+        examples=[165],
+    ),
+]
+PrePregnancyWeightKg = Annotated[
+    float,
+    Field(
+        ge=weight_gain.PRE_PREGNANCY_WEIGHT_KG[0],
+        le=weight_gain.PRE_PREGNANCY_WEIGHT_KG[1],
+        allow_inf_nan=False,
+        description="Her weight before the pregnancy, in kg.",
+        examples=[62.5],
+    ),
+]
 DUE_DATE = "Expected date of delivery: at most 10 months ahead, at most 13 weeks past."
 
 assert set(PROFILES) == set(Profile.__args__)  # type: ignore[attr-defined]
@@ -100,13 +121,16 @@ class PatientIn(Strict):
     profile: Profile = Field("FR", description="Guideline profile of her targets.")
     treatment: Treatment = Field("diet")
     readings_per_day: ReadingsPerDay = 4
+    height_cm: HeightCm | None = None
+    pre_pregnancy_weight_kg: PrePregnancyWeightKg | None = None
     team_id: uuid.UUID | None = Field(
         None, description="The care team to enrol her in; needed only when the key acts for several teams."
     )
 
 
 class PatientPatch(Strict):
-    """The fields to change; a field left out keeps its value. Only ``diagnosis_date`` may be null (cleared)."""
+    """The fields to change; a field left out keeps its value. Only ``diagnosis_date``, ``height_cm`` and
+    ``pre_pregnancy_weight_kg`` may be null (cleared)."""
 
     external_id: ExternalId | None = None
     name: Name | None = None
@@ -116,6 +140,8 @@ class PatientPatch(Strict):
     profile: Profile | None = None
     treatment: Treatment | None = None
     readings_per_day: ReadingsPerDay | None = None
+    height_cm: HeightCm | None = None
+    pre_pregnancy_weight_kg: PrePregnancyWeightKg | None = None
 
     @field_validator(
         "external_id", "name", "timezone", "due_date", "profile", "treatment", "readings_per_day", mode="before"
@@ -140,6 +166,8 @@ class PatientOut(BaseModel):
     profile: Profile
     treatment: Treatment
     readings_per_day: int
+    height_cm: float | None
+    pre_pregnancy_weight_kg: float | None
     archived: bool = Field(description="Monitoring ended: read-only, out of the triage and of the scheduled passes.")
     archived_at: dt.datetime | None
     archived_by: str | None

@@ -80,6 +80,8 @@ RECORD_NAMES = {
     "profile": "profile",
     "treatment": "treatment",
     "readings_per_day": "readings_per_day",
+    "height_cm": "height_cm",
+    "pre_pregnancy_weight_kg": "pre_pregnancy_weight_kg",
 }
 
 

@@ -5,9 +5,7 @@ exporting it are themselves audited."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import urllib.parse
 import uuid
@@ -23,6 +21,7 @@ from clinician_ui.admin import FormErrors, admin
 from clinician_ui.i18n import text
 from clinician_ui.sessions import Clinician
 from telemon import audit
+from telemon.csv_export import csv_response, csv_text
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
@@ -181,13 +180,6 @@ def _patient_text(row: asyncpg.Record) -> str:
     return f"{row['patient_name']} ({row['patient_external_id']})"
 
 
-def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text: a value starting with a formula character gets a leading quote, so
-    that a name typed as ``=HYPERLINK(…)`` is never run when the export is opened."""
-    cell = "" if value is None else str(value)
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
-
-
 @router.get("/team/audit.csv", response_model=None)
 async def audit_csv(request: Request, who: Clinician = Depends(admin)) -> Response:
     given = _given(request)
@@ -207,25 +199,20 @@ async def audit_csv(request: Request, who: Clinician = Depends(admin)) -> Respon
                 "team_id": _team_of(who),
             },
         )
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["id", "at_utc", "actor", "actor_name", "action", "patient_id", "patient", "detail"])
+    header = ("id", "at_utc", "actor", "actor_name", "action", "patient_id", "patient", "detail")
+    lines = []
     for r in rows:
         shown = _display(r, names, who.language)
-        writer.writerow(
-            [
-                csv_cell(v)
-                for v in (
-                    r["id"],
-                    r["at"].isoformat(),
-                    r["actor"],
-                    shown["actor"],
-                    r["action"],
-                    r["patient_id"],
-                    shown["patient"],
-                    shown["detail"],
-                )
-            ]
+        lines.append(
+            (
+                r["id"],
+                r["at"].isoformat(),
+                r["actor"],
+                shown["actor"],
+                r["action"],
+                r["patient_id"],
+                shown["patient"],
+                shown["detail"],
+            )
         )
-    headers = {**web.SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="telemon-audit.csv"'}
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    return csv_response(csv_text(header, lines), "telemon-audit.csv")

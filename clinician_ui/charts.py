@@ -112,8 +112,11 @@ def glucose_chart(
     cgm_v: np.ndarray[Any, np.dtype[np.float64]],
     targets: G.Targets,
     cgm: bool,
+    plan_changes: Sequence[tuple[dt.datetime, str]] = (),
 ) -> Markup:
-    """The readings of ``days`` (oldest first) on one time axis, with the target band."""
+    """The readings of ``days`` (oldest first) on one time axis, with the target band; ``plan_changes`` (when a new
+    version of the treatment plan came into force, and its words) are drawn as vertical marks, each with its title,
+    and said in the chart's description for those who do not see it."""
     frame = Frame()
     start = dt.datetime.combine(days[0], dt.time(0), tzinfo=zone).timestamp()
     end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(0), tzinfo=zone).timestamp()
@@ -138,6 +141,9 @@ def glucose_chart(
             high=fmt.g(high),
             fasting=fmt.g(targets.fasting),
         )
+    shown_changes = [(at, title) for at, title in plan_changes if start <= at.timestamp() < end]
+    if shown_changes:
+        desc += " " + fmt.t("chart.plan_changes", changes="; ".join(title for _, title in shown_changes))
     parts = _svg_open(frame, "glucose-chart", fmt.t("patient.chart"), desc, "glucose-chart")
     right = frame.width - frame.right
     parts.append(_band(frame, frame.left, right, low, high, "band"))
@@ -170,6 +176,17 @@ def glucose_chart(
         xs = [x_of(t) for t in t_mid.tolist()]
         ys = [frame.y(v) for v in shown.tolist()]
         parts.append(f'<path class="cgm-line" d="{_paths(xs, ys, breaks)}"/>')
+    if shown_changes:
+        parts.append('<g class="plan-changes">')
+        bottom = frame.top + frame.plot_h
+        for at, title in shown_changes:
+            x = x_of(at.timestamp())
+            parts.append(
+                f'<g class="plan-change" data-at="{escape(at.isoformat())}"><title>{escape(title)}</title>'
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{frame.top}" y2="{bottom:.1f}"/>'
+                f'<path d="M{x - 5:.1f} {frame.top}L{x + 5:.1f} {frame.top}L{x:.1f} {frame.top + 8}Z"/></g>'
+            )
+        parts.append("</g>")
     for status in (G.IN, G.NONE, G.ABOVE, G.HYPO):
         group = [e for e in meter if e.judgement.status == status]
         if not group:

@@ -95,6 +95,8 @@ async def enrol(request: Request, who: Clinician = Depends(web.clinician)) -> Re
             treatment=found.treatment,
             readings_per_day=found.readings_per_day,
             diagnosis_date=found.diagnosis_date,
+            height_cm=found.height_cm,
+            pre_pregnancy_weight_kg=found.pre_pregnancy_weight_kg,
         )
         if created:
             await patients.set_enrolment_details(conn, patient.id, found.details)

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from alerts.profiles import LONGEST_POSTPARTUM
-from telemon import patients, units
+from telemon import patients, units, weight_gain
 from telemon.settings import SettingsError
 
 LANGUAGES = ("fr", "en")
@@ -39,6 +39,8 @@ FIELD_LABELS = {
         "ogtt_fasting",
         "ogtt_1h",
         "ogtt_2h",
+        "height_cm",
+        "pre_pregnancy_weight_kg",
         "profile",
         "treatment",
         "readings_per_day",
@@ -75,6 +77,8 @@ class Enrolment:
     readings_per_day: int
     details: patients.EnrolmentDetails
     note: str
+    height_cm: float | None = None
+    pre_pregnancy_weight_kg: float | None = None
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:
@@ -160,6 +164,21 @@ class _Reader:
             return None
         return mgdl
 
+    def body(self, name: str, bounds: tuple[float, float], unit: str) -> float | None:
+        """A height or pre-pregnancy weight (optional) within its plausible range (telemon.weight_gain)."""
+        value = _text(self.form, name)
+        if not value:
+            return None
+        typed = parse_decimal(value)
+        if typed is None:
+            self.fail(name, "field_error.number")
+            return None
+        low, high = bounds
+        if not low <= float(typed) <= high:
+            self.fail(name, "field_error.body_range", low=f"{low:g}", high=f"{high:g}", unit=unit)
+            return None
+        return float(typed)
+
 
 def read_enrolment(
     form: Mapping[str, Any], *, team_ids: tuple[uuid.UUID, ...], today: dt.date
@@ -212,6 +231,8 @@ def read_enrolment(
     unit = r.choice("ogtt_unit", units.UNITS)
     ogtt_values = [r.glucose(name, unit) for name in ("ogtt_fasting", "ogtt_1h", "ogtt_2h")]
     note = r.text("note", required=False, allowed="\n\r\t")
+    height_cm = r.body("height_cm", weight_gain.HEIGHT_CM, "cm")
+    pre_pregnancy_weight_kg = r.body("pre_pregnancy_weight_kg", weight_gain.PRE_PREGNANCY_WEIGHT_KG, "kg")
     if r.errors or team_id is None or due_date is None:
         return None, r.errors
     ogtt = patients.Ogtt(unit, *ogtt_values) if any(v is not None for v in ogtt_values) else None
@@ -228,6 +249,8 @@ def read_enrolment(
             readings_per_day=per_day,
             details=patients.EnrolmentDetails(birth_year, language, ogtt),
             note=note,
+            height_cm=height_cm,
+            pre_pregnancy_weight_kg=pre_pregnancy_weight_kg,
         ),
         {},
     )

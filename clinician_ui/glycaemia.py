@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ _MEAL_BY_HOUR = (
 CGM_LOW = P.CGM_RANGE_LOW_MGDL  # 63 mg/dL, Battelino 2019 pregnancy range
 CGM_HIGH = P.CGM_RANGE_HIGH_MGDL  # 140 mg/dL
 CGM_VERY_LOW = P.HYPO_L2_MGDL  # 54 mg/dL
+# Level 2 hyperglycaemia, > 250 mg/dL (Battelino 2019; in pregnancy it is counted within "above 140")
+CGM_VERY_HIGH = 250.0
 SUFFICIENT_DAYS = 14  # Battelino 2019: time in ranges is judged on 14 days of sensor data...
 SUFFICIENT_WEAR_PCT = 70  # ...worn at least 70 % of the time
 
@@ -181,9 +183,22 @@ class Entry:
     minutes_after_meal: int | None
 
 
+@dataclass(frozen=True)
+class Dose:
+    """An insulin dose as a French GDM logbook writes it: "6 U" beside the readings of the meal it was given
+    before, the evening's basal dose in the night/bedtime column (``dose_column``)."""
+
+    measurement_id: int
+    local: dt.datetime
+    units: float
+    insulin: str | None  # basal, rapid, premixed (None: the device named only the product)
+    product: str | None
+
+
 @dataclass
 class Cell:
     entries: list[Entry]
+    doses: list[Dose] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -223,8 +238,50 @@ def placed_rows(rows: Sequence[Any], zone: dt.tzinfo) -> list[dict[str, Any]]:
     return out
 
 
-def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequence[dt.date]) -> list[LogbookDay]:
-    """Meter readings placed by local day (``days``, in display order) and slot."""
+# The logbook column of a dose by the slot its device sent: a dose before breakfast, lunch or dinner beside that
+# meal's readings; a bedtime dose in the night/bedtime column ("other").
+_DOSE_COLUMN = {"breakfast": "breakfast", "lunch": "lunch", "dinner": "dinner", "bedtime": "other"}
+# Without a slot, by the window of its local time (telemon.meal_context: night, breakfast, lunch, dinner, bedtime).
+_DOSE_COLUMN_BY_WINDOW = ("other", "breakfast", "lunch", "dinner", "other")
+_DINNER_WINDOW = 3
+
+
+def dose_column(slot: str | None, insulin: str | None, local_minute: int) -> str:
+    """The logbook column of an insulin dose: its ``slot`` when the device sent one, else the meal window of its
+    local time (the one inference of ``telemon.meal_context``); a basal dose of the evening (dinner window or later,
+    or the night) belongs to the night/bedtime column, since it covers the night, not the dinner."""
+    if slot in _DOSE_COLUMN:
+        return _DOSE_COLUMN[slot]
+    window = meal_context.window_of(local_minute)
+    if insulin == "basal" and window >= _DINNER_WINDOW:
+        return "other"
+    return _DOSE_COLUMN_BY_WINDOW[window]
+
+
+def place_doses(grid: Mapping[dt.date, LogbookDay], doses: Sequence[Any], zone: dt.tzinfo) -> None:
+    """Put insulin dose rows (``id``, ``measured_at``, ``value`` in units, ``insulin``, ``product``, ``slot``) in the
+    cells of their local day, in time order."""
+    for row in doses:
+        local = row["measured_at"].astimezone(zone)
+        day = grid.get(local.date())
+        if day is None:
+            continue
+        column = dose_column(row["slot"], row["insulin"], local.hour * 60 + local.minute)
+        day.cells[column].doses.append(Dose(row["id"], local, float(row["value"]), row["insulin"], row["product"]))
+    for found in grid.values():
+        for cell in found.cells.values():
+            cell.doses.sort(key=lambda d: d.local)
+
+
+def logbook(
+    rows: Sequence[Any],
+    targets: Targets,
+    zone: dt.tzinfo,
+    days: Sequence[dt.date],
+    doses: Sequence[Any] = (),
+) -> list[LogbookDay]:
+    """Meter readings placed by local day (``days``, in display order) and slot, with the insulin ``doses`` given
+    on those days beside them (``place_doses``)."""
     grid = {day: LogbookDay(day, {slot: Cell([]) for slot in SLOTS}) for day in days}
     rows = placed_rows(rows, zone)
     flags = [tuple(row["flags"] or ()) for row in rows]
@@ -248,6 +305,7 @@ def logbook(rows: Sequence[Any], targets: Targets, zone: dt.tzinfo, days: Sequen
     for day in grid.values():
         for cell in day.cells.values():
             cell.entries.sort(key=lambda e: e.local)
+    place_doses(grid, doses, zone)
     return [grid[d] for d in days]
 
 
@@ -305,6 +363,7 @@ class TimeInRanges:
     cv: float  # %
     gmi: float  # %
     coverage: float  # % of the readings a 5-minute sensor gives over the period
+    very_high: float = 0.0  # of ``high``, the share above 250 mg/dL (the HL7 CGM IG reports it apart)
 
     @property
     def below_63(self) -> float:
@@ -339,6 +398,7 @@ def time_in_ranges(values: np.ndarray[Any, np.dtype[np.float64]], period_s: floa
     very_low = float(np.count_nonzero(values < CGM_VERY_LOW))
     low = float(np.count_nonzero((values >= CGM_VERY_LOW) & (values < CGM_LOW)))
     high = float(np.count_nonzero(values > CGM_HIGH))
+    very_high = float(np.count_nonzero(values > CGM_VERY_HIGH))
     in_range = n - very_low - low - high
     mean = float(values.mean())
     cv = float(values.std() / mean * 100.0) if mean > 0 else 0.0
@@ -353,6 +413,7 @@ def time_in_ranges(values: np.ndarray[Any, np.dtype[np.float64]], period_s: floa
         cv=cv,
         gmi=P.GMI_INTERCEPT + P.GMI_SLOPE * mean,
         coverage=min(100.0, 100.0 * n / expected) if expected else 0.0,
+        very_high=100.0 * very_high / n,
     )
 
 

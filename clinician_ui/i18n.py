@@ -20,10 +20,15 @@ from markupsafe import Markup, escape
 from alerts import messages
 from alerts import profiles as P
 from alerts.messages import glucose, glucose_number, number
+from clinician_ui.texts_activity import ACTIVITY_TEXTS
 from clinician_ui.texts_clinic import TEXTS_CLINIC
+from clinician_ui.texts_measurements import MEASUREMENT_TEXTS
 from clinician_ui.texts_messages import MESSAGE_TEXTS
+from clinician_ui.texts_postpartum import POSTPARTUM_TEXTS
 from clinician_ui.texts_team import TEAM_TEXTS
+from clinician_ui.texts_titration import TITRATION_TEXTS
 from clinician_ui.texts_treatment import TREATMENT_TEXTS
+from clinician_ui.texts_webhooks import WEBHOOK_TEXTS
 
 __all__ = ["glucose", "glucose_number", "number"]  # written by alerts.messages, used here under these names
 
@@ -183,6 +188,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "patient.target.default": ("profile default: {value}", "par défaut : {value}"),
     "patient.target.below": ("below {value}", "sous {value}"),
     "patient.print": ("Print summary", "Imprimer la synthèse"),
+    "patient.report_pdf": ("PDF report (14 days)", "Compte rendu PDF (14 jours)"),
+    "patient.letter_pdf": ("End-of-monitoring letter (PDF)", "Courrier de fin de surveillance (PDF)"),
     "patient.printed": ("Printed {when} by {who}", "Imprimé le {when} par {who}"),
     "patient.review": ("Mark reviewed", "Marquer comme revue"),
     "patient.reviewed_flash": ("Patient marked reviewed.", "Patiente marquée comme revue."),
@@ -395,8 +402,13 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
 }
 
 TEXTS.update(TEAM_TEXTS)  # the team administration pages keep their texts in a module of their own
+TEXTS.update(WEBHOOK_TEXTS)  # the team's webhooks and their delivery log
+TEXTS.update(ACTIVITY_TEXTS)  # the team's monthly activity report
 TEXTS.update(MESSAGE_TEXTS)  # the conversation with the patient, its templates, unread messages in the triage
 TEXTS.update(TREATMENT_TEXTS)  # the treatment plan: its page, history and form
+TEXTS.update(TITRATION_TEXTS)  # the team's titration protocol, and dose review suggestions applied or dismissed
+TEXTS.update(MEASUREMENT_TEXTS)  # doses in the logbook, plan changes on the chart, the measurements section
+TEXTS.update(POSTPARTUM_TEXTS)  # the postpartum glucose test on the patient page, its follow-up, end of monitoring
 
 _MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),

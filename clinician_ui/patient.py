@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from alerts import actions, messages
 from alerts.evidence import FACTS
-from clinician_ui import charts, conversation, queries, sessions, web
+from clinician_ui import charts, conversation, dose_review_page, measurements, postpartum, queries, sessions, web
 from clinician_ui import glycaemia as G
 from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
 from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
@@ -42,6 +42,7 @@ HISTORY_ACTIONS = [
     "patient.update",
     "patient.review",
     "patient.delivery",
+    "postpartum.test",
     "note.add",
     "alert.acknowledge",
     "alert.snooze",
@@ -159,10 +160,14 @@ def describe_change(action: str, detail: Mapping[str, Any] | None, fmt: Formatte
                     f"{fmt.t('field.treatment')}: {fmt.t('treatment.' + str(old))} → {fmt.t('treatment.' + str(new))}"
                 )
             else:
-                parts.append(f"{fmt.t('field.' + name)}: {old} → {new}")
+                shown = ["—" if v is None else v for v in (old, new)]  # a value not known (cleared, or never set)
+                parts.append(f"{fmt.t('field.' + name)}: {shown[0]} → {shown[1]}")
         return fmt.t("action.patient.update", fields="; ".join(parts))
     if action == "patient.delivery":
         return fmt.t("action.patient.delivery", date=str(detail.get("date", "")))
+    applied = detail.get("applied")
+    if action == "alert.resolve" and isinstance(applied, Mapping):
+        return fmt.t("action.alert.applied", version=applied.get("plan_version", "?"))
     if action.startswith("alert."):
         return fmt.t("action." + action, rule=fmt.rule(str(detail.get("rule", ""))))
     return fmt.t("action." + action)
@@ -223,8 +228,14 @@ async def patient_page(
         await audit.record(db, actor=who.actor, action=action, patient_id=patient_id)
         talk = await conversation.conversation(db, request, who, p, who.language)  # marks her messages read
         current_plan = await treatment_plans.current_plan(db, patient_id)
+        after_birth = await postpartum.section(db, who, p, today)  # the postpartum test, once delivered
+        applied = await dose_review_page.applied_versions(db, patient_id)
+        record = await measurements.load(
+            db, patient_id, start=start, end=end, now=fmt.now, due_date=p["due_date"],
+            delivery_date=p["delivery_date"], zone=zone,
+        )  # fmt: skip
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
-    book = G.logbook(meter_rows, targets, zone, days)
+    book = G.logbook(meter_rows, targets, zone, days, doses=record.doses)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
     assert cgm_row is not None
     cgm_t = np.asarray(cgm_row["t"], dtype=np.int64)
@@ -242,9 +253,11 @@ async def patient_page(
         cgm_v=cgm_v,
         targets=targets,
         cgm=has_cgm,
+        plan_changes=measurements.plan_marks(record.plans, fmt),
     )
     shown_alerts = patient_alerts(alert_rows, RESOLVED_SHOWN)
     evidence = {a["id"]: evidence_view(a["evidence"], fmt, zone, a["rule"]) for a in alert_rows}
+    dose_reviews = dose_review_page.views(alert_rows, current_plan, applied, fmt)
     history = [
         Change(h["at"], h["actor_name"] or h["actor"], describe_change(h["action"], h["detail"], fmt))
         for h in history_rows
@@ -273,6 +286,7 @@ async def patient_page(
         "older_alerts": shown_alerts.older,
         "alerts_paged": alerts_before is not None,
         "evidence": evidence,
+        "dose_reviews": dose_reviews,
         "actor_names": names,
         "notes": notes,
         "refusals": refusals,
@@ -284,7 +298,8 @@ async def patient_page(
         "target_value": lambda key: _target_field(p["target_overrides"], key, who.unit, who.language),
         "target_default": lambda key: _target_default(targets, key),
         "nan": math.isnan,
-    } | talk
+    } | talk | after_birth
+    context |= measurements.page_context(record, p["due_date"], zone, fmt, who)
     return web.render(request, "patient.html", context, who=who)
 
 

@@ -339,3 +339,12 @@ TEAM_NAMES = "SELECT id, name FROM care_teams WHERE id = ANY($1::uuid[]) ORDER B
 
 # The time zone a new patient of team $1 most likely lives in: the one of the team's latest enrolment.
 TEAM_TIME_ZONE = "SELECT time_zone FROM patients WHERE team_id = $1 ORDER BY created_at DESC, id LIMIT 1"
+
+# The dose review suggestions of patient $1 that were applied, and the plan version each wrote (alerts.dose_review
+# records both in the alert's resolve: ``detail.applied``): the alert card says "applied", the plan's history says
+# where a version came from.
+DOSE_REVIEWS_APPLIED = """
+SELECT (detail->>'alert_id')::bigint AS alert_id, (detail->'applied'->>'plan_version')::integer AS version
+FROM audit_log
+WHERE patient_id = $1 AND action = 'alert.resolve' AND detail ? 'applied'
+"""

@@ -17,7 +17,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from clinician_ui import queries, sessions, web
+from clinician_ui import dose_review_page, queries, sessions, web
 from clinician_ui.sessions import Clinician
 from telemon import audit, patients, treatment
 from telemon.db import Conn
@@ -44,6 +44,7 @@ FORM_FIELDS = (
 class Version:
     plan: treatment.Plan
     who: str  # the clinician's name, or the API key's actor
+    from_alert: int | None = None  # the dose review suggestion this version applied
 
 
 class FormRefused(Exception):
@@ -121,7 +122,8 @@ def form_values(plan: treatment.Plan | None, lang: str) -> dict[str, str]:
 
 
 async def versions(db: Conn, patient_id: uuid.UUID) -> list[Version]:
-    """Every version, newest first, with the name of the clinician who wrote it."""
+    """Every version, newest first, with the name of the clinician who wrote it and the dose review suggestion it
+    applied, if any."""
     plans = await treatment.history(db, patient_id)
     ids = []
     for plan in plans:
@@ -131,7 +133,9 @@ async def versions(db: Conn, patient_id: uuid.UUID) -> list[Version]:
             continue
     rows = await db.fetch(queries.CLINICIAN_NAMES, ids) if ids else []
     names = {f"clinician:{r['id']}": r["display_name"] for r in rows}
-    return [Version(plan, names.get(plan.created_by, plan.created_by)) for plan in plans]
+    applied = await dose_review_page.applied_versions(db, patient_id)
+    origins = {version: alert_id for alert_id, version in applied.items()}
+    return [Version(plan, names.get(plan.created_by, plan.created_by), origins.get(plan.version)) for plan in plans]
 
 
 async def _patient(db: Conn, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:

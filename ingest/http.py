@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -20,6 +18,7 @@ from telemon import audit
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, bearer_token, pool, unauthorized
 from telemon.pagination import cursor_instant, cursor_int, decode_cursor, envelope, limit_param
+from telemon.periods import END, EPOCH, bound_instant, parse_bound
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
@@ -102,10 +101,6 @@ def reading_out(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-
-
 @router.get(
     "/patients/{patient_id}/readings",
     summary="A patient's readings, in time order",
@@ -130,13 +125,13 @@ async def get_readings(
     key: ApiKey = Depends(api_key("readings:read")),
     db: asyncpg.Pool = Depends(pool),
 ) -> dict[str, Any]:
-    first, last_ = _bound(from_, "from"), _bound(to, "to")
+    first, last_ = parse_bound(from_, "from"), parse_bound(to, "to")
     after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
     time_zone = await db.fetchval(queries.PATIENT_ZONE_OF_TEAMS, patient_id, list(key.team_ids))
     if time_zone is None:
         raise HTTPException(status_code=404, detail=f"no patient {patient_id}")
-    start = _instant(first, "from", time_zone) or EPOCH
-    end = _instant(last_, "to", time_zone) or END
+    start = bound_instant(first, "from", time_zone) or EPOCH
+    end = bound_instant(last_, "to", time_zone) or END
     rows = await db.fetch(queries.READINGS_PAGE, patient_id, start, end, after_time, after_id, limit + 1)
     await audit.record(
         db,
@@ -149,43 +144,3 @@ async def get_readings(
     rows = rows[:limit]
     last = rows[-1] if more else None
     return envelope([reading_out(r) for r in rows], [last["measured_at"].isoformat(), last["id"]] if last else None)
-
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
-
-
-def _bound(text: str | None, name: str) -> dt.datetime | dt.date | None:
-    """``from`` or ``to`` as written: a date (YYYY-MM-DD) or an ISO 8601 timestamp with its offset; anything else
-    (a naive timestamp, a Unix time, a week date …) is a 422 that says what is accepted."""
-    if text is None or text == "":
-        return None
-    accepted = "a date (YYYY-MM-DD, the patient's local midnight) or a timestamp with its offset (2026-11-01T06:00Z)"
-    shown = text[:40]
-    if _DATE.fullmatch(text):
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise HTTPException(status_code=422, detail=f"{name}: {shown} is not a date of the calendar") from None
-    if not _TIMESTAMP.fullmatch(text):
-        raise HTTPException(status_code=422, detail=f"{name}: {shown!r} is not {accepted}")
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise HTTPException(status_code=422, detail=f"{name}: {shown!r} is not {accepted}") from None
-    if value.tzinfo is None:
-        raise HTTPException(status_code=422, detail=f"{name}: give a time zone offset (for example Z)")
-    return value
-
-
-def _instant(value: dt.datetime | dt.date | None, name: str, time_zone: str) -> dt.datetime | None:
-    """The UTC instant of a bound: a date is the first instant of that day in the patient's zone (midnight, or the
-    end of the gap when a daylight-saving change skips midnight: the earlier offset applies, as fold=0 says)."""
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, dt.datetime):
-            value = dt.datetime.combine(value, dt.time(), ZoneInfo(time_zone))
-        return value.astimezone(dt.UTC)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
-        raise HTTPException(status_code=422, detail=f"{name}: {value.isoformat()} is out of range") from None

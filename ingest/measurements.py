@@ -26,22 +26,27 @@ INSULINS = ("basal", "rapid", "premixed")
 SLOTS = ("breakfast", "lunch", "dinner", "bedtime")
 URINE_KETONES = ("negative", "trace", "+", "++", "+++")
 
-# Insulin units in one dose: above 0 and at most 160 U, the largest single injection a pen sold in Europe dials
-# (Tresiba FlexTouch U-200, 2–160 units in steps of 2; summary of product characteristics); U-100 pens stop at
-# 60–80 units.
+# Insulin units in one dose: above 0 (a pump's smallest bolus step is 0.05 U, a half-unit pen's 0.5 U) and at most
+# 160 U, the largest single injection a pen sold in Europe dials (Tresiba FlexTouch U-200 and Toujeo DoubleStar:
+# 2–160 units in steps of 2; their summaries of product characteristics, section 4.2); U-100 pens stop at 60–80.
 INSULIN_UNITS = (0.0, 160.0)
 # Blood β-hydroxybutyrate, mmol/L: the measuring range of capillary ketone strips (Abbott FreeStyle Optium
-# β-Ketone: 0.0–8.0 mmol/L; above it the meter shows "Hi"), so no meter reports more.
+# β-Ketone test strips, instructions for use: 0.0–8.0 mmol/L; the Ketodoc meter 0.1–8.0; above it a meter shows
+# "Hi"), so no meter reports more. A laboratory result above it (decompensated ketoacidosis can pass 8 mmol/L) is
+# refused as well, with this bound in the reason: a laboratory ceiling would need a source of its own.
 BLOOD_KETONE_MMOLL = (0.0, 8.0)
 # Weight, kg: a sanity bound, not a clinical one. 30 kg is a body mass index of 12 at 1.58 m, below the WHO's
-# "severe thinness" (under 16) for any adult; 300 kg is the capacity of hospital platform scales.
+# "severe thinness" (BMI under 16) for any adult; 300 kg is beyond the capacity of the scales a pregnant woman is
+# weighed on (bathroom scales stop at 150–200 kg; hospital bariatric platform scales at 300 kg and more).
 WEIGHT_KG = (30.0, 300.0)
 KG_PER_LB = 0.45359237  # exact, by the international yard and pound agreement (1959)
-WEIGHT_UNITS = {"kg": 1.0, "lb": KG_PER_LB}
-# Blood pressure, mmHg: the display range of validated upper-arm monitors is 0–299 mmHg (Omron M3 / M6, Withings
-# BPM), so no monitor reports a systolic of 300; below 50 systolic or 20 diastolic no oscillometric monitor gives
-# a reading. Pulse: monitors show 40–180 beats/min; 30–220 leaves a margin for other devices, 220/min being the
-# conventional ceiling of the maximal heart rate.
+# The units a weight may come in (kg per unit): grams arrive from FHIR (UCUM "g"), pounds from US scales.
+WEIGHT_UNITS = {"kg": 1.0, "lb": KG_PER_LB, "g": 0.001}
+# Blood pressure, mmHg: the measuring range of validated upper-arm monitors is 0–299 mmHg (Omron M3 / M6 / 5- and
+# 7-series, instruction manuals, "Specifications"), so no monitor reports a systolic of 300; below 50 systolic or
+# 20 diastolic no oscillometric monitor gives a reading. Diastolic at most 200: none is recorded above it
+# (malignant hypertension runs at 130–150). Pulse: the same monitors show 40–180 beats/min; 30–220 leaves a margin
+# for ECG and pulse-oximeter readings, 220/min being the conventional ceiling of the maximal heart rate.
 SYSTOLIC_MMHG = (50.0, 299.0)
 DIASTOLIC_MMHG = (20.0, 200.0)
 PULSE_PER_MIN = (30.0, 220.0)
@@ -180,7 +185,7 @@ def _ketone(item: dict[str, Any]) -> _Values:
 
 
 def _weight(item: dict[str, Any]) -> _Values:
-    unit = _unit(item, ("kg", "lb"), "weight")
+    unit = _unit(item, tuple(WEIGHT_UNITS), "weight")
     factor = WEIGHT_UNITS[unit.strip().lower()]
     low, high = WEIGHT_KG
     sent = _number(item, "value", (low / factor, high / factor), unit.strip())

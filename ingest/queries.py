@@ -109,8 +109,12 @@ LIMIT $6
 
 # The other item kinds of a batch (``ingest.measurements``), only when it has some (one more round trip): stored
 # by ``unnest`` arrays ($1 the message of each, $2 its position in the batch, then ``MEASUREMENT_COLUMNS``); the
-# dedup key is the primary key (patient_id, device_id, kind, device_time, values_key): what the device said. It
-# answers how many rows each message added (a key sent twice counts for the first message that sent it).
+# dedup key is the primary key (patient_id, device_id, kind, device_time, values_key): what the device said. The
+# patients with new measurements are announced on the readings channel ($23, ``telemon.channels.READINGS``) in
+# this very statement, as ``STORE`` announces the glucose readings' (so a sync of doses only, or of a blood pressure,
+# reaches the dashboards too; a patient announced by both statements of one transaction gets one notification when
+# the payloads are equal, as PostgreSQL folds identical notifications). It answers how many rows each message added
+# (a key sent twice counts for the first message that sent it); message -2 counts the notifications.
 MEASUREMENT_COLUMNS = (
     "patient_id", "device_id", "kind", "device_time", "values_key", "measured_at", "clock_offset_s", "value",
     "value_raw", "unit_raw", "urine", "insulin", "product", "slot", "systolic", "diastolic", "pulse", "source",
@@ -135,12 +139,28 @@ WITH staged AS (
     ORDER BY position
     ON CONFLICT DO NOTHING
     RETURNING patient_id, device_id, kind, device_time, values_key
+), announced AS (
+    SELECT pg_notify($23::text, json_build_object('patient_ids', array_agg(patient_id))::text)
+    FROM (SELECT patient_id, (row_number() OVER (ORDER BY patient_id) - 1) / 150 AS chunk
+          FROM (SELECT DISTINCT patient_id::text FROM inserted) added) numbered
+    GROUP BY chunk
 )
-SELECT message, count(*)::int AS inserted FROM (
+SELECT -2 AS message, count(*)::int AS inserted FROM announced
+UNION ALL
+SELECT message, count(*)::int FROM (
     SELECT DISTINCT ON (s.patient_id, s.device_id, s.kind, s.device_time, s.values_key) s.message
     FROM inserted i
     JOIN staged s USING (patient_id, device_id, kind, device_time, values_key)
     ORDER BY s.patient_id, s.device_id, s.kind, s.device_time, s.values_key, s.position
 ) first_senders
 GROUP BY message
+"""
+
+# Stored measurements by their dedup key, whether just inserted or already there; $6 is the position of each key.
+STORED_MEASUREMENTS_BY_KEY = """
+SELECT k.position, m.id, m.kind, m.measured_at, m.device_id, m.external_id, m.patient_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int[])
+     AS k(patient_id, device_id, kind, device_time, values_key, position)
+JOIN measurements m ON m.patient_id = k.patient_id AND m.device_id = k.device_id AND m.kind = k.kind
+                   AND m.device_time = k.device_time AND m.values_key = k.values_key
 """

@@ -48,13 +48,15 @@ AfterCommit = Callable[[set[uuid.UUID], list[Row]], Awaitable[None]]
 @dataclass(slots=True)
 class Receipt:
     """What the sender is told: ``{"accepted", "duplicates", "rejected": [{"index", "reason"}]}`` (the HTTP answer
-    and the MQTT receipt alike). ``readings``, when the transport asked for them: the stored reading of each item
-    that has one (inserted now or before), by the item's position in its submission."""
+    and the MQTT receipt alike). ``readings`` and ``measurements``, when the transport asked for them: the stored
+    glucose reading, or measurement of another kind, of each item that has one (inserted now or before), by the
+    item's position in its submission."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     readings: dict[int, asyncpg.Record] = field(default_factory=dict)
+    measurements: dict[int, asyncpg.Record] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
@@ -178,7 +180,10 @@ class IngestService:
         return receipts
 
     async def _announce(self, touched: set[uuid.UUID], rows: list[Row]) -> None:
-        """The readings' NOTIFY went out with the commit (``queries.STORE``); now the in-process consumers."""
+        """The NOTIFY went out with the commit (``queries.STORE`` for glucose readings, ``queries.STORE_MEASUREMENTS``
+        for the other kinds); now the in-process consumers: the engine gets every patient with something new, a
+        sync of doses or of a blood pressure only included (``rows`` holds the glucose readings, to tell the urgent
+        ones)."""
         for callback in self._after_commit:
             try:
                 await callback(touched, rows)
@@ -217,11 +222,13 @@ class _Transaction:
             measured = None
             if any(m.measurements for m in messages):
                 measured = {r["message"]: r["inserted"] for r in await conn.fetch(
-                    queries.STORE_MEASUREMENTS, *_measurement_columns(messages)
+                    queries.STORE_MEASUREMENTS, *_measurement_columns(messages), channels.READINGS
                 )}  # fmt: skip
             self._count(counts, total, measured)
             if self.with_readings and total:
                 await self._look_up(conn)
+            if self.with_readings and measured is not None:
+                await self._look_up_measurements(conn)
             if self.within is not None:
                 await self.within(conn, self.receipts)
             await conn.execute(queries.COMMIT)
@@ -265,6 +272,25 @@ class _Transaction:
         for record in records:
             receipt, position = owners[record["position"]]
             receipt.readings[position] = record
+
+
+    async def _look_up_measurements(self, conn: Conn) -> None:
+        """The stored measurement of every item of another kind, by its dedup key: just inserted or already there."""
+        owners = [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)
+                  for position in m.measured_positions]  # fmt: skip
+        items = [item for m in self.messages for item in m.measurements]
+        records = await conn.fetch(
+            queries.STORED_MEASUREMENTS_BY_KEY,
+            [m.patient_id for m in items],
+            [m.device_id for m in items],
+            [m.kind for m in items],
+            [m.device_time for m in items],
+            [m.values_key for m in items],
+            list(range(len(items))),
+        )
+        for record in records:
+            receipt, position = owners[record["position"]]
+            receipt.measurements[position] = record
 
 
 def _measurement_columns(messages: Sequence[Prepared]) -> list[list[Any]]:

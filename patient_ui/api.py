@@ -1,7 +1,8 @@
 """The patient's own API, authenticated by her phone app's device token: ``GET|PATCH /api/v1/me`` (her name,
-language, unit and targets) and ``GET /api/v1/me/readings`` (her readings of every device, judged against her
-targets exactly as the dashboard judges them). Readings are sent through the device contract that exists
-(``POST /api/v1/readings``) with the same token.
+language, unit, targets and the treatment plan in force, dose by dose), ``GET /api/v1/me/readings`` (her readings
+of every device, judged against her targets exactly as the dashboard judges them) and ``GET /api/v1/me/measurements``
+(her insulin doses, ketones, weights and blood pressures). Readings and measurements are sent through the device
+contract that exists (``POST /api/v1/readings``) with the same token.
 
 Only a token of kind ``app`` opens these routes: a meter's or an uploader's token is a credential typed into a
 device by the team, not the patient's key to her record. The patient is the token's, never a parameter, so a
@@ -26,7 +27,7 @@ from alerts import profiles as P
 from alerts.cohort import PROFILE
 from clinician_ui import glycaemia
 from patient_ui import queries
-from telemon import audit
+from telemon import audit, treatment
 from telemon.auth import AppDevice, app_device, pool
 from telemon.pagination import cursor_instant, cursor_int, decode_cursor, envelope, limit_param
 
@@ -87,7 +88,45 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def me_out(who: Me) -> dict[str, Any]:
+def basal_slot(time: str) -> str:
+    """The device contract's slot of a basal injection at ``time`` (HH:MM, the plan's): the meal it is taken with,
+    else bedtime (an evening basal, 21:00–22:30, is the usual GDM regimen)."""
+    hour = int(time[:2]) + int(time[3:5]) / 60
+    if 4 <= hour < 10.5:
+        return "breakfast"
+    if 10.5 <= hour < 15.5:
+        return "lunch"
+    if 15.5 <= hour < 20.5:
+        return "dinner"
+    return "bedtime"
+
+
+def plan_out(plan: treatment.Plan | None) -> dict[str, Any] | None:
+    """The plan in force as the app pre-fills a dose: one entry per injection of the day, with its slot (the device
+    contract's), the insulin, the product and the units prescribed."""
+    if plan is None:
+        return None
+    doses = []
+    if plan.basal is not None:
+        basal = plan.basal
+        doses.append(
+            {"slot": basal_slot(basal.time), "insulin": "basal", "product": basal.product, "units": basal.units,
+             "time": basal.time}
+        )  # fmt: skip
+    for meal, units in plan.prandial.items():
+        doses.append({"slot": meal, "insulin": "rapid", "product": plan.prandial_product, "units": units, "time": None})
+    return {
+        "version": plan.version,
+        "treatment": plan.treatment,
+        "metformin_mg": plan.metformin_mg,
+        "metformin_times": list(plan.metformin_times),
+        "doses": doses,
+        "instruction": plan.instruction,
+        "since": None if plan.created_at is None else _iso(plan.created_at),
+    }
+
+
+def me_out(who: Me, plan: treatment.Plan | None) -> dict[str, Any]:
     targets = who.targets
     usual = P.PROFILES[PROFILE[who.profile]].usual_post
     return {
@@ -111,12 +150,16 @@ def me_out(who: Me) -> dict[str, Any]:
         "hypo_below_mgdl": targets.hypo,
         "after_meal_usual": "one_hour" if usual == "post_1h" and not math.isnan(targets.post_1h) else "two_hours",
         "one_hour_until_minutes": P.POST_1H_MAX_MINUTES,
+        # the plan in force (null when none was written): what the app pre-fills when she records a dose
+        "plan": plan_out(plan),
     }
 
 
-@router.get("/me", summary="The patient's own profile: name, language, unit and targets (app token)")
-async def get_me(who: Me = Depends(me)) -> dict[str, Any]:
-    return me_out(who)
+@router.get(
+    "/me", summary="The patient's own profile: name, language, unit, targets and treatment plan in force (app token)"
+)
+async def get_me(who: Me = Depends(me), db: asyncpg.Pool = Depends(pool)) -> dict[str, Any]:
+    return me_out(who, await treatment.current_plan(db, who.patient_id))
 
 
 class MePatch(BaseModel):
@@ -134,7 +177,7 @@ async def patch_me(body: MePatch, who: Me = Depends(me), db: asyncpg.Pool = Depe
             patient_id=who.patient_id,
             detail={"language": body.language},
         )
-    return me_out(dataclasses.replace(who, language=body.language))
+    return me_out(dataclasses.replace(who, language=body.language), await treatment.current_plan(db, who.patient_id))
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -230,3 +273,71 @@ async def get_my_readings(
     rows = rows[:limit]
     last = rows[-1] if more else None
     return envelope(readings_out(rows, who, kinds), [last["measured_at"].isoformat(), last["id"]] if last else None)
+
+
+def measurements_out(rows: list[asyncpg.Record], who: Me, kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows as the app shows them: the canonical value of each kind (insulin units, blood ketones in mmol/L,
+    weight in kg) beside the value and unit as sent."""
+    zone = ZoneInfo(who.time_zone)
+    return [
+        {
+            "id": row["id"],
+            "kind": row["kind"],
+            "measured_at": _iso(row["measured_at"]),
+            "local_time": row["measured_at"].astimezone(zone).isoformat(),
+            "value": row["value"],
+            "value_sent": row["value_raw"],
+            "unit_sent": row["unit_raw"],
+            "urine": row["urine"],
+            "insulin": row["insulin"],
+            "product": row["product"],
+            "slot": row["slot"],
+            "systolic": row["systolic"],
+            "diastolic": row["diastolic"],
+            "pulse": row["pulse"],
+            "note": row["note"],
+            "device_id": row["device_id"],
+            "device_kind": kinds.get(row["device_id"]),
+            "client_id": row["external_id"],
+        }
+        for row in rows
+    ]
+
+
+@router.get(
+    "/me/measurements",
+    summary="The patient's insulin doses, ketones, weights and blood pressures, of every device (app token)",
+)
+async def get_my_measurements(
+    from_: str | None = Query(None, alias="from", description="inclusive: a date (her local midnight) or a timestamp"),
+    to: str | None = Query(None, description="exclusive: a date (her local midnight) or a timestamp"),
+    kind: Literal["insulin", "ketone", "weight", "blood_pressure"] | None = Query(None),
+    limit: int = Depends(limit_param),
+    cursor: str | None = Query(None),
+    who: Me = Depends(me),
+    db: asyncpg.Pool = Depends(pool),
+) -> dict[str, Any]:
+    """The list envelope ``{"items", "next"}``, oldest first. ``value`` is in the kind's canonical unit (insulin
+    units, blood β-hydroxybutyrate mmol/L, weight kg; null for urine ketones and blood pressure), ``value_sent`` and
+    ``unit_sent`` as the device sent them; ``client_id`` is the id the sender gave the item."""
+    zone = ZoneInfo(who.time_zone)
+    start = _bound(from_, "from", zone) or EPOCH
+    end = _bound(to, "to", zone) or END
+    after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
+    async with db.acquire() as conn:
+        rows = await conn.fetch(
+            queries.MY_MEASUREMENTS, who.patient_id, start, end, after_time, after_id, limit + 1, kind
+        )
+        kinds = {r["id"]: r["kind"] for r in await conn.fetch(queries.DEVICE_KINDS, who.patient_id)}
+        await audit.record(
+            conn,
+            actor=who.actor,
+            action="me.measurements.read",
+            patient_id=who.patient_id,
+            detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)},
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    position = [last["measured_at"].isoformat(), last["id"]] if last else None
+    return envelope(measurements_out(rows, who, kinds), position)

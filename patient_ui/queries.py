@@ -25,3 +25,15 @@ LIMIT $6
 """
 
 DEVICE_KINDS = "SELECT id, kind FROM devices WHERE patient_id = $1"
+
+# Her insulin doses, ketones, weights and blood pressures of every device, in time order after the cursor's
+# position; one row more than the page tells whether there is a next page.
+MY_MEASUREMENTS = """
+SELECT id, kind, measured_at, value, value_raw, unit_raw, urine, insulin, product, slot, systolic, diastolic, pulse,
+       device_id, external_id, note
+FROM measurements
+WHERE patient_id = $1 AND measured_at >= $2 AND measured_at < $3
+  AND (measured_at, id) > ($4, $5) AND ($7::text IS NULL OR kind = $7)
+ORDER BY measured_at, id
+LIMIT $6
+"""

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
-from telemon import audit, channels, queries
+from telemon import audit, channels, queries, weight_gain
 from telemon.db import Conn
 from telemon.settings import SettingsError
 
@@ -200,6 +200,9 @@ class PatientRecord(Patient):
     archived_by: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    # her body before the pregnancy, from which her weight gain is judged (telemon.weight_gain); None: not known
+    height_cm: float | None = None
+    pre_pregnancy_weight_kg: float | None = None
 
     @property
     def archived(self) -> bool:
@@ -217,7 +220,19 @@ EDITABLE = (
     "treatment",
     "profile",
     "readings_per_day",
+    "height_cm",
+    "pre_pregnancy_weight_kg",
 )
+
+
+def check_body(height_cm: float | None, pre_pregnancy_weight_kg: float | None) -> None:
+    """A height and a pre-pregnancy weight within their plausible ranges (``telemon.weight_gain``), or a
+    ``FieldError`` naming the field and its range; None is "not known" and always allowed."""
+    try:
+        weight_gain.check_height_cm(height_cm)
+        weight_gain.check_pre_pregnancy_weight_kg(pre_pregnancy_weight_kg)
+    except weight_gain.BodyError as exc:
+        raise FieldError(exc.field, "body.range", str(exc), low=exc.low, high=exc.high, unit=exc.unit) from None
 
 
 def _record(row: asyncpg.Record | None) -> PatientRecord | None:
@@ -236,6 +251,8 @@ async def create_patient_once(
     treatment: str = "diet",
     readings_per_day: int = 4,
     diagnosis_date: dt.date | None = None,
+    height_cm: float | None = None,
+    pre_pregnancy_weight_kg: float | None = None,
 ) -> tuple[PatientRecord, bool]:
     """Enrol a patient unless her team already has one with this external id (the hospital number): returns the
     patient and whether this call made her. Two identical enrolments at once make one patient; the caller judges
@@ -247,6 +264,7 @@ async def create_patient_once(
         raise SettingsError("--external-id: a patient needs an external id (for example the hospital number)")
     if not 1 <= readings_per_day <= 12:
         raise SettingsError(f"--readings-per-day: {readings_per_day} is outside 1..12")
+    check_body(height_cm, pre_pregnancy_weight_kg)
     made = await conn.fetchval(
         queries.INSERT_PATIENT_ONCE,
         uuid.uuid4(),
@@ -259,6 +277,8 @@ async def create_patient_once(
         treatment,
         profile,
         readings_per_day,
+        height_cm,
+        pre_pregnancy_weight_kg,
     )
     if made is not None:
         record = _record(await conn.fetchrow(queries.LOCK_PATIENT_RECORD, made))
@@ -290,6 +310,7 @@ async def update_patient(
     if current.archived:
         raise SettingsError("archived: the patient is archived and read-only; un-archive her first")
     values = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+    check_body(values["height_cm"], values["pre_pregnancy_weight_kg"])
     try:
         async with conn.transaction():
             row = await conn.fetchrow(queries.UPDATE_PATIENT, patient_id, *(values[name] for name in EDITABLE))

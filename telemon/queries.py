@@ -96,12 +96,14 @@ GET_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1"
 # A patient by telemon id or by external id ($1); two rows when the external id is used by several teams.
 FIND_PATIENT = f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id::text = $1 OR external_id = $1 LIMIT 2"
 # The record as the hospital API shows it: with its archive and its last change.
-PATIENT_RECORD_COLUMNS = PATIENT_COLUMNS + ", archived_at, archived_by, created_at, updated_at"
+PATIENT_RECORD_COLUMNS = (
+    PATIENT_COLUMNS + ", archived_at, archived_by, created_at, updated_at, height_cm, pre_pregnancy_weight_kg"
+)
 # Enrol once: a patient of team $2 with external id $3, unless the team has one already (then no row).
 INSERT_PATIENT_ONCE = """
 INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date, diagnosis_date, treatment, profile,
-                      readings_per_day)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      readings_per_day, height_cm, pre_pregnancy_weight_kg)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (team_id, external_id) DO NOTHING RETURNING id
 """
 # A patient ($1) of the care teams $2 (an API key's); none for another team's patient, as for a missing one.
@@ -113,7 +115,7 @@ LOCK_PATIENT_RECORD = f"SELECT {PATIENT_RECORD_COLUMNS} FROM patients WHERE id =
 UPDATE_PATIENT = f"""
 UPDATE patients
 SET external_id = $2, display_name = $3, time_zone = $4, due_date = $5, diagnosis_date = $6, treatment = $7,
-    profile = $8, readings_per_day = $9
+    profile = $8, readings_per_day = $9, height_cm = $10, pre_pregnancy_weight_kg = $11
 WHERE id = $1
 RETURNING {PATIENT_RECORD_COLUMNS}
 """

@@ -216,18 +216,30 @@ async def check_treatment_change(conn: Conn | asyncpg.Pool, patient_id: uuid.UUI
 
 
 class PlanRefused(Exception):
-    """The patient cannot take a new plan: there is no such patient, or she is archived (read-only)."""
+    """The patient cannot take a new plan: there is no such patient, she is archived (read-only), or the plan in
+    force is no longer the version the change was made from."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, in_force: int | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason  # 'missing' or 'archived'
+        self.reason = reason  # 'missing', 'archived' or 'changed'
+        self.in_force = in_force  # 'changed': the version in force (None: no plan)
 
 
 async def new_version(
-    conn: Conn, patient_id: uuid.UUID, plan: Plan, *, actor: str, detail: dict[str, Any] | None = None
+    conn: Conn,
+    patient_id: uuid.UUID,
+    plan: Plan,
+    *,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+    from_version: int | None = None,
 ) -> Plan:
     """Write ``plan`` (checked first: ``FieldError`` names the refused field) as the patient's newest version, in
-    force from now, set her record's treatment to its treatment, and audit both, in one transaction."""
+    force from now, set her record's treatment to its treatment, and audit both, in one transaction.
+
+    ``from_version``: the change was made from that version (a dose suggestion computed on it); if another version
+    came into force meanwhile, nothing is written (``PlanRefused('changed')``), judged under the patient's lock so
+    that two changes made from one version cannot both pass."""
     checked = check_plan(plan)
     async with conn.transaction():
         locked = await conn.fetchrow(queries.LOCK_PATIENT_TREATMENT, patient_id)
@@ -235,6 +247,10 @@ async def new_version(
             raise PlanRefused("missing")
         if locked["archived_at"] is not None:
             raise PlanRefused("archived")
+        if from_version is not None:
+            in_force = await conn.fetchval(queries.VERSION_IN_FORCE, patient_id)
+            if in_force != from_version:
+                raise PlanRefused("changed", in_force)
         basal = checked.basal
         row = await conn.fetchrow(
             queries.INSERT_PLAN,

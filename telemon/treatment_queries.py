@@ -9,6 +9,8 @@ PLAN_COLUMNS = """
 
 CURRENT_PLAN = f"SELECT {PLAN_COLUMNS} FROM treatment_plans WHERE patient_id = $1 ORDER BY version DESC LIMIT 1"
 
+VERSION_IN_FORCE = "SELECT max(version) FROM treatment_plans WHERE patient_id = $1"
+
 PLAN_HISTORY = f"SELECT {PLAN_COLUMNS} FROM treatment_plans WHERE patient_id = $1 ORDER BY version DESC LIMIT $2"
 
 # The patient's row is locked first, so that two changes at once get versions one after the other.

@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.cohort import Cohort
+from alerts import titration
+from alerts.cohort import Cohort, record_of
 
 # The numbers of the rule table, restated here on purpose.
 MMOL = 18.01559
@@ -48,7 +49,16 @@ STATEFUL = (
     "cgm_predicted_low",
     "cgm_rapid_fall",
     "cgm_range_review",
+    "dose_review",
+    "treatment_review",
+    "doses_missing",
 )
+# The treatment record's rules: measurement kinds, urine grades (negative 0, trace 1, + 2, ++ 3, +++ 4), treatment
+# codes, the level-1 hypoglycaemia a dose reduction answers, the diet's trial days per profile.
+INSULIN_KIND, KETONE_KIND, BP_KIND = 0, 1, 3
+DIET = 0
+TRIAL = {FR: 7, NICE: 7, ADA: 14}
+SLOTS = ("basal", "breakfast", "lunch", "dinner")
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class RefResult:
     evaluated: dict[str, set[int]] = field(default_factory=lambda: {r: set() for r in STATEFUL})
     numbers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     forecasts: dict[int, list[float]] = field(default_factory=dict)  # patient → AR2 points (computable only)
+    doses: dict[tuple[int, str], tuple[str, float, float]] = field(default_factory=dict)  # dose_review: slot, units
 
 
 def iso(day: int) -> str:
@@ -98,6 +109,36 @@ class _Patient:
         self.delivery = int(c.delivery_day[p])
         self.devices = int(c.devices[p])
         self.today = int(c.today[p])
+        self.meal: list[int] = cols["meal"][a:b]
+        self._record(c, p)
+
+    def _record(self, c: Cohort, p: int) -> None:
+        """The treatment record of the patient: plan, protocol, dates, and her measurements as plain lists."""
+        r = record_of(c)
+        a, b = int(r.m_offsets[p]), int(r.m_offsets[p + 1])
+        self.m_id: list[int] = r.measurement_id[a:b].tolist()
+        self.m_t: list[int] = r.m_t[a:b].tolist()
+        self.m_kind: list[int] = r.m_kind[a:b].tolist()
+        self.m_value: list[float] = r.m_value[a:b].tolist()
+        self.m_urine: list[int] = r.m_urine[a:b].tolist()
+        self.m_sys: list[float] = r.m_systolic[a:b].tolist()
+        self.m_dia: list[float] = r.m_diastolic[a:b].tolist()
+        self.m_day: list[int] = r.m_local_day[a:b].tolist()
+        self.plan_version = int(r.plan_version[p])
+        self.dose_since: list[int] = r.dose_since[p].tolist()
+        self.doses = [float(r.basal_units[p]), *(float(x) for x in r.prandial_units[p])]  # NaN: none
+        self.protocol = titration.Protocol(
+            step_units=_opt(r.step_units[p]),
+            step_percent=_opt(r.step_percent[p]),
+            window_days=int(r.window_days[p]),
+            days_required=int(r.days_required[p]),
+            max_step_units=float(r.max_step_units[p]),
+            reduction_percent=_opt(r.reduction_percent[p]),
+            reduction_units=_opt(r.reduction_units[p]),
+            suggestions_enabled=bool(r.suggestions_enabled[p]),
+        )
+        self.start_day = int(r.start_day[p])
+        self.postpartum_tested = bool(r.postpartum_tested[p])
 
     def _place_inferred(self) -> None:
         """Readings sent without a context, placed among the meter readings of their local day: the first of a
@@ -154,6 +195,7 @@ def reference(c: Cohort) -> RefResult:
             "flags",
             "local_day",
             "local_minute",
+            "meal",
         )
     }
     out = RefResult()
@@ -169,7 +211,15 @@ def reference(c: Cohort) -> RefResult:
         _no_data(c, pt, out)
         _cgm(c, pt, out)
         _postpartum(pt, out)
+        _measurements(c, pt, out)
+        _dose_review(c, pt, out)
+        _treatment_review(c, pt, out)
+        _doses_missing(c, pt, out)
     return out
+
+
+def _opt(x: Any) -> float | None:
+    return None if math.isnan(float(x)) else float(x)
 
 
 def _add(out: RefResult, pt: _Patient, rule: str, episode: str, severity: str, idx: list[int]) -> None:
@@ -218,8 +268,12 @@ def _hypo_rules(c: Cohort, pt: _Patient, out: RefResult) -> None:
 def _ketone(c: Cohort, pt: _Patient, out: RefResult) -> None:
     cutoff = c.now - c.lookback_s
     for run in _runs_below_or_above(pt, lambda v: v >= KETONE):
-        if any(pt.t[i] >= cutoff for i in run):
-            _add(out, pt, "ketone_check", f"t{pt.t[run[0]]}", "warning", run)
+        if not any(pt.t[i] >= cutoff for i in run):
+            continue
+        start, end = pt.t[run[0]] - 2 * 3600, pt.t[run[-1]] + 2 * 3600
+        if any(kind == KETONE_KIND and start <= t <= end for t, kind in zip(pt.m_t, pt.m_kind, strict=True)):
+            continue  # the check was done: a ketone result within 2 h of the run
+        _add(out, pt, "ketone_check", f"t{pt.t[run[0]]}", "warning", run)
 
 
 def _by_day(pt: _Patient, idx: list[int]) -> dict[int, list[int]]:
@@ -444,12 +498,114 @@ def _cgm(c: Cohort, pt: _Patient, out: RefResult) -> None:
 
 
 def _postpartum(pt: _Patient, out: RefResult) -> None:
-    if not pt.delivered:
+    if not pt.delivered or pt.postpartum_tested:
         return
     start, end = POSTPARTUM_WINDOW[pt.profile]
     days = pt.today - pt.delivery
     if start <= days <= end:
         _add(out, pt, "postpartum_test_due", "postpartum", "info", [])
+
+
+def _measurements(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    """ketones_high and blood_pressure_high: each recent result before the delivery, on its own."""
+    if pt.delivered:
+        return
+    for k in range(len(pt.m_t)):
+        if pt.m_t[k] < c.now - c.lookback_s or pt.m_day[k] >= pt.delivery:
+            continue
+        episode = f"t{pt.m_t[k]}-m{pt.m_id[k]}"
+        if pt.m_kind[k] == KETONE_KIND:
+            value, urine = pt.m_value[k], pt.m_urine[k]
+            blood = not math.isnan(value)
+            if (blood and value >= 1.5) or urine >= 3:
+                severity = "urgent"
+            elif (blood and value >= 0.6) or urine == 2:
+                severity = "warning"
+            else:
+                continue
+            out.candidates.add(RefCandidate(pt.p, "ketones_high", episode, severity, ()))
+        elif pt.m_kind[k] == BP_KIND:
+            sys_, dia = pt.m_sys[k], pt.m_dia[k]
+            if sys_ >= 160 or dia >= 110:
+                severity = "urgent"
+            elif sys_ >= 140 or dia >= 90:
+                severity = "warning"
+            else:
+                continue
+            out.candidates.add(RefCandidate(pt.p, "blood_pressure_high", episode, severity, ()))
+
+
+def _slot(pt: _Patient, i: int) -> int:
+    """The dose that preceded reading ``i``: 0 basal, 1–3 the meals' prandial doses; -1: none in the plan."""
+    if pt.ctx[i] in (FASTING, 4) or pt.minute[i] < 6 * 60:
+        slot = 0
+    elif pt.ctx[i] == AFTER_MEAL and 0 <= pt.meal[i] <= 2:
+        slot = pt.meal[i] + 1
+    elif pt.minute[i] < 11 * 60:
+        slot = 1
+    elif pt.minute[i] < 16 * 60:
+        slot = 2
+    else:
+        slot = 3
+    if math.isnan(pt.doses[slot]):
+        slot = -1 if math.isnan(pt.doses[0]) else 0
+    return slot
+
+
+def _dose_review(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    out.evaluated["dose_review"].add(pt.p)
+    x = pt.protocol
+    if pt.treatment != INSULIN or pt.plan_version == 0 or not x.suggestions_enabled or pt.delivered:
+        return
+    first_day = pt.today - x.window_days + 1
+
+    def in_window(i: int) -> bool:
+        return pt.glyc(i) and pt.t[i] <= c.now and pt.day[i] >= first_day
+
+    version = pt.plan_version
+    # the latest hypoglycaemia of the window after the dose that preceded it last changed
+    hypos = [(i, _slot(pt, i)) for i in range(pt.n) if in_window(i) and pt.v[i] < L1]
+    hypos = [(i, slot) for i, slot in hypos if slot >= 0 and pt.t[i] > pt.dose_since[slot]]
+    reduced = -1
+    if hypos:
+        i, reduced = hypos[-1]
+        current = pt.doses[reduced]
+        episode = f"v{version}-reduction-{SLOTS[reduced]}"
+        _add(out, pt, "dose_review", episode, "warning", [i])
+        out.doses[(pt.p, episode)] = (SLOTS[reduced], current, titration.reduction(x, current))
+    if math.isnan(pt.doses[0]) or reduced == 0:
+        return
+    by_day: dict[int, list[int]] = {}
+    for i in range(pt.n):
+        if in_window(i) and pt.t[i] > pt.dose_since[0] and pt.kind[i] == SMBG and pt.ctx[i] == FASTING:
+            by_day.setdefault(pt.day[i], []).append(i)
+    above = [day for day, idx in sorted(by_day.items()) if min(pt.v[i] for i in idx) >= pt.fasting_target]
+    if len(above) >= x.days_required:
+        episode = f"v{version}-increase"
+        _add(out, pt, "dose_review", episode, "warning", [i for day in above for i in by_day[day]])
+        out.doses[(pt.p, episode)] = ("basal", pt.doses[0], titration.increase(x, pt.doses[0]))
+
+
+def _treatment_review(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    applicable = pt.treatment == DIET and not pt.delivered and pt.today - pt.start_day >= TRIAL[pt.profile]
+    week = [i for i in range(pt.n) if c.now - 7 * DAY < pt.t[i] <= c.now and pt.target(i) is not None]
+    above = [i for i in week if pt.v[i] >= (pt.target(i) or 0.0)]
+    judgeable = len(week) >= 8
+    if not applicable or judgeable:
+        out.evaluated["treatment_review"].add(pt.p)
+    if applicable and judgeable and len(above) * 100 >= 30 * len(week):
+        _add(out, pt, "treatment_review", "current", "warning", above)
+
+
+def _doses_missing(c: Cohort, pt: _Patient, out: RefResult) -> None:
+    out.evaluated["doses_missing"].add(pt.p)
+    if pt.treatment != INSULIN or pt.delivered:
+        return
+    doses = [
+        t for t, kind in zip(pt.m_t, pt.m_kind, strict=True) if kind == INSULIN_KIND and c.now - 14 * DAY < t <= c.now
+    ]
+    if doses and max(doses) <= c.now - 3 * DAY:
+        out.candidates.add(RefCandidate(pt.p, "doses_missing", "current", "info", ()))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -31,12 +31,21 @@ PUBLIC = {
         "alerts.messages",
         "alerts.severity",
         "alerts.evidence",
+        "alerts.titration",  # the teams' titration protocol the settings page edits
+        "alerts.dose_review",  # a dose review suggestion applied: one way for the dashboard and the API
     },
     "ingest": set[str](),
-    "clinician_ui": {"clinician_ui.glycaemia"},  # readings judged against her targets, as the logbook shows them
+    "clinician_ui": {
+        "clinician_ui.glycaemia",  # readings judged against her targets, as the logbook shows them
+        # the printed report is the patient page on paper: the same SVG charts, drawn with the same words and numbers
+        "clinician_ui.charts",
+        "clinician_ui.i18n",
+    },
     "clinic": {"clinic.messages"},  # the conversation with the patient: one way for her app and the dashboard
     "patient_ui": set[str](),
-    "records": set[str](),
+    # the PDF report, the CSV exports and the activity report, which the dashboard serves under the clinician's
+    # session
+    "records": {"records.report", "records.exports", "records.activity"},
 }
 
 

@@ -68,6 +68,50 @@ def test_a_weight_in_pounds_is_kept_as_sent_and_stored_in_kg() -> None:
     assert math.isclose(weight.value or 0, 160 * KG_PER_LB)
 
 
+def test_a_weight_in_grams_is_kept_as_sent_and_stored_in_kg() -> None:
+    (weight,) = sync({**WEIGHT, "value": 72500, "unit": "g"}).measurements
+    assert (weight.value_raw, weight.unit_raw, weight.value) == (72500.0, "g", 72.5)
+
+
+# Each plausible range at its bounds, in the unit sent: the bound itself is kept (insulin's lower bound excepted:
+# a dose is above 0), a step beyond it is refused (ingest.measurements says the source of each bound).
+AT_THE_BOUNDS: list[tuple[dict[str, Any], bool]] = [
+    ({**INSULIN, "units": 0.05}, True),  # a pump's smallest bolus step
+    ({**INSULIN, "units": 160}, True),  # Tresiba FlexTouch U-200 / Toujeo DoubleStar's largest dial
+    ({**INSULIN, "units": 160.5}, False),
+    ({**INSULIN, "units": -2}, False),
+    ({**BLOOD_KETONE, "value": 0.0}, True),
+    ({**BLOOD_KETONE, "value": 8.0}, True),  # the top of the strips' measuring range
+    ({**BLOOD_KETONE, "value": 8.1}, False),
+    ({**WEIGHT, "value": 30}, True),
+    ({**WEIGHT, "value": 29.9}, False),
+    ({**WEIGHT, "value": 300}, True),
+    ({**WEIGHT, "value": 300.1}, False),
+    ({**WEIGHT, "value": 300 / KG_PER_LB, "unit": "lb"}, True),
+    ({**WEIGHT, "value": 300 / KG_PER_LB + 0.1, "unit": "lb"}, False),
+    ({**WEIGHT, "value": 30000, "unit": "g"}, True),
+    ({**WEIGHT, "value": 29999, "unit": "g"}, False),
+    ({**PRESSURE, "systolic": 299, "diastolic": 200}, True),
+    ({**PRESSURE, "systolic": 300}, False),
+    ({**PRESSURE, "systolic": 50, "diastolic": 20}, True),
+    ({**PRESSURE, "systolic": 49, "diastolic": 20}, False),
+    ({**PRESSURE, "systolic": 80, "diastolic": 19}, False),
+    ({**PRESSURE, "systolic": 299, "diastolic": 201}, False),
+    ({**PRESSURE, "pulse": 30}, True),
+    ({**PRESSURE, "pulse": 29}, False),
+    ({**PRESSURE, "pulse": 220}, True),
+    ({**PRESSURE, "pulse": 221}, False),
+]
+
+
+@pytest.mark.parametrize(("item", "kept"), AT_THE_BOUNDS, ids=[repr(i) for i, _ in AT_THE_BOUNDS])
+def test_each_plausible_range_at_its_bounds(item: dict[str, Any], kept: bool) -> None:
+    prepared = sync(item)
+    assert (len(prepared.measurements), len(prepared.rejected)) == ((1, 0) if kept else (0, 1))
+    if not kept:
+        assert "plausible range" in prepared.rejected[0].reason
+
+
 def test_the_clock_correction_of_the_sync_applies_to_every_kind() -> None:
     ahead = (NOW + dt.timedelta(hours=1)).isoformat()
     later = (NOW + dt.timedelta(minutes=50)).isoformat()
@@ -99,7 +143,7 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({**URINE_KETONE, "urine": "++++"}, "urine: '++++' is not one of negative, trace, +, ++, +++"),
     ({**WEIGHT, "value": 725}, "value: 725 kg is outside the plausible range (from 30 to 300 kg)"),
     ({**WEIGHT, "value": 12}, "value: 12 kg is outside the plausible range (from 30 to 300 kg)"),
-    ({**WEIGHT, "unit": "st"}, "unit: 'st' is not one of kg, lb for weight"),
+    ({**WEIGHT, "unit": "st"}, "unit: 'st' is not one of kg, lb, g for weight"),
     ({**WEIGHT, "value": float("inf")}, "value: inf is not a finite number"),
     ({**PRESSURE, "systolic": 420}, "systolic: 420 mmHg is outside the plausible range (from 50 to 299 mmHg)"),
     ({**PRESSURE, "diastolic": 150}, "diastolic: 150 mmHg is not below the systolic 142 mmHg"),

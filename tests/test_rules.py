@@ -528,7 +528,8 @@ def test_registry_and_empty_cohorts() -> None:
         "hypo_l2", "hypo_l1", "hypo_insulin_floor", "fasting_severe", "ketone_check", "fasting_above_target",
         "postprandial_above_target", "consecutive_above_target", "pattern_above_target", "fasting_pattern",
         "fasting_trend_rising", "low_adherence", "no_data", "cgm_stale", "cgm_predicted_low", "cgm_rapid_fall",
-        "cgm_range_review", "postpartum_test_due",
+        "cgm_range_review", "postpartum_test_due", "ketones_high", "blood_pressure_high", "dose_review",
+        "treatment_review", "doses_missing",
     ]  # fmt: skip
     for cohort in (build([]), build([Patient(), Patient(devices=DEVICE_CGM | DEVICE_METER)])):
         results = rules.evaluate(cohort)

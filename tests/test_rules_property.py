@@ -55,6 +55,18 @@ def assert_agree(c: Cohort) -> RefResult:
     for (rule, p), numbers in ref.numbers.items():
         for name in NUMBERS[rule]:
             assert math.isclose(evidence[(rule, p)][name], numbers[name], rel_tol=1e-9, abs_tol=1e-9), (rule, name)
+    # the dose review's suggestions: slot, current and suggested units
+    doses = {
+        (int(cands.patient[i]), cands.episode[i]): (
+            cands.params[i]["slot"],
+            cands.params[i]["current_units"],
+            cands.params[i]["suggested_units"],
+        )
+        for cands in results
+        if cands.rule == "dose_review"
+        for i in range(len(cands))
+    }
+    assert doses == ref.doses
     # the forecasts of every judged patient, to the mg/dL
     forecast_patients, points = rules.ar2_forecast(c)
     fresh = dict(zip(forecast_patients.tolist(), points.tolist(), strict=True))
@@ -111,15 +123,20 @@ def test_random_cohorts_exercise_every_rule() -> None:
     """The random cohorts above are not vacuous: together they make every rule fire and every stateful rule
     judge some patients and not others."""
     fired: set[str] = set()
+    codes: set[str] = set()
     judged: dict[str, set[bool]] = {r: set() for r in rules.STATEFUL_RULES}
     for seed in range(40):
         for cands in rules.evaluate(random_cohort(seed, 12, long_cgm=0.5)):
             if len(cands):
                 fired.add(cands.rule)
+                codes.update(cands.code)
             if cands.stateful:
                 judged[cands.rule] |= set(cands.evaluated.tolist())
     assert fired == {r.__name__ for r in rules.ALL_RULES}
-    assert all(v == {True, False} for v in judged.values()), judged
+    assert {"dose_review.increase", "dose_review.reduction", "ketones_high.urine", "blood_pressure_high.severe"} <= codes
+    # the dose review and the missing doses need no amount of data: they judge every patient
+    everyone = {"dose_review", "doses_missing"}
+    assert all(v == ({True} if rule in everyone else {True, False}) for rule, v in judged.items()), judged
 
 
 @cache

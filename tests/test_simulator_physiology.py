@@ -11,6 +11,7 @@ import pytest
 
 from telemon.units import GL, MGDL, MMOLL, TO_MGDL
 from tools.simulator.clients import app_payload, cgm_entries, meter_payload
+from tools.simulator.measures import BP_NORMAL_CEILING, KETONE_RAISED, Measure
 from tools.simulator.physiology import (
     HYPO_L1,
     HYPO_L2,
@@ -72,7 +73,14 @@ def test_small_cohorts_hold_every_feature() -> None:
     s = spec(seed=4, patients=6, cgm=1, days=5)
     cohort = make_cohort(s)
     assert Counter(p.device_kind for p in cohort)["cgm"] == 1
-    assert {r for p in cohort for r in p.roles} == {"hypos", "stops", "wrong-clock", "delivers", "drifts", "cgm-hypos"}
+    assert {r for p in cohort for r in p.roles} == {
+        "hypos", "stops", "wrong-clock", "delivers", "drifts", "cgm-hypos",
+        "ketones", "bp-rising", "bp-urgent", "basal-prandial",
+    }  # fmt: skip
+    # the measurement roles stack on the others when the cohort is this small
+    assert by_role(cohort, "ketones") is by_role(cohort, "hypos") is by_role(cohort, "basal-prandial")
+    assert by_role(cohort, "bp-rising") is by_role(cohort, "drifts")
+    assert by_role(cohort, "hypos").care.regimen == "basal_prandial"
     assert by_role(cohort, "hypos").treatment == "insulin"
     assert by_role(cohort, "cgm-hypos").device_kind == "cgm"
     stops = by_role(cohort, "stops")
@@ -229,3 +237,94 @@ def test_payloads_follow_the_wire_formats() -> None:
     assert all(e["type"] == "sgv" and isinstance(e["sgv"], int) for e in entries)
     assert entries[1]["date"] - entries[0]["date"] == 300_000
     assert entries[0]["direction"] == "NONE" and entries[1]["direction"] != "NONE"
+
+
+def measures_of(s: CohortSpec) -> dict[str, list[Measure]]:
+    """Every distinct measurement (dose, ketone, weight, blood pressure) each patient's device sent."""
+    found: dict[str, dict[object, Measure]] = {}
+    for sync in all_syncs([DeviceTimeline(s, p) for p in make_cohort(s)], s.start, s.created):
+        for m in sync.measures:
+            found.setdefault(sync.patient.external_id, {})[m.key] = m
+    return {k: sorted(v.values(), key=lambda m: m.taken_at) for k, v in found.items()}
+
+
+def test_doses_ketones_weights_and_pressures_come_at_the_chosen_rates() -> None:
+    """Over four 40-patient cohorts of 21 days: every treatment is there; insulin patients log most of their doses,
+    at the units of the plan in force (a unit more or less now and then before a meal), and a few forget many; a
+    weight a week; ketones now and then, normal but the one raised; home blood pressures normal but the rising
+    patient's and the single 165/112."""
+    logged = expected = 0
+    forgetful = regimens = 0
+    seen_regimens: Counter[str] = Counter()
+    for k, seed in enumerate((3, 8, 21, 2026)):
+        created = CREATED + dt.timedelta(days=11 * k, hours=7 * k)
+        s = CohortSpec(seed, 40, 6, created, created - dt.timedelta(days=21))
+        cohort = {p.external_id: p for p in make_cohort(s)}
+        measures = measures_of(s)
+        seen_regimens.update(p.care.regimen for p in cohort.values())
+        raised = urgent = 0
+        for external_id, ms in measures.items():
+            p = cohort[external_id]
+            care = p.care
+            assert all(s.start <= m.taken_at < min(p.delivery_at, s.created) for m in ms)
+            doses = [m for m in ms if m.kind == "insulin"]
+            if not care.insulin:
+                assert not doses
+            else:
+                regimens += 1
+                days = len({m.taken_at.astimezone(p.zone).date() for m in ms} | {d.taken_at.date() for d in doses})
+                per_day = 1 + len(care.prandial)
+                logged += len(doses)
+                expected += per_day * days
+                forgetful += care.dose_log < 0.8
+                for m in doses:
+                    values = dict(m.values)
+                    if values["insulin"] == "basal":
+                        assert values["units"] == care.basal_units[-1] and values["product"] == care.basal_product
+                        assert values["slot"] == "bedtime"
+                    else:
+                        assert abs(values["units"] - dict(care.prandial)[values["slot"]]) <= 1
+            weights = [m for m in ms if m.kind == "weight"]
+            weeks = {m.taken_at.isocalendar()[:2] for m in weights}
+            assert len(weeks) == len(weights) <= 4  # at most one a week
+            for m in ms:
+                values = dict(m.values)
+                if m.kind == "ketone" and "value" in values and values["value"] >= 0.6:
+                    assert values["value"] == KETONE_RAISED and m.event == "ketones_raised" and "ketones" in p.roles
+                    raised += 1
+                if m.kind == "blood_pressure":
+                    high = values["systolic"] >= 140 or values["diastolic"] >= 90
+                    if values["systolic"] >= 160 or values["diastolic"] >= 110:
+                        assert (values["systolic"], values["diastolic"]) == (165, 112) and "bp-urgent" in p.roles
+                        urgent += 1
+                    elif "bp-rising" not in p.roles and "bp-urgent" not in p.roles:
+                        ceiling = BP_NORMAL_CEILING
+                        assert values["systolic"] <= ceiling[0] and values["diastolic"] <= ceiling[1]
+                    assert high == (m.event is not None)
+        assert raised == 1 and urgent == 1
+        rising = next(p for p in cohort.values() if "bp-rising" in p.roles)
+        last = [dict(m.values) for m in measures[rising.external_id] if m.kind == "blood_pressure"][-2:]
+        assert all(v["systolic"] >= 140 or v["diastolic"] >= 90 for v in last)
+        assert sum(1 for ms in measures.values() if any(m.kind == "weight" for m in ms)) >= 30
+        assert any(m.kind == "ketone" and "urine" in dict(m.values) for ms in measures.values() for m in ms)
+    assert set(seen_regimens) == {"diet", "metformin", "basal", "basal_prandial"}
+    assert 0.8 <= logged / expected <= 0.97, logged / expected
+    assert 1 <= forgetful <= regimens / 3
+
+
+def test_measurement_payloads_follow_the_device_contract() -> None:
+    s = spec(seed=4, patients=6, cgm=1, days=5)
+    cohort = make_cohort(s)
+    syncs = all_syncs([DeviceTimeline(s, p) for p in cohort], s.start, s.created)
+    meter = next(x for x in syncs if x.patient.device_kind == "meter" and x.measures and not x.full_memory)
+    items = meter_payload(meter, s.created)["readings"][len(meter.readings) :]
+    assert [i["kind"] for i in items] == [m.kind for m in meter.measures]
+    assert all("+" not in i["measured_at"] and i["id"] for i in items)  # the meter's clock, no zone
+    app = next(x for x in syncs if x.patient.device_kind != "meter" and x.measures)
+    body = app_payload(list(app.readings), app.patient.unit, app.patient.zone, app.measures)
+    measured = body["readings"][len(app.readings) :]
+    assert [dt.datetime.fromisoformat(i["measured_at"]) for i in measured] == [m.stamp for m in app.measures]
+    kinds = {i["kind"]: i for x in syncs for i in app_payload([], "mg/dL", x.patient.zone, x.measures)["readings"]}
+    assert set(kinds) >= {"insulin", "weight", "blood_pressure"}
+    assert set(kinds["insulin"]) >= {"units", "insulin", "product", "slot"}
+    assert kinds["blood_pressure"]["unit"] == "mmHg" and "pulse" in kinds["blood_pressure"]

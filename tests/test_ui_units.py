@@ -15,7 +15,7 @@ from alerts.messages import legacy
 from alerts.rules import RULES_BY_ID
 from clinician_ui import glycaemia as G
 from clinician_ui import i18n, sessions, web
-from telemon import teams
+from telemon import teams, weight_gain
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "clinician_ui" / "templates"
 DYNAMIC = {  # keys templates build from a prefix and a value
@@ -31,6 +31,8 @@ DYNAMIC = {  # keys templates build from a prefix and a value
     "action.": ("patient.review", "note.add", "alert.acknowledge", "alert.snooze", "alert.resolve"),
     "field.": ("profile", "treatment", "readings_per_day", "target_overrides"),
     "role.": teams.ROLES,
+    "dose.insulin.": ("basal", "rapid", "premixed", "unknown"),
+    "measures.bmi.": tuple(c.name for c in weight_gain.CATEGORIES),
 }
 
 

@@ -46,6 +46,14 @@ CODES: tuple[str, ...] = (
     "cgm_rapid_fall",
     "cgm_range_review",
     "postpartum_test_due",
+    "ketones_high.blood",
+    "ketones_high.urine",
+    "blood_pressure_high",
+    "blood_pressure_high.severe",
+    "dose_review.increase",
+    "dose_review.reduction",
+    "treatment_review",
+    "doses_missing",
 )
 
 _LABELS = {p.code: p.label for p in profiles.PROFILES.values()}

@@ -122,6 +122,39 @@ TEXTS: dict[str, str] = {
         "Postpartum glucose test due: delivery on {delivery_date:date} ({days_since_delivery:int} days ago); "
         "{profile:label} asks for a {profile:term:postpartum_test}, by {window_end_date:date}."
     ),
+    # the treatment record (alerts.rules.treatment, alerts.rules.measurements)
+    "dose_review.increase": (
+        "Dose review: fasting glucose at or above {target_mgdl:glucose} on {days_above:int} of the last "
+        "{days_window:int} days on plan version {plan_version:int}. Suggested {slot:term:dose_slot} dose "
+        "{current_units:num1} U → {suggested_units:num1} U, to be confirmed by a clinician (titration protocol)."
+    ),
+    "dose_review.reduction": (
+        "Dose review: hypoglycaemia {hypo[mgdl]:glucose} at {hypo[local]:when} (below {threshold_mgdl:glucose}) on "
+        "plan version {plan_version:int}. Suggested {slot:term:dose_slot} dose {current_units:num1} U → "
+        "{suggested_units:num1} U, to be confirmed by a clinician (titration protocol)."
+    ),
+    "treatment_review": (
+        "Diet for {days_since_start:int} days (trial period {trial_days:int} days) and {percent_above:num0} % of the "
+        "past {window_days:int} days' readings above target ({readings_above:int} of {readings_with_target:int}, "
+        "{profile:label}): review the treatment (at least {threshold_percent:int} %, DECIDE working rule)."
+    ),
+    "ketones_high.blood": (
+        "Blood ketones {value_mmol:num1} mmol/L at {local:when} (raised from {warning_mmol:num1}, a risk of "
+        "ketoacidosis from {urgent_mmol:num1} mmol/L)."
+    ),
+    "ketones_high.urine": (
+        "Urine ketones {urine} at {local:when} (raised from {urine_warning}, a risk of ketoacidosis from "
+        "{urine_urgent})."
+    ),
+    "blood_pressure_high": (
+        "Blood pressure {systolic:num0}/{diastolic:num0} mmHg at {local:when}: hypertension (from "
+        "{warning_systolic:num0}/{warning_diastolic:num0} mmHg, NICE NG133)."
+    ),
+    "blood_pressure_high.severe": (
+        "Severe hypertension: {systolic:num0}/{diastolic:num0} mmHg at {local:when} (from {urgent_systolic:num0}/"
+        "{urgent_diastolic:num0} mmHg, NICE NG133)."
+    ),
+    "doses_missing": "No insulin dose logged for {days_without:int} days: the last one at {last_dose_local:when}.",
     # items and terms
     "at_time": "{mgdl:glucose} at {local:hm}",
     "at_time_target": "{mgdl:glucose} at {local:hm} ({target_kind:term:target} < {target_mgdl:glucose})",
@@ -136,6 +169,10 @@ TEXTS: dict[str, str] = {
     "postpartum_test.FR": "75 g oral glucose tolerance test at the postnatal visit (6–8 weeks)",
     "postpartum_test.NICE": "fasting plasma glucose test (6–13 weeks after the birth)",
     "postpartum_test.ADA": "75 g oral glucose tolerance test (4–12 weeks postpartum)",
+    "dose_slot.basal": "basal",
+    "dose_slot.breakfast": "breakfast",
+    "dose_slot.lunch": "lunch",
+    "dose_slot.dinner": "dinner",
     # labels of the evidence's facts (alerts.evidence); a fact without one is named by its key
     "fact.target_mgdl": "target",
     "fact.threshold_mgdl": "threshold",

@@ -118,6 +118,40 @@ TEXTS: dict[str, str] = {
         "{days_since_delivery:int} jours) ; {profile:label} recommande : {profile:term:postpartum_test}, avant le "
         "{window_end_date:date}."
     ),
+    # the treatment record (alerts.rules.treatment, alerts.rules.measurements)
+    "dose_review.increase": (
+        "Révision de dose : glycémie à jeun supérieure ou égale à {target_mgdl:glucose} {days_above:int} jours sur "
+        "les {days_window:int} derniers avec la version {plan_version:int} du traitement. Dose {slot:term:dose_slot} "
+        "suggérée : {current_units:num1} U → {suggested_units:num1} U, à confirmer par un soignant (protocole de "
+        "titration)."
+    ),
+    "dose_review.reduction": (
+        "Révision de dose : hypoglycémie {hypo[mgdl]:glucose} le {hypo[local]:when} (sous {threshold_mgdl:glucose}) "
+        "avec la version {plan_version:int} du traitement. Dose {slot:term:dose_slot} suggérée : "
+        "{current_units:num1} U → {suggested_units:num1} U, à confirmer par un soignant (protocole de titration)."
+    ),
+    "treatment_review": (
+        "Régime seul depuis {days_since_start:int} jours (période d'essai {trial_days:int} jours) et "
+        "{percent_above:num0} % des mesures des {window_days:int} derniers jours au-dessus de la cible "
+        "({readings_above:int} sur {readings_with_target:int}, {profile:label}) : revoir le traitement (au moins "
+        "{threshold_percent:int} %, règle de travail DECIDE)."
+    ),
+    "ketones_high.blood": (
+        "Cétonémie {value_mmol:num1} mmol/L le {local:when} (élevée dès {warning_mmol:num1}, risque d'acidocétose "
+        "dès {urgent_mmol:num1} mmol/L)."
+    ),
+    "ketones_high.urine": (
+        "Cétonurie {urine} le {local:when} (élevée dès {urine_warning}, risque d'acidocétose dès {urine_urgent})."
+    ),
+    "blood_pressure_high": (
+        "Tension artérielle {systolic:num0}/{diastolic:num0} mmHg le {local:when} : hypertension (dès "
+        "{warning_systolic:num0}/{warning_diastolic:num0} mmHg, NICE NG133)."
+    ),
+    "blood_pressure_high.severe": (
+        "Hypertension sévère : {systolic:num0}/{diastolic:num0} mmHg le {local:when} (dès {urgent_systolic:num0}/"
+        "{urgent_diastolic:num0} mmHg, NICE NG133)."
+    ),
+    "doses_missing": "Aucune dose d'insuline notée depuis {days_without:int} jours : la dernière le {last_dose_local:when}.",
     # items and terms
     "at_time": "{mgdl:glucose} à {local:hm}",
     "at_time_target": "{mgdl:glucose} à {local:hm} ({target_kind:term:target} < {target_mgdl:glucose})",
@@ -132,6 +166,10 @@ TEXTS: dict[str, str] = {
     "postpartum_test.FR": "HGPO 75 g à la consultation postnatale (6 à 8 semaines)",
     "postpartum_test.NICE": "glycémie à jeun (6 à 13 semaines après la naissance)",
     "postpartum_test.ADA": "HGPO 75 g (4 à 12 semaines après l'accouchement)",
+    "dose_slot.basal": "basale",
+    "dose_slot.breakfast": "du petit-déjeuner",
+    "dose_slot.lunch": "du déjeuner",
+    "dose_slot.dinner": "du dîner",
     # labels of the evidence's facts (alerts.evidence); a fact without one is named by its key
     "fact.target_mgdl": "objectif",
     "fact.threshold_mgdl": "seuil",

@@ -6,6 +6,8 @@
 - :mod:`~alerts.rules.patterns`: the week's escalation patterns; :mod:`~alerts.rules.trend`: the fasting trend;
 - :mod:`~alerts.rules.adherence`: adherence and silence of meters; :mod:`~alerts.rules.cgm`: the sensor rules;
 - :mod:`~alerts.rules.postpartum`: the postpartum test;
+- :mod:`~alerts.rules.measurements`: ketones and blood pressure; :mod:`~alerts.rules.treatment`: the dose review,
+  the treatment review of a diet, missing insulin doses;
 - :mod:`~alerts.rules.segments`: what they share (index subsets, windows, segment sums, runs);
 - :mod:`~alerts.rules.build`: turning a decision into candidates (evidence and message params, no text).
 """
@@ -24,6 +26,7 @@ from alerts.rules.hypoglycaemia import (
     hypo_l2,
     threshold_levels,
 )
+from alerts.rules.measurements import blood_pressure_high, ketones_high
 from alerts.rules.patterns import fasting_pattern, pattern_above_target
 from alerts.rules.postpartum import postpartum_test_due
 from alerts.rules.registry import (
@@ -46,6 +49,7 @@ from alerts.rules.targets import (
     ketone_check,
     postprandial_above_target,
 )
+from alerts.rules.treatment import dose_review, doses_missing, treatment_review
 from alerts.rules.trend import fasting_trend_rising
 
 __all__ = [
@@ -66,11 +70,14 @@ __all__ = [
     "_derived",
     "ar2_forecast",
     "ar2_points",
+    "blood_pressure_high",
     "cgm_predicted_low",
     "cgm_range_review",
     "cgm_rapid_fall",
     "cgm_stale",
     "consecutive_above_target",
+    "dose_review",
+    "doses_missing",
     "evaluate",
     "fasting_above_target",
     "fasting_pattern",
@@ -80,6 +87,7 @@ __all__ = [
     "hypo_l1",
     "hypo_l2",
     "ketone_check",
+    "ketones_high",
     "low_adherence",
     "materialise_all",
     "no_data",
@@ -87,4 +95,5 @@ __all__ = [
     "postpartum_test_due",
     "postprandial_above_target",
     "threshold_levels",
+    "treatment_review",
 ]

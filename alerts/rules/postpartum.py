@@ -13,18 +13,20 @@ from typing import Any
 import numpy as np
 
 from alerts import profiles as P
-from alerts.cohort import Candidates, Cohort
+from alerts.cohort import Candidates, Cohort, record_of
 from alerts.rules.build import NO_READINGS, Out, date, lazy
 from alerts.rules.segments import derived
 
 
 def postpartum_test_due(c: Cohort) -> Candidates:
     """Delivery recorded and today inside the profile's postpartum glucose test window (ADA 4–12 weeks, NICE
-    6–13, FR 6–8): info, episode "postpartum" (not stateful: it stays until a clinician resolves it)."""
+    6–13, FR 6–8) and no postpartum test recorded: info, episode "postpartum" (not stateful: it stays until a clinician
+    resolves it)."""
     d = derived(c)
     days = c.today.astype(np.int64) - c.delivery_day.astype(np.int64)
     prof = c.profile.astype(np.int64)
     fire = d.delivered & (days >= P.PROFILE_POSTPARTUM_START[prof]) & (days <= P.PROFILE_POSTPARTUM_END[prof])
+    fire &= ~record_of(c).postpartum_tested  # the test is recorded (table postpartum_tests): nothing is due
 
     def build() -> list[Out]:
         out: list[Out] = []

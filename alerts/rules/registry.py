@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alerts import profiles as P
+from alerts import titration
 from alerts.cohort import Candidates, Cohort
 from alerts.rules.adherence import low_adherence, no_data
 from alerts.rules.build import Rule
 from alerts.rules.cgm import cgm_predicted_low, cgm_range_review, cgm_rapid_fall, cgm_stale
 from alerts.rules.hypoglycaemia import hypo_insulin_floor, hypo_l1, hypo_l2
+from alerts.rules.measurements import blood_pressure_high, ketones_high
 from alerts.rules.patterns import fasting_pattern, pattern_above_target
 from alerts.rules.postpartum import postpartum_test_due
 from alerts.rules.targets import (
@@ -29,6 +31,7 @@ from alerts.rules.targets import (
     ketone_check,
     postprandial_above_target,
 )
+from alerts.rules.treatment import dose_review, doses_missing, treatment_review
 from alerts.rules.trend import fasting_trend_rising
 
 
@@ -69,6 +72,11 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(cgm_rapid_fall, "cgm", (W,), True, P.RAPID_FALL_SOURCE, fresh_only=True),
     RuleSpec(cgm_range_review, "cgm", (W,), True, P.CGM_SOURCE),
     RuleSpec(postpartum_test_due, "postpartum", (INFO,), False, "the patient's profile"),
+    RuleSpec(ketones_high, "measurements", (W, U), False, P.KETONES_SOURCE),
+    RuleSpec(blood_pressure_high, "measurements", (W, U), False, P.BP_SOURCE),
+    RuleSpec(dose_review, "treatment", (W,), True, titration.DEFAULT_SOURCE),
+    RuleSpec(treatment_review, "treatment", (W,), True, P.TREATMENT_REVIEW_SOURCE),
+    RuleSpec(doses_missing, "treatment", (INFO,), True, P.DOSES_SOURCE),
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(spec.rule for spec in RULES)

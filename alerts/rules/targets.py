@@ -1,7 +1,8 @@
 """Targets and severe highs: per-reading rules on the meter's fasting and after-meal sequences, and the ketone check.
 
 - ``fasting_severe`` (FR profile): a fasting reading > 130 mg/dL (1.30 g/L) asks for an immediate insulin review;
-- ``ketone_check``: any glycaemic reading ≥ 200 mg/dL asks for a ketone check (one episode per run, as hypos);
+- ``ketone_check``: any glycaemic reading ≥ 200 mg/dL asks for a ketone check (one episode per run, as hypos),
+  unless a ketone result was sent within 2 h of the run (``ketones_high`` judges that result);
 - ``fasting_above_target`` / ``postprandial_above_target``: a reading at or above the patient's target (info,
   one episode per local day);
 - ``consecutive_above_target``: three or more consecutive readings of one context at or above their targets.
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from alerts import profiles as P
-from alerts.cohort import FLAG_INFERRED, I64, PROFILE, B, Candidates, Cohort
+from alerts.cohort import FLAG_INFERRED, I64, MEASUREMENT, PROFILE, B, Candidates, Cohort, record_of
 from alerts.rules.build import HM, Batch, Out, candidates, date, iso, lazy
 from alerts.rules.hypoglycaemia import HIGH, threshold_levels
 from alerts.rules.segments import Sub, derived, episode_runs, group_days, ranges, run_starts, seg_sum
@@ -72,7 +73,9 @@ def fasting_severe(c: Cohort) -> Candidates:
 
 
 def ketone_check(c: Cohort) -> Candidates:
-    """A reading ≥ 200 mg/dL: check ketones (warning); one episode per run of readings ≥ 200."""
+    """A reading ≥ 200 mg/dL: check ketones (warning); one episode per run of readings ≥ 200. Quiet when a
+    ketone result was measured from 2 h before the run's first reading to 2 h after its last: the check was done
+    (``ketones_high`` judges its result)."""
     d = derived(c)
     sub = d.high
     levels = threshold_levels(sub.v, -math.inf, -math.inf, P.KETONE_CHECK_MGDL, math.inf, inclusive=True)
@@ -80,6 +83,11 @@ def ketone_check(c: Cohort) -> Candidates:
     if len(lo) == 0:
         return candidates("ketone_check", [])
     fire = np.flatnonzero(sub.t[pos][hi - 1] >= d.cutoff)
+    run_pid = sub.pid[pos[lo[fire]]]
+    answered = ketones_between(
+        c, run_pid, sub.t[pos[lo[fire]]] - P.KETONE_ANSWER_S, sub.t[pos[hi[fire] - 1]] + P.KETONE_ANSWER_S
+    )
+    fire = fire[~answered]
     members, f_lo, f_hi = sub.idx[pos], lo[fire], hi[fire]
 
     def build() -> list[Out]:
@@ -112,6 +120,24 @@ def ketone_check(c: Cohort) -> Candidates:
         return out
 
     return lazy("ketone_check", sub.pid[pos[f_lo]], build)
+
+
+def ketones_between(c: Cohort, pid: I64, start: I64, end: I64) -> B:
+    """Whether patient ``pid[i]`` has a ketone result (blood or urine) measured in ``[start[i], end[i]]``: one
+    search over the ketone results keyed by (patient, time)."""
+    r = record_of(c)
+    ketone = np.flatnonzero(r.m_kind == MEASUREMENT["ketone"])
+    if len(ketone) == 0 or len(pid) == 0:
+        return np.zeros(len(pid), dtype=np.bool_)
+    owner = np.searchsorted(r.m_offsets, ketone, side="right") - 1
+    keys = owner.astype(np.int64) * _PATIENT_STRIDE + r.m_t[ketone]  # sorted: by patient, then time
+    base = pid.astype(np.int64) * _PATIENT_STRIDE
+    found: B = np.searchsorted(keys, base + end, side="right") > np.searchsorted(keys, base + start)
+    return found
+
+
+# Patient-major keys of (patient, epoch seconds): epoch seconds stay below 2**40 for 30,000 years.
+_PATIENT_STRIDE = 1 << 40
 
 
 def _target_kinds(is_1h: B) -> list[str]:

@@ -1,4 +1,8 @@
-"""FHIR R4 import of glucose Observations, for hospitals (lab and ward readings).
+"""FHIR R4 import of Observations, for hospitals (lab and ward readings): glucose, and the device contract's other
+kinds — ketones (blood β-hydroxybutyrate 53060-9 or 104816-4 in mmol/L; urine strip 2514-8, a valueCodeableConcept
+or valueString from negative to +++), body weight (29463-7 or 3141-9 in kg, g or [lb_av]) and blood pressure (panel
+85354-9 or 55284-4 with the components systolic 8480-6 and diastolic 8462-4 in mm[Hg], heart rate 8867-4 in /min
+optional) — stored as measurements (``vitals``). Insulin doses (MedicationAdministration) are not imported.
 
 ``POST /fhir/Observation`` takes one Observation; ``POST /fhir`` a Bundle of type ``batch`` or ``transaction``
 whose entries POST Observations. Bodies are ``application/fhir+json`` or ``application/json``; the caller is a
@@ -14,10 +18,11 @@ reason naming the Observation's element. Readings are stored under one device pe
 (patient, device, kind, device_time, value).
 
 Answers:
-- single POST: ``201 Created`` with the Observation echoed, its ``id`` being the stored reading's id, and a
-  ``Location``; ``200 OK`` with the same for a reading already stored (like a conditional create that found its
-  match); an OperationOutcome otherwise: 400 not an Observation, 404 unknown patient (a patient of a care team
-  the API key does not belong to is unknown to it, with the very same answer), 422 refused by the rules.
+- single POST: ``201 Created`` with the Observation echoed, its ``id`` being the stored reading's id (``m<id>`` for
+  a measurement, as the read side names it), and a ``Location``; ``200 OK`` with the same for a reading already
+  stored (like a conditional create that found its match); an OperationOutcome otherwise: 400 not an Observation,
+  404 unknown patient (a patient of a care team the API key does not belong to is unknown to it, with the very same
+  answer), 422 refused by the rules.
 - ``batch``: a ``batch-response`` Bundle with one entry per input entry, in order, ``response.status`` being what
   a single POST of that entry would have answered, with ``response.outcome`` for refused entries. A bad entry
   never fails the good ones.
@@ -26,13 +31,14 @@ Answers:
   the answer is one OperationOutcome (400 if an entry is malformed, else 422) with an issue per refused entry.
   Hospitals that want partial success send a ``batch``.
 
-Modules: ``routes`` (bodies and answers), ``imports``, ``observations``, ``outcome`` (OperationOutcome and the
-errors of these routes), ``queries``.
+Modules: ``routes`` (bodies and answers), ``imports``, ``observations`` (glucose), ``vitals`` (the other kinds),
+``outcome`` (the refusals of a body or an entry; the OperationOutcome answers are the core's,
+``telemon.fhir_json``), ``queries``.
 """
 
 from __future__ import annotations
 
-from ingest.fhir.outcome import unavailable
 from ingest.fhir.routes import router
+from telemon.fhir_json import unavailable
 
 __all__ = ["router", "unavailable"]

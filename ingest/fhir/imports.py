@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from ingest.fhir import queries
-from ingest.fhir.observations import Subject, check_observation, pipeline_refusal, subject_of, to_reading
+from ingest.fhir.observations import Subject, check_observation, pipeline_refusal, subject_of, to_item
 from ingest.fhir.outcome import Refused
 from ingest.readings import DeviceContext, RejectedItem, Rejection, Submission, raw_text
 from ingest.service import IngestService, Receipt, Refusal, devices_by_ids
@@ -33,7 +33,9 @@ class Entry:
     patient_id: uuid.UUID | None = None
     subject: Subject | None = None
     status: int = 0  # 201 stored, 200 already stored; 0 when refused or not stored
-    reading_id: int | None = None
+    # the stored Observation's id: a glucose reading's id, or ``m<id>`` for a measurement of another kind (the
+    # read side's ids, ``records.fhir_resources``)
+    reading_id: int | str | None = None
 
 
 def hospital_device_id(patient_id: uuid.UUID) -> str:
@@ -161,7 +163,11 @@ async def import_entries(
             if receipt.accepted or receipt.duplicates:
                 entry.status = 201 if receipt.accepted else 200
                 record = receipt.readings.get(0)
-                entry.reading_id = record["id"] if record is not None else None
+                measured = receipt.measurements.get(0)
+                if record is not None:
+                    entry.reading_id = record["id"]
+                elif measured is not None:
+                    entry.reading_id = f"m{measured['id']}"
         await _audit(conn, entries, actor=actor, bundle=bundle, stored=stored)
 
     await ingest.receive_all(submissions, refusals, all_or_nothing=atomic, with_readings=True, within=settle)
@@ -175,7 +181,7 @@ def _translated(entry: Entry, device: DeviceContext) -> tuple[dict[str, Any] | R
         if not device.active:
             raise Refused(403, "forbidden", f"imports for this patient are disabled (device {device.device_id})")
         try:
-            return to_reading(entry.resource)
+            return to_item(entry.resource)
         except Refused:
             raise
         except Exception as exc:  # noqa: BLE001 - input no check foresaw: refused, never a 500

@@ -1,6 +1,7 @@
-"""From a FHIR R4 Observation of glucose to one item of the device wire format (pure): the subject, the LOINC
-code, the status, the quantity in a UCUM unit, the time; and the element of the Observation each item field came
-from, so that a refusal names the element the hospital sent."""
+"""From a FHIR R4 Observation to one item of the device wire format (pure): the subject, the LOINC code, the
+status, the quantity in a UCUM unit, the time; and the element of the Observation each item field came from, so
+that a refusal names the element the hospital sent. Glucose here; ketones, body weight and blood pressure in
+``ingest.fhir.vitals`` (``to_item`` takes either)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import uuid
 from typing import Any
 
 from ingest.fhir.outcome import Refused
+from ingest.fhir.vitals import MEASUREMENT_CODES, measurement_codes, refuse_component, to_measurement
 from ingest.readings import brief, text_fault
+from telemon.fhir_json import LOINC, UCUM
 from telemon.units import GL, MGDL, MMOLL
-
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
 
 # Glucose LOINC codes imported, with their LOINC long names: blood, capillary blood by glucometer, and CGM sensor
 # readings (the HL7 CGM IG's codes); and the laboratory ones (serum or plasma, what a hospital lab reports,
@@ -112,22 +112,63 @@ def subject_of(observation: dict[str, Any]) -> Subject:
     )
 
 
-def glucose_codes(observation: dict[str, Any]) -> list[str]:
+def loinc_codes(observation: dict[str, Any]) -> list[Any]:
+    """The LOINC codes of ``Observation.code`` (as sent: not all are strings)."""
     code = observation.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
-        raise Refused(422, "required", "code.coding: required, with a glucose LOINC code", "Observation.code")
-    found = [c.get("code") for c in codings if isinstance(c, dict) and c.get("system") == LOINC]
+        raise Refused(422, "required", "code.coding: required, with a LOINC code", "Observation.code")
+    return [c.get("code") for c in codings if isinstance(c, dict) and c.get("system") == LOINC]
+
+
+def glucose_codes(observation: dict[str, Any]) -> list[str]:
+    found = loinc_codes(observation)
     glucose = [c for c in found if isinstance(c, str) and c in GLUCOSE_CODES]
     if not glucose:
+        refuse_component([c for c in found if isinstance(c, str)])
         given = ", ".join(brief(c, 20) for c in found) or "none"
         raise Refused(
             422,
             "code-invalid",
-            f"no glucose LOINC code (LOINC codes given: {given}); expected one of {', '.join(GLUCOSE_CODES)}",
+            f"no LOINC code telemon imports (LOINC codes given: {given}); expected glucose"
+            f" ({', '.join(GLUCOSE_CODES)}), or ketones, body weight or blood pressure"
+            f" ({', '.join(MEASUREMENT_CODES)})",
             "Observation.code.coding",
         )
     return glucose
+
+
+def to_item(observation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """One Observation as a wire-format item of its kind (a glucose reading, ketones, a weight, a blood pressure),
+    and the Observation element each of its fields came from."""
+    measured = measurement_codes([c for c in loinc_codes(observation) if isinstance(c, str)])
+    if not measured or any(isinstance(c, str) and c in GLUCOSE_CODES for c in loinc_codes(observation)):
+        return to_reading(observation)
+    check_status(observation)
+    item, paths = to_measurement(observation, measured)
+    item["measured_at"], paths["measured_at"] = _effective(observation)
+    _identity_and_note(observation, item, paths)
+    return item, paths
+
+
+def check_status(observation: dict[str, Any]) -> None:
+    """Only a result stands for a measurement: final, amended, corrected or preliminary."""
+    status = observation.get("status")
+    if status in STATUSES:
+        return
+    if isinstance(status, str) and status in WITHDRAWN:
+        raise Refused(
+            422,
+            "business-rule",
+            f"status {status}: {WITHDRAWN[status]}, so it is not a measurement",
+            "Observation.status",
+        )
+    raise Refused(
+        422,
+        "value" if status is not None else "required",
+        f"status {brief(status, 30)}: expected one of {', '.join(STATUSES)}",
+        "Observation.status",
+    )
 
 
 def _quantity(observation: dict[str, Any]) -> tuple[Any, str, list[str], dict[str, str]]:
@@ -191,7 +232,7 @@ def _effective(observation: dict[str, Any]) -> tuple[Any, str]:
         if value is None:
             continue
         if isinstance(value, str) and "T" not in value:
-            raise Refused(422, "value", f"{value[:40]!r} has no time of day; a glucose reading needs one", path)
+            raise Refused(422, "value", f"{value[:40]!r} has no time of day; a measurement needs one", path)
         return value, path
     raise Refused(
         422,
@@ -205,21 +246,7 @@ def to_reading(observation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
     """One Observation as a wire-format reading, and the Observation element each of its fields came from (to
     name the element when the pipeline refuses a field)."""
     codes = glucose_codes(observation)
-    status = observation.get("status")
-    if status not in STATUSES:
-        if isinstance(status, str) and status in WITHDRAWN:
-            raise Refused(
-                422,
-                "business-rule",
-                f"status {status}: {WITHDRAWN[status]}, so it is not a reading",
-                "Observation.status",
-            )
-        raise Refused(
-            422,
-            "value" if status is not None else "required",
-            f"status {brief(status, 30)}: expected one of {', '.join(STATUSES)}",
-            "Observation.status",
-        )
+    check_status(observation)
     value, unit, flags, paths = _quantity(observation)
     measured_at, paths["measured_at"] = _effective(observation)
     item: dict[str, Any] = {
@@ -232,6 +259,13 @@ def to_reading(observation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
         item["context"] = "fasting"
     if flags:
         item["flags"] = flags
+    _identity_and_note(observation, item, paths)
+    return item, paths
+
+
+def _identity_and_note(observation: dict[str, Any], item: dict[str, Any], paths: dict[str, str]) -> None:
+    """The item's id (``Observation.id``, else the first identifier's value) and note (the Observation's notes,
+    after any note of the translation)."""
     if observation.get("id") is not None:
         item["id"], paths["id"] = observation["id"], "Observation.id"
     else:
@@ -243,8 +277,8 @@ def to_reading(observation: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
     if isinstance(notes, list):
         texts = [n["text"] for n in notes if isinstance(n, dict) and isinstance(n.get("text"), str) and n["text"]]
         if texts:
-            item["note"], paths["note"] = "\n".join(texts), "Observation.note"
-    return item, paths
+            item["note"] = "\n".join([item["note"], *texts] if item.get("note") else texts)
+            paths["note"] = "Observation.note"
 
 
 def pipeline_refusal(reason: str, paths: dict[str, str]) -> Refused:

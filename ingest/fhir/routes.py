@@ -13,24 +13,23 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ingest.body import BodyError, json_safe, parse_json, read_body
 from ingest.fhir.imports import SOURCE, Entry, import_entries
-from ingest.fhir.outcome import (
-    MEDIA_TYPES,
-    REASON_PHRASES,
-    FhirBodyError,
-    FhirJSONResponse,
-    FhirRoute,
-    Refused,
-    diagnostics,
-    fhir_response,
-    issue,
-    operation_outcome,
-)
+from ingest.fhir.outcome import FhirBodyError, Refused
 from ingest.http import service
 from ingest.readings import brief, raw_text
 from ingest.schemas import FhirBundleResponse, FhirObservation
 from ingest.service import IngestService
 from telemon.api_keys import ApiKey
 from telemon.auth import api_key, pool
+from telemon.fhir_json import (
+    MEDIA_TYPES,
+    REASON_PHRASES,
+    FhirJSONResponse,
+    FhirRoute,
+    diagnostics,
+    fhir_response,
+    issue,
+    operation_outcome,
+)
 
 # (the routes answer with ``fhir_response``; the class says the media type of their answers in /openapi.json)
 router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=FhirRoute, default_response_class=FhirJSONResponse)
@@ -76,7 +75,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/Observation",
-    summary="Import one glucose Observation",
+    summary="Import one Observation (glucose, ketones, body weight, blood pressure)",
     openapi_extra=REQUEST_BODY,
     responses={
         201: {"model": FhirObservation, "description": "stored; the Observation with the reading's id, and a Location"},
@@ -88,9 +87,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
 )
 async def post_observation(request: Request, key: HospitalKey, db: Pool, ingest: Ingest) -> Response:
-    """One Observation: a glucose LOINC code, a valueQuantity in mg/dL, mmol/L or g/L (UCUM), a time
-    (effectiveDateTime, effectiveInstant or effectivePeriod.start), status final, amended, corrected or
-    preliminary, and a subject (Patient/<telemon id>, or an identifier holding the patient's hospital number)."""
+    """One Observation: a glucose LOINC code with a valueQuantity in mg/dL, mmol/L or g/L (UCUM); or ketones
+    (53060-9 in mmol/L, 2514-8 a strip's reading), a body weight (29463-7 in kg, g or [lb_av]) or a blood pressure
+    panel (85354-9: components 8480-6 and 8462-4 in mm[Hg], 8867-4 in /min); a time (effectiveDateTime,
+    effectiveInstant or effectivePeriod.start), status final, amended, corrected or preliminary, and a subject
+    (Patient/<telemon id>, or an identifier holding the patient's hospital number). A measurement's id is
+    ``m<id>``."""
     observation = await read_resource(request, ingest, "Observation")
     entry = Entry(0, observation, None)
     await import_entries(
@@ -108,7 +110,7 @@ async def post_observation(request: Request, key: HospitalKey, db: Pool, ingest:
 
 @router.post(
     "",
-    summary="Import a batch or transaction Bundle of glucose Observations",
+    summary="Import a batch or transaction Bundle of Observations",
     openapi_extra=REQUEST_BODY,
     responses={
         200: {"model": FhirBundleResponse, "description": "a batch-response or transaction-response Bundle"},

@@ -55,3 +55,13 @@ WHERE patient_id = $1 AND created_at >= $2 AND created_at <= $3
 ORDER BY created_at DESC, id DESC
 LIMIT $4
 """
+
+# The insulin doses of earlier versions of re-sent treatments: an uploader's ($2) doses from Nightscout ($3) whose
+# external_id is one of the treatments' identities ($4), other than the doses of the versions that stand ($5).
+# Answers what was deleted, for the audit.
+NS_DROP_REPLACED_DOSES = """
+DELETE FROM measurements
+WHERE patient_id = $1 AND device_id = $2 AND kind = 'insulin' AND source = $3 AND external_id = ANY($4::text[])
+  AND NOT (id = ANY($5::bigint[]))
+RETURNING id, external_id, measured_at, value, insulin, product, slot
+"""

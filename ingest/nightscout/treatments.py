@@ -1,7 +1,8 @@
 """Nightscout treatments (``POST`` and ``GET /ns/api/v1/treatments``): every treatment is kept (insulin, carbs,
 BG checks, notes, site changes …), normalised and deduplicated as Nightscout does (lib/server/treatments.js); one
-carrying ``glucose`` is also a meter reading, translated into a wire-format item and stored through the ingest
-service in the same transaction as the treatments."""
+carrying ``glucose`` is also a meter reading, and one carrying ``insulin`` (a bolus) an insulin dose
+(``ingest.nightscout.doses``), each translated into a wire-format item and stored through the ingest service in the
+same transaction as the treatments."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ingest.nightscout.documents import (
     parse_iso,
     zone_of,
 )
+from ingest.nightscout.doses import dose_items
 from ingest.nightscout.markup import purified
 from ingest.nightscout.router import SOURCE, UPLOAD_RESPONSES, read_docs, receive, route
 from ingest.readings import DeviceContext, Rejection, Submission, brief, storable
@@ -58,18 +60,27 @@ async def post_treatments(
     sender: Annotated[DeviceContext, Depends(uploader)],
     ingest: Annotated[IngestService, Depends(service)],
 ) -> list[dict[str, Any]]:
-    """Body: one Nightscout treatment or an array. Every treatment is kept, normalised as Nightscout does:
-    numeric strings become numbers (``"2.00"`` → 2), empty fields are dropped, ``created_at`` (else ``eventTime``,
-    else ``date`` in epoch ms, else now) is answered in UTC with its ``utcOffset``, HTML in text is sanitised, and
-    a ``preBolus`` moves the carbs to a second treatment ``preBolus`` minutes later. Treatments with the same
+    """Body: one Nightscout treatment or an array. Every treatment is kept, normalised as Nightscout does: numeric
+    strings become numbers (``"2.00"`` → 2), empty fields are dropped, ``created_at`` (else ``eventTime``, else
+    ``date`` or ``mills`` in epoch ms, else now) is answered in UTC with its ``utcOffset``, HTML in text is sanitised,
+    and a ``preBolus`` moves the carbs to a second treatment ``preBolus`` minutes later. Treatments with the same
     ``identifier`` (else 24-hex ``_id``, else ``created_at`` and ``eventType``) are one: the last sent replaces the
-    others. A treatment with ``glucose`` (a "BG Check" …) is also a meter reading (``units`` ``mg/dl`` or
-    ``mmol``; mg/dL when absent); when that reading is refused (before the pregnancy, a unit telemon does not
-    know …) the treatment is refused with it. Answer: every treatment kept, with its ``_id``."""
+    others. A treatment with ``glucose`` (a "BG Check" …) is also a meter reading (``units`` ``mg/dl`` or ``mmol``;
+    mg/dL when absent); when that reading is refused (before the pregnancy, a unit telemon does not know …) the
+    treatment is refused with it. A treatment with ``insulin`` (a bolus: AndroidAPS, xDrip+ and the careportal send
+    them so) is also an insulin dose, one per injection of xDrip+'s ``insulinInjections``; its units must be above 0
+    and at most 160, else the treatment is refused; a Temp Basal, a priming and a deleted bolus (``isValid`` false)
+    are no dose. A treatment re-sent with its ``identifier`` (or ``_id``) and another dose replaces its dose. Answer:
+    every treatment kept, with its ``_id``."""
     docs = purified(await read_docs(request, sender, ingest))
     upload = _Upload(sender, docs, dt.datetime.now(dt.UTC))
     submission = Submission.translated(
-        sender, SOURCE, upload.items, sent=[docs[p] for p in upload.positions], indices=upload.positions
+        sender,
+        SOURCE,
+        upload.items,
+        sent=[docs[p] for p in upload.positions],
+        indices=upload.positions,
+        origins=upload.origins,
     )
     await receive(ingest, submission, response, upload.keep)
     answer = upload.answer()
@@ -84,9 +95,9 @@ async def post_treatments(
 
 
 class _Upload:
-    """One upload of treatments: each document normalised (or refused), the glucose readings among them translated
-    into wire-format items (``items``, of the documents at ``positions``), then, in the ingest transaction, the
-    treatments kept (``keep``)."""
+    """One upload of treatments: each document normalised (or refused), the glucose readings and insulin doses
+    among them translated into wire-format items (``items``, of the documents at ``positions``, with the field each
+    item field came from in ``origins``), then, in the ingest transaction, the treatments kept (``keep``)."""
 
     def __init__(self, sender: DeviceContext, docs: list[Any], now: dt.datetime) -> None:
         self.sender = sender
@@ -101,27 +112,40 @@ class _Upload:
         }
         self.items: list[dict[str, Any] | Rejection] = []
         self.positions: list[int] = []
+        self.origins: list[dict[str, str]] = []
+        zone = sender.zone
         for index, n in enumerate(self.normalised):
             if isinstance(n, Rejection):
-                self.items.append(n)
-                self.positions.append(index)
-            elif index in self.glucose:
+                self._add(index, n)
+                continue
+            if index in self.glucose:
                 try:
-                    self.items.append(_glucose_item(n[0], docs[index]))
+                    self._add(index, _glucose_item(n[0], docs[index]))
                 except Rejection as exc:
-                    self.items.append(exc)
-                self.positions.append(index)
+                    self._add(index, exc)
+            try:
+                for item, origins in dose_items(n[0], docs[index], zone):
+                    self._add(index, item, origins)
+            except Rejection as exc:
+                self._add(index, exc)
         self.refused = {p for p, item in zip(self.positions, self.items, strict=True) if isinstance(item, Rejection)}
         self.order: list[tuple[int, list[str]]] = []  # each kept document's treatments, by their dedup keys
         self.ids: dict[str, str] = {}
         self.new = 0
 
+    def _add(self, index: int, item: dict[str, Any] | Rejection, origins: dict[str, str] | None = None) -> None:
+        self.items.append(item)
+        self.positions.append(index)
+        self.origins.append(origins or {})
+
     async def keep(self, conn: Conn, receipts: list[Receipt]) -> None:
         """The treatments, upserted in the transaction of their glucose readings: one row per dedup key, the last
         document sent with it (Nightscout replaces them in order); a treatment whose reading is refused is refused
-        with it."""
+        with it, and so is one whose dose is refused. A treatment kept with its identity replaces the dose of its
+        earlier versions (``_replace_doses``)."""
         stored = {self.positions[i]: record for i, record in receipts[0].readings.items()}
         self.refused.update(p for p in self.glucose if p not in stored)
+        self.refused.update(r["index"] for r in receipts[0].rejected if r["index"] is not None)
         kept: dict[str, tuple[dict[str, Any], int | None]] = {}
         for index, n in enumerate(self.normalised):
             if isinstance(n, Rejection) or index in self.refused:
@@ -150,6 +174,52 @@ class _Upload:
         )
         self.ids = {r["dedup_key"]: r["ns_id"] or f"{r['id']:024x}" for r in rows}
         self.new = sum(1 for r in rows if r["inserted"])
+        await self._replace_doses(conn, receipts[0])
+
+    async def _replace_doses(self, conn: Conn, receipt: Receipt) -> None:
+        """Nightscout replaces a treatment re-sent with the same identity (AndroidAPS's ``identifier``, xDrip+'s and
+        Loop's ``_id``), and so its dose is replaced: a dose stored from an earlier version with that identity (its
+        ``external_id``), and not sent again now, is deleted, audited with what it was. The last document sent with
+        an identity is the version that stands (a deleted bolus, ``isValid`` false, leaves none)."""
+        latest: dict[str, int] = {}
+        for index, _ in self.order:
+            n = self.normalised[index]
+            assert not isinstance(n, Rejection)
+            identity = n[0].get("identifier") or n[0].get("_id")
+            if isinstance(identity, str) and identity:
+                latest[identity] = index
+        if not latest:
+            return
+        kept_ids = [
+            record["id"]
+            for position, record in receipt.measurements.items()
+            if latest.get(str(record["external_id"])) == self.positions[position]
+        ]
+        dropped = await conn.fetch(
+            queries.NS_DROP_REPLACED_DOSES,
+            self.sender.patient_id,
+            self.sender.device_id,
+            SOURCE,
+            list(latest),
+            kept_ids,
+        )
+        for row in dropped:
+            await audit.record(
+                conn,
+                actor=f"device:{self.sender.device_id}",
+                action="measurements.replace",
+                patient_id=self.sender.patient_id,
+                detail={
+                    "via": SOURCE,
+                    "kind": "insulin",
+                    "identity": row["external_id"],
+                    "measured_at": row["measured_at"].isoformat(),
+                    "units": row["value"],
+                    "insulin": row["insulin"],
+                    "product": row["product"],
+                    "slot": row["slot"],
+                },
+            )
 
     def answer(self) -> list[dict[str, Any]]:
         """Every treatment kept, with its ``_id``, in the order sent."""
@@ -209,7 +279,12 @@ def _normalise_treatment(doc: Any, sender: DeviceContext, now: dt.datetime) -> l
         t["identifier"] = raw_id  # a client's UUID (Loop, Trio) identifies the treatment, as Nightscout keeps it
     when = t.pop("eventTime", None) or t.get("created_at")
     if when in (None, ""):
-        moment = from_epoch_ms(t["date"], "date") if t.get("date") is not None else now
+        if t.get("date") is not None:
+            moment = from_epoch_ms(t["date"], "date")
+        elif t.get("mills") is not None:  # Nightscout's own answers carry mills: a client re-posting one
+            moment = from_epoch_ms(t["mills"], "mills")
+        else:
+            moment = now
     elif isinstance(when, str):
         parsed = parse_iso(when)
         if parsed is None:

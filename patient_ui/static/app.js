@@ -12,15 +12,20 @@
   const KEY = {
     token: "telemon.token", me: "telemon.me", unit: "telemon.unit", lang: "telemon.lang",
     readings: "telemon.readings", receipt: "telemon.receipt", seen: "telemon.messages.seen",
+    measures: "telemon.measures",
   };
+  const DOSE_SLOTS = ["breakfast", "lunch", "dinner", "bedtime"];
+  const DOSE_COLUMN = { breakfast: "breakfast", lunch: "lunch", dinner: "dinner", bedtime: "other" };
   const $ = (id) => document.getElementById(id);
 
   const state = {
     token: localStorage.getItem(KEY.token),
     me: JSON.parse(localStorage.getItem(KEY.me) || "null"),
     readings: JSON.parse(localStorage.getItem(KEY.readings) || "[]"),
+    measures: JSON.parse(localStorage.getItem(KEY.measures) || "[]"),
     pending: [],
     flushing: false,
+    asked: { readings: 0, measures: 0 }, // the latest load of each list: an older answer arriving later is dropped
     whenDefault: "",
   };
 
@@ -39,6 +44,7 @@
     return lang() === "fr" ? text.replace(".", ",") : text;
   }
   function glucose(mgdl) { return `${number(mgdl)} ${unit()}`; }
+  function decimal(value) { return lang() === "fr" ? String(value).replace(".", ",") : String(value); }
   function parseValue(text) {
     const value = Number(String(text).trim().replace(",", "."));
     return text.trim() !== "" && Number.isFinite(value) && value > 0 ? value : null;
@@ -87,7 +93,7 @@
   function signOut(byTeam) {
     state.token = null;
     state.me = null;
-    for (const key of [KEY.token, KEY.me, KEY.readings, KEY.receipt, KEY.seen]) localStorage.removeItem(key);
+    for (const key of [KEY.token, KEY.me, KEY.readings, KEY.receipt, KEY.seen, KEY.measures]) localStorage.removeItem(key);
     ReadingQueue.clear().catch(() => {});
     $("signed-out").hidden = !byTeam;
     show();
@@ -111,6 +117,7 @@
     location.hash = "#record";
     show();
     loadReadings();
+    loadMeasures();
   }
 
   function pairError(text) {
@@ -122,10 +129,12 @@
     try {
       const response = await api("/api/v1/me");
       if (!response.ok) return;
+      const before = JSON.stringify(state.me && state.me.plan);
       state.me = await response.json();
       localStorage.setItem(KEY.me, JSON.stringify(state.me));
       if (!localStorage.getItem(KEY.lang)) localStorage.setItem(KEY.lang, state.me.language);
       translate();
+      if (JSON.stringify(state.me.plan) !== before) fillDoseChoices(); // a new plan: its doses pre-filled
     } catch (error) { /* offline: the profile last loaded stays */ }
   }
 
@@ -135,6 +144,7 @@
 
   async function loadReadings() {
     if (!state.token || !state.me) return;
+    const ticket = ++state.asked.readings;
     const first = new Date(Date.now() - 13 * 86400000);
     const items = [];
     let cursor = null;
@@ -148,6 +158,7 @@
         items.push(...page.items);
         cursor = page.next;
       } while (cursor);
+      if (ticket !== state.asked.readings) return;
       state.readings = items;
       localStorage.setItem(KEY.readings, JSON.stringify(items));
       $("stale").hidden = true;
@@ -155,6 +166,30 @@
       if (error instanceof SignedOut) return;
       $("stale").hidden = false;
     }
+    renderLogbook();
+  }
+
+  /* Her doses, ketones, weights and blood pressures of the last 14 days, kept for offline as the readings are. */
+  async function loadMeasures() {
+    if (!state.token || !state.me) return;
+    const ticket = ++state.asked.measures;
+    const first = new Date(Date.now() - 13 * 86400000);
+    const items = [];
+    let cursor = null;
+    try {
+      do {
+        const query = new URLSearchParams({ from: isoDay(first, state.me.time_zone), limit: "1000" });
+        if (cursor) query.set("cursor", cursor);
+        const response = await api(`/api/v1/me/measurements?${query}`);
+        if (!response.ok) throw new Error(String(response.status));
+        const page = await response.json();
+        items.push(...page.items);
+        cursor = page.next;
+      } while (cursor);
+      if (ticket !== state.asked.measures) return;
+      state.measures = items;
+      localStorage.setItem(KEY.measures, JSON.stringify(items));
+    } catch (error) { /* offline: as last loaded (the logbook says so) */ }
     renderLogbook();
   }
 
@@ -173,6 +208,7 @@
   function resetForm() {
     state.whenDefault = localInput(new Date());
     $("when").value = state.whenDefault;
+    for (const input of document.querySelectorAll("input.when")) setNow(input);
     $("value").value = "";
     $("note").value = "";
     $("minutes").value = "";
@@ -216,6 +252,141 @@
     flush();
   }
 
+  /* The other kinds of the device contract: an insulin dose (pre-filled from her plan in force), a ketone result,
+     her weight, her blood pressure. Each goes into the same queue as the readings, with an id made here. */
+  function slotNow(date) {
+    const hour = date.getHours() + date.getMinutes() / 60;
+    if (hour >= 4 && hour < 10.5) return "breakfast";
+    if (hour >= 10.5 && hour < 15.5) return "lunch";
+    if (hour >= 15.5 && hour < 20.5) return "dinner";
+    return "bedtime";
+  }
+
+  function planDoses() { return (state.me && state.me.plan && state.me.plan.doses) || []; }
+
+  function fillDoseChoices() {
+    const select = $("dose-choice");
+    const kept = select.value;
+    select.replaceChildren();
+    planDoses().forEach((dose, index) => {
+      const option = document.createElement("option");
+      option.value = String(index);
+      option.textContent = t("dose.prescribed", { slot: t(`dose.slot.${dose.slot}`), product: dose.product || t(`insulin.${dose.insulin}`), units: decimal(dose.units) });
+      select.append(option);
+    });
+    const other = document.createElement("option");
+    other.value = "other";
+    other.textContent = t("dose.other");
+    select.append(other);
+    const now = slotNow(new Date());
+    const due = planDoses().findIndex((dose) => dose.slot === now);
+    select.value = kept && [...select.options].some((o) => o.value === kept) ? kept : (due >= 0 ? String(due) : (planDoses().length ? "0" : "other"));
+    applyDoseChoice();
+  }
+
+  function applyDoseChoice() {
+    const dose = planDoses()[Number($("dose-choice").value)];
+    $("dose-plan").textContent = dose ? t("dose.as_prescribed", { units: decimal(dose.units) }) : t(planDoses().length ? "dose.units" : "dose.no_plan");
+    $("dose-plan").hidden = !dose && planDoses().length > 0;
+    if (dose) {
+      $("dose-units").value = decimal(dose.units);
+      $("dose-slot").value = dose.slot;
+      $("dose-insulin").value = dose.insulin;
+      $("dose-product").value = dose.product || "";
+    } else {
+      $("dose-units").value = "";
+      $("dose-slot").value = slotNow(new Date());
+      $("dose-product").value = "";
+    }
+  }
+
+  function setNow(input) {
+    input.value = localInput(new Date());
+    input.dataset.default = input.value;
+  }
+
+  // untouched, the time is this very second (two entries of one minute stay two entries)
+  function instantOf(input) { return input.value === input.dataset.default ? new Date() : new Date(input.value); }
+
+  function describe(item) {
+    if (item.kind === "insulin") {
+      return t("m.insulin", { product: item.product || t(`insulin.${item.insulin}`), units: decimal(item.units), slot: t(`dose.slot.${item.slot}`) });
+    }
+    if (item.kind === "ketone") {
+      return item.urine ? t("m.ketone.urine", { grade: t(`urine.${item.urine}`) }) : t("m.ketone.blood", { value: decimal(item.value) });
+    }
+    if (item.kind === "weight") return t("m.weight", { value: decimal(item.value), unit: item.unit });
+    return t("m.blood_pressure", { systolic: item.systolic, diastolic: item.diastolic }) +
+      (item.pulse ? t("m.pulse", { pulse: item.pulse }) : "");
+  }
+
+  function fail(form, key, field) {
+    $(`${form}-error`).textContent = t(key);
+    $(`${form}-error`).hidden = false;
+    $(field).focus();
+  }
+
+  function integer(text) {
+    const value = parseValue(text);
+    return value !== null && Number.isInteger(value) ? value : null;
+  }
+
+  /* The item of the form ``name``, or null after saying what is wrong. */
+  function measureOf(name) {
+    $(`${name}-error`).hidden = true;
+    const item = { id: newId(), measured_at: instantOf($(`${name}-when`)).toISOString() };
+    if (name === "dose") {
+      const units = parseValue($("dose-units").value);
+      if (units === null || units > 160) return fail("dose", "dose.invalid", "dose-units");
+      Object.assign(item, { kind: "insulin", units, insulin: $("dose-insulin").value, slot: $("dose-slot").value });
+      if ($("dose-product").value.trim()) item.product = $("dose-product").value.trim();
+    } else if (name === "ketone") {
+      item.kind = "ketone";
+      if (document.querySelector("input[name=ketone-how]:checked").value === "urine") item.urine = $("ketone-urine").value;
+      else {
+        const value = parseValue($("ketone-value").value) ?? (/^\s*0+([.,]0*)?\s*$/.test($("ketone-value").value) ? 0 : null);
+        if (value === null || value > 8) return fail("ketone", "ketone.invalid", "ketone-value");
+        Object.assign(item, { value, unit: "mmol/L" });
+      }
+    } else if (name === "weight") {
+      const value = parseValue($("weight-value").value);
+      if (value === null) return fail("weight", "weight.invalid", "weight-value");
+      Object.assign(item, { kind: "weight", value, unit: $("weight-unit").value });
+    } else {
+      const systolic = integer($("bp-systolic").value);
+      const diastolic = integer($("bp-diastolic").value);
+      if (systolic === null || diastolic === null || diastolic >= systolic) return fail("bp", "bp.invalid", "bp-systolic");
+      Object.assign(item, { kind: "blood_pressure", systolic, diastolic, unit: "mmHg" });
+      const pulse = integer($("bp-pulse").value);
+      if (pulse !== null) item.pulse = pulse;
+    }
+    return item;
+  }
+
+  async function recordMeasure(event) {
+    event.preventDefault();
+    const name = event.target.id.replace("-form", "");
+    const item = measureOf(name);
+    if (!item) return;
+    await ReadingQueue.add({ reading: item, recorded_at: new Date().toISOString() });
+    const line = $("measure-saved");
+    line.textContent = `✓ ${t("measure.saved", { what: describe(item) })}` + (navigator.onLine ? "" : ` — ${t("record.queued")}`);
+    line.hidden = false;
+    for (const input of event.target.querySelectorAll("input[type=text]")) input.value = "";
+    setNow($(`${name}-when`));
+    if (name === "dose") applyDoseChoice();
+    await refreshQueue();
+    flush();
+  }
+
+  function chooseKind() {
+    const kind = document.querySelector("input[name=record-kind]:checked").value;
+    for (const form of document.querySelectorAll("form.record-kind")) form.hidden = form.dataset.kind !== kind;
+    $("judgement").hidden = true;
+    $("measure-saved").hidden = true;
+    if (kind === "insulin") fillDoseChoices();
+  }
+
   async function refreshQueue() {
     state.pending = await ReadingQueue.all();
     $("queue-count").textContent = state.pending.length ? t("queue.count", { n: state.pending.length }) : "";
@@ -249,7 +420,7 @@
     } catch (error) { /* offline or the server is away: the queue stays for the next try */ }
     state.flushing = false;
     await refreshQueue();
-    if (sent) loadReadings();
+    if (sent) { loadReadings(); loadMeasures(); }
   }
 
   // --- what she sees -------------------------------------------------------------------------------------------
@@ -306,6 +477,12 @@
     const today = new Date();
     const days = Array.from({ length: 14 }, (_, i) => isoDay(new Date(today.getTime() - i * 86400000), zone));
     const grid = Object.fromEntries(days.map((day) => [day, Object.fromEntries(SLOTS.map((s) => [s, []]))]));
+    const doses = {}; // her insulin doses beside her readings: a meal's dose in its meal's column, bedtime in "other"
+    for (const m of measuresShown(zone)) {
+      if (m.kind !== "insulin" || !m.slot) continue;
+      const column = DOSE_COLUMN[m.slot];
+      ((doses[m.day] ||= {})[column] ||= []).push(m);
+    }
     for (const r of state.readings) {
       const day = r.local_time.slice(0, 10);
       if (!grid[day]) continue;
@@ -313,6 +490,7 @@
     }
     for (const entry of state.pending) {
       const r = entry.reading;
+      if (r.kind !== "smbg") continue;
       const at = new Date(r.measured_at);
       const day = isoDay(at, zone);
       if (!grid[day]) continue;
@@ -355,7 +533,71 @@
         const worst = entries.reduce((w, e) => (WORST[e.status] > WORST[w] ? e.status : w), "none");
         cell.className = `cell cell-${entries.length ? worst : "empty"}`;
         entries.forEach((entry) => cell.append(entryElement(entry)));
+        for (const dose of (doses[day] || {})[slot] || []) cell.append(doseElement(dose));
       }
+    }
+    renderMeasures(days, zone);
+  }
+
+  /* Her measurements of the days shown, stored and still waiting, each with its local day and time. */
+  function measuresShown(zone) {
+    const clock = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit" });
+    const found = state.measures.map((m) => ({
+      ...m, unit: m.unit_sent || (m.kind === "ketone" && m.value !== null ? "mmol/L" : m.kind === "weight" ? "kg" : null),
+      value: m.kind === "insulin" ? m.value : (m.value_sent ?? m.value), units: m.value,
+      day: m.local_time.slice(0, 10), time: m.local_time.slice(11, 16), pending: false,
+    }));
+    for (const entry of state.pending) {
+      const r = entry.reading;
+      if (r.kind === "smbg") continue;
+      const at = new Date(r.measured_at);
+      found.push({ ...r, day: isoDay(at, zone), time: clock.format(at), pending: true });
+    }
+    return found.sort((a, b) => a.measured_at.localeCompare(b.measured_at));
+  }
+
+  function doseElement(dose) {
+    const span = document.createElement("span");
+    span.className = `dose${dose.pending ? " pending" : ""}`;
+    const shown = document.createElement("span");
+    shown.setAttribute("aria-hidden", "true");
+    shown.textContent = t("m.dose_short", { units: decimal(dose.units) });
+    const words = document.createElement("span");
+    words.className = "visually-hidden";
+    words.textContent = `, ${dose.time}, ${describe(dose)}${dose.pending ? `, ${t("see.pending")}` : ""}`;
+    span.append(shown, words);
+    span.title = `${dose.time} — ${describe(dose)}`;
+    return span;
+  }
+
+  function renderMeasures(days, zone) {
+    const list = $("measures");
+    list.replaceChildren();
+    const shown = new Set(days);
+    const dayFormat = new Intl.DateTimeFormat(lang() === "fr" ? "fr-FR" : "en-GB", { weekday: "short", day: "numeric", timeZone: "UTC" });
+    const items = measuresShown(zone).filter((m) => shown.has(m.day)).reverse();
+    for (const m of items) {
+      const item = document.createElement("li");
+      item.className = `measure measure-${m.kind}${m.pending ? " pending" : ""}`;
+      item.dataset.kind = m.kind;
+      const when = document.createElement("span");
+      when.className = "at";
+      when.textContent = `${dayFormat.format(new Date(`${m.day}T12:00:00Z`))} ${m.time}`;
+      const what = document.createElement("span");
+      what.className = "what";
+      what.textContent = describe(m);
+      item.append(when, " ", what);
+      if (m.pending) {
+        const note = document.createElement("em");
+        note.textContent = ` — ${t("see.pending")}`;
+        item.append(note);
+      }
+      list.append(item);
+    }
+    if (!items.length) {
+      const empty = document.createElement("li");
+      empty.textContent = t("see.no_measures");
+      list.append(empty);
     }
   }
 
@@ -487,6 +729,18 @@
     resetForm();
     $("pair-form").addEventListener("submit", (event) => { event.preventDefault(); pair($("pair-code").value); });
     $("record-form").addEventListener("submit", record);
+    for (const name of ["dose", "ketone", "weight", "bp"]) $(`${name}-form`).addEventListener("submit", recordMeasure);
+    for (const radio of document.querySelectorAll("input[name=record-kind]")) radio.addEventListener("change", chooseKind);
+    for (const radio of document.querySelectorAll("input[name=ketone-how]")) {
+      radio.addEventListener("change", () => {
+        const urine = document.querySelector("input[name=ketone-how]:checked").value === "urine";
+        $("ketone-blood-fields").hidden = urine;
+        $("ketone-urine-fields").hidden = !urine;
+      });
+    }
+    $("dose-choice").addEventListener("change", applyDoseChoice);
+    if (state.me && state.me.unit === "mg/dL" && state.me.profile === "ADA") $("weight-unit").value = "lb";
+    fillDoseChoices();
     $("message-form").addEventListener("submit", sendMessage);
     $("context").addEventListener("change", () => { $("meal-fields").hidden = $("context").value !== "after_meal"; });
     $("language").addEventListener("change", changeLanguage);
@@ -501,7 +755,7 @@
       shown = screen();
       show();
     });
-    window.addEventListener("online", () => { network(); flush(); loadMe(); loadReadings(); });
+    window.addEventListener("online", () => { network(); flush(); loadMe(); loadReadings(); loadMeasures(); });
     window.addEventListener("offline", network);
     if ("serviceWorker" in navigator) navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
     if (fragment) {
@@ -511,7 +765,7 @@
     }
     show();
     refreshQueue().then(() => flush());
-    if (state.token) { loadMe().then(loadReadings); }
+    if (state.token) { loadMe().then(() => { loadReadings(); loadMeasures(); }); }
     setInterval(() => { flush(); loadMessages(); }, 10000);
     if (state.token) loadMessages();
     document.body.dataset.ready = "1";

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from alerts.profiles import LONGEST_POSTPARTUM
-from telemon import api_keys, audit, devices, loop, patients, runtime, teams
+from telemon import api_keys, audit, devices, loop, patients, runtime, teams, webhooks
 from telemon.db import Conn, connect, describe
 from telemon.migrate import migrate
 from telemon.settings import ROLES, Settings, SettingsError, parse_roles
@@ -205,6 +205,37 @@ async def cmd_revoke_api_key(args: argparse.Namespace, conn: Conn) -> dict[str, 
     }
 
 
+async def cmd_add_webhook(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
+    try:
+        events = webhooks.check_events(args.events.split(","))
+        team = await teams.find_team(conn, args.team)
+        endpoint, secret = await webhooks.create(
+            conn, team_id=team.id, url=args.url, events=events, label=args.label, actor="cli"
+        )
+    except webhooks.WebhookError as exc:
+        raise SettingsError(f"--{exc.field}: {exc}") from None
+    return {"id": str(endpoint.id), "secret": secret, "team": team.name, "url": endpoint.url, "events": endpoint.events}
+
+
+async def cmd_list_webhooks(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
+    team = await teams.find_team(conn, args.team)
+    return {
+        "webhooks": [
+            {
+                "id": str(e.id),
+                "url": e.url,
+                "events": list(e.events),
+                "active": e.active,
+                "disabled_reason": e.disabled_reason,
+                "delivered_24h": e.delivered_24h,
+                "failed_24h": e.failed_24h,
+                "pending": e.pending,
+            }
+            for e in await webhooks.endpoints_of(conn, [team.id])
+        ]
+    }
+
+
 async def cmd_broker_passwords(args: argparse.Namespace, conn: Conn) -> dict[str, Any]:
     from telemon.broker_passwords import mosquitto_password_hash, render_password_file
 
@@ -329,6 +360,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_choices(api_keys.SCOPES),
         help=f"comma-separated among {', '.join(api_keys.SCOPES)}",
     )
+
+    p = admin(
+        "add-webhook",
+        cmd_add_webhook,
+        "register a signed webhook endpoint for a team; prints its id and secret (shown once)",
+    )
+    p.add_argument("--team", required=True, help="care team id or name whose events are sent")
+    p.add_argument("--url", required=True, help="http(s) address the events are POSTed to")
+    p.add_argument(
+        "--events",
+        required=True,
+        type=_choices(webhooks.EVENTS),
+        help=f"comma-separated among {', '.join(webhooks.EVENTS)}",
+    )
+    p.add_argument("--label", default="")
+
+    p = admin("list-webhooks", cmd_list_webhooks, "list a team's webhook endpoints and their last day's deliveries")
+    p.add_argument("--team", required=True, help="care team id or name")
 
     p = admin(
         "list-api-keys",

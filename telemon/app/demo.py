@@ -8,7 +8,10 @@ In the same process, as a background task once the server answers, the simulator
 creates 40 simulated patients of that team (6 of them wearing a CGM), sends their last 21 days of history as
 their devices would (meters over MQTT, phone apps over HTTP, CGM uploaders through the Nightscout API) as fast
 as telemon takes it, then keeps sending in real time (speed 1: a CGM reading every 5 minutes, meter readings
-around meals) until Ctrl-C.
+around meals) until Ctrl-C. Each simulated patient follows a versioned treatment plan written through
+``telemon.treatment`` (diet, metformin, basal or basal-prandial insulin), and her devices send, beside her glucose,
+the insulin doses she logs (most of them), ketones now and then, a weekly weight and home blood pressures
+(``tools.simulator.measures``: one raised ketone, one pressure rising above 140/90, one 165/112 reading).
 
 Ctrl-C stops the simulated devices first (the state is saved), then the server, the consumer, the broker and
 PostgreSQL: no process is left behind. Running it again continues with the same data and the same patients
@@ -24,11 +27,12 @@ import datetime as dt
 import logging
 import sys
 import uuid
+from decimal import Decimal
 
 import asyncpg
 
 from clinic import messages
-from telemon import account_links, patients, teams
+from telemon import account_links, patients, postpartum, teams
 from telemon.app.server import Cleanup, serve
 from telemon.app.services import Services
 from telemon.db import Conn
@@ -174,6 +178,11 @@ async def archived_patient(conn: Conn, team_id: uuid.UUID) -> None:
         )
         if made:
             await patients.record_delivery(conn, record.id, today - dt.timedelta(weeks=10), actor="cli")
+            # her 75 g OGTT at the postnatal visit, six weeks after the birth: impaired glucose tolerance
+            ogtt = postpartum.Entry(
+                "ogtt_75g", "mmol/L", Decimal("5.2"), Decimal("8.9"), tested_on=today - dt.timedelta(weeks=4)
+            )
+            await postpartum.record(conn, record.id, ogtt, actor="cli")
             await patients.archive_patient(conn, record.id, actor="cli", detail={"reason": "monitoring ended"})
 
 

@@ -148,6 +148,10 @@ async def test_admin_commands_create_what_they_say(database_url: str, db: asyncp
             "telemon: --patient: no patient with id or external id 'nobody'",
         ),
         (["run-job", "no_such_job"], "telemon: NAME: no job 'no_such_job'"),
+        (
+            ["add-webhook", "--team", "x", "--url", "https://h.example/", "--events", "alert.opened,alert.deleted"],
+            "telemon: --events: unknown event alert.deleted",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(database_url: str, args: list[str], message: str) -> None:
@@ -308,3 +312,21 @@ def db_password_team(database_url: str) -> str:
     name = f"pw-{uuid.uuid4().hex[:6]}"
     run_json(database_url, "create-team", "--name", name)
     return name
+
+
+def test_a_webhook_is_added_from_the_command_line_with_its_secret_once(database_url: str) -> None:
+    team = run_json(database_url, "create-team", "--name", f"Hooks {uuid.uuid4().hex[:6]}")
+    added = run_json(
+        database_url,
+        *("add-webhook", "--team", team["id"], "--url", "http://10.0.0.7:8080/in", "--events", "alert.opened"),
+    )
+    assert added["secret"].startswith("whsec_") and added["events"] == ["alert.opened"]
+    refused = telemon(
+        database_url, "add-webhook", "--team", team["id"], "--url", "mirth/in", "--events", "alert.opened"
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("telemon: --url: the address must be an http")
+    listed = run_json(database_url, "list-webhooks", "--team", team["id"])
+    assert [(w["id"], w["url"], w["active"]) for w in listed["webhooks"]] == [
+        (added["id"], "http://10.0.0.7:8080/in", True)
+    ]
+    assert "secret" not in listed["webhooks"][0]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from clinic import api as clinic_api
-from clinic import treatment_api
+from clinic import postpartum_api, treatment_api
 from telemon.app.services import Services
 from tests.support.clinic import auth, clinic_client, enrol, enrolment, new_team
 from tests.support.factories import api_key
@@ -65,6 +65,15 @@ ROUTES = (
             "note": "fasting high",
         },
     ),
+    # before a delivery is recorded, the right key is answered 409 (the test follows the birth)
+    Route(
+        "POST",
+        "/api/v1/patients/{patient}/postpartum-test",
+        "patients:write",
+        409,
+        body={"test": "ogtt_75g", "fasting": 5.2, "two_hour": 8.9, "unit": "mmol/L"},
+    ),
+    Route("GET", "/api/v1/patients/{patient}/postpartum-tests", "patients:read", 200),
 )
 OTHER_SCOPE = {"patients:read": "patients:write", "patients:write": "patients:read"}
 
@@ -72,7 +81,7 @@ OTHER_SCOPE = {"patients:read": "patients:write", "patients:write": "patients:re
 def test_the_matrix_covers_every_route_with_a_key() -> None:
     keyed = {
         (method, path)
-        for router in (clinic_api.router, treatment_api.router)
+        for router in (clinic_api.router, treatment_api.router, postpartum_api.router)
         for route in router.routes
         for method in getattr(route, "methods", ())
         if (path := getattr(route, "path", "")) != "/api/v1/pairing"

@@ -20,7 +20,7 @@ import pytest
 
 from alerts.engine import Engine
 from clinician_ui import queries
-from clinician_ui.alert_groups import ABOVE_TARGET_RULES, CLINICAL_ORDER
+from clinician_ui.alert_groups import ABOVE_TARGET_RULES, CLINICAL_ORDER, priority
 from clinician_ui.triage import ALERTS_PER_RULE, SEVERITY_FILTERS
 from telemon.app import demo
 from telemon.app.services import Services
@@ -37,6 +37,9 @@ LOOK_BACK = dt.timedelta(days=7)  # the engine judges the readings of the last 7
 HYPO_RULES = {"hypo_l1", "hypo_l2", "hypo_insulin_floor", "cgm_predicted_low"}
 STOP_RULES = {"no_data", "cgm_stale"}
 RISING_RULES = {"fasting_trend_rising", "fasting_pattern", "pattern_above_target", "fasting_above_target"}
+# the planned measurements (tools.simulator.measures) and the rules of the treatment record that judge them
+MEASUREMENT_RULES = {"ketones_raised": {"ketones_high"}, "bp_high": {"blood_pressure_high"},
+                     "bp_urgent": {"blood_pressure_high"}}  # fmt: skip
 # Strictly fewer than half of the demo's patients listed, every planned event among them: the simulated cohort is
 # a well-controlled GDM population (most readings in target, a few patients whose glucose escaped their
 # treatment), so the list holds the planned events, those few, and little else.
@@ -57,6 +60,10 @@ async def _triage(db: asyncpg.Pool, team_id: uuid.UUID) -> list[asyncpg.Record]:
         ALERTS_PER_RULE,
         list(CLINICAL_ORDER),
     )
+
+
+def _roles(plan: Plan, event: dict[str, str]) -> tuple[str, ...]:
+    return next(p.roles for p in plan.cohort if p.external_id == event["external_id"])
 
 
 async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share(
@@ -80,7 +87,7 @@ async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share
             await _drain(services, consumer)
     plan: Plan = report.plan
     # everything the devices sent was stored but the simulated typos: the figures are about the whole cohort
-    assert report.total().accepted == plan.readings, report.total().reasons
+    assert report.total().accepted == plan.readings + plan.measurements, report.total().reasons
     patients = plan.patients()
     ids = [uuid.UUID(p["patient_id"]) for p in patients]
     # the morning after the backfill: the scheduled passes (time-driven rules) have run, as they do every few
@@ -121,6 +128,13 @@ async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share
         if "drifts" in p.roles:
             expected.append((f"rising fasting {p.external_id}", uuid.UUID(plan.records[p.external_id].patient_id),
                              RISING_RULES))  # fmt: skip
+    for event in plan.measurement_events():
+        taken_at = dt.datetime.fromisoformat(event["taken_at"].replace("Z", "+00:00"))
+        rising = event["event"] != "bp_high" or "bp-rising" in _roles(plan, event)  # not the 165/112's re-check
+        if taken_at >= until - LOOK_BACK and rising:
+            name = f"{event['event']} {event['external_id']}"
+            if name not in {n for n, _, _ in expected}:
+                expected.append((name, uuid.UUID(event["patient_id"]), MEASUREMENT_RULES[event["event"]]))
     found = [name for name, pid, rules in expected if pid in listed and rules & rules_of[pid]]
     missed = [name for name, pid, rules in expected if name not in found]
 
@@ -130,7 +144,7 @@ async def test_demo_first_morning_lists_every_planned_event_and_prints_the_share
     for pid in listed:
         top = min(
             (a for a in open_alerts if a["patient_id"] == pid and a["severity"] != "info"),
-            key=lambda a: (a["severity"] != "urgent", CLINICAL_ORDER.index(a["rule"])),
+            key=lambda a: (a["severity"] != "urgent", priority(a["rule"])),
         )
         by_cause[top["rule"]] = by_cause.get(top["rule"], 0) + 1
     info_only = len({a["patient_id"] for a in open_alerts}) - len(listed)

@@ -125,9 +125,10 @@ async def _simulated_cohort(
     # receipts: each distinct reading accepted once, every re-sent one a duplicate, the mistyped ones refused
     assert plan.resyncs and any(r["already_sent"] > 0 for r in plan.resyncs)
     assert plan.refusals > 0
-    assert total.accepted == plan.readings
+    assert plan.measurements > 0
+    assert total.accepted == plan.readings + plan.measurements
     assert total.rejected == plan.refusals
-    assert total.duplicates == plan.sent - plan.readings - plan.refusals > 0
+    assert total.duplicates == plan.sent - plan.readings - plan.measurements - plan.refusals > 0
     assert set(report.tallies["http"].reasons) == {
         reason for reason in report.tallies["http"].reasons if "outside the plausible range" in reason
     }
@@ -148,6 +149,35 @@ async def _simulated_cohort(
     # (the second run sends what came due since the first: a CGM reading when a 5-minute tick fell between them)
     assert stored == {k: p["readings"] + again.plan.stored_readings(k) for k, p in patients.items()}
     assert sum(stored.values()) == plan.readings
+    # the doses, ketones, weights and blood pressures: each distinct one stored once, of its kind
+    measured = {
+        (r["external_id"], r["kind"]): r["n"]
+        for r in await db.fetch(
+            "SELECT p.external_id, m.kind, count(*) AS n FROM patients p JOIN measurements m ON m.patient_id = p.id"
+            " WHERE p.id = ANY($1::uuid[]) GROUP BY p.external_id, m.kind",
+            ids,
+        )
+    }
+    planned = Counter(
+        {
+            (k, kind): n + again.plan.measurement_counts(k).get(kind, 0)
+            for k, p in patients.items()
+            for kind, n in p["measurements"].items()
+        }
+    )
+    assert measured == planned
+    # the plans were written through telemon.treatment: every patient has one, insulin ones two versions, and the
+    # logged doses are the units of the plan in force
+    plans = {
+        r["external_id"]: (r["versions"], r["treatment"])
+        for r in await db.fetch(
+            "SELECT p.external_id, p.treatment, count(t.*) AS versions FROM patients p"
+            " JOIN treatment_plans t ON t.patient_id = p.id WHERE p.id = ANY($1::uuid[])"
+            " GROUP BY p.external_id, p.treatment",
+            ids,
+        )
+    }
+    assert plans == {p.external_id: (2 if p.care.insulin else 1, p.treatment) for p in plan.cohort}
     refused = await db.fetchval(
         "SELECT count(*) FROM ingest_rejections WHERE patient_id = ANY($1::uuid[]) AND reason LIKE '%plausible range%'",
         ids,

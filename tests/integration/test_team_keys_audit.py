@@ -13,9 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 
-from clinician_ui.audit_page import PAGE_ROWS, csv_cell
+from clinician_ui.audit_page import PAGE_ROWS
 from telemon import api_keys, audit
 from telemon.app.services import Services
+from telemon.csv_export import csv_cell
 from tests.test_ui_toolkit import browser, csrf_of, login, make_clinician, make_patient, make_team, parse_html
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,25 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from alerts import profiles
-from alerts.cohort import CONTEXT, DEVICE_CGM, DEVICE_METER, FLAG, KIND, MEAL, NO_DAY, PROFILE, TREATMENT, Cohort
+from alerts import profiles, titration
+from alerts.cohort import (
+    CONTEXT,
+    DEVICE_CGM,
+    DEVICE_METER,
+    DOSE_SLOTS,
+    FLAG,
+    INSULIN,
+    KIND,
+    MEAL,
+    MEASUREMENT,
+    NO_DAY,
+    PROFILE,
+    SLOT,
+    TREATMENT,
+    URINE,
+    Cohort,
+    Record,
+)
 from tests.support.data import SHARED_DATA
 
 DAY = 86400
@@ -41,6 +59,35 @@ class R:
 
 
 @dataclass
+class M:
+    """One measurement of a hand-made patient (table measurements); ``t`` in seconds since the epoch."""
+
+    t: int
+    kind: str  # insulin | ketone | weight | blood_pressure
+    value: float | None = None  # units, mmol/L, kg
+    urine: str | None = None
+    insulin: str | None = None
+    slot: str | None = None
+    systolic: float | None = None
+    diastolic: float | None = None
+    measurement_id: int | None = None
+
+
+@dataclass
+class Plan:
+    """The plan in force of a hand-made patient, written at ``since`` (epoch seconds)."""
+
+    version: int = 1
+    since: int = 0
+    basal_units: float | None = None
+    basal_product: str | None = "NPH"
+    prandial: dict[str, float] = field(default_factory=dict)
+    prandial_product: str | None = "NovoRapid"
+    metformin_mg: float | None = None
+    dose_since: dict[str, int] = field(default_factory=dict)  # slot → when that dose last changed (else 0)
+
+
+@dataclass
 class Patient:
     readings: list[R] = field(default_factory=list)
     profile: str = "FR"
@@ -51,6 +98,11 @@ class Patient:
     devices: int = DEVICE_METER
     utc_offset_s: int = 0
     today: int | None = None  # default: from now and the UTC offset
+    measurements: list[M] = field(default_factory=list)
+    plan: Plan | None = None
+    protocol: titration.Protocol | None = None  # None: her team follows the default
+    start_day: int | None = None  # local day of the diagnosis (None: unknown)
+    postpartum_tested: bool = False
 
 
 def local_day_of(t: int, offset_s: int = 0) -> int:
@@ -106,7 +158,63 @@ def build(patients: Sequence[Patient], now: int = NOW, lookback_s: int = 7 * DAY
         utc_offset_s=np.array([p.utc_offset_s for p in patients], dtype=np.int32),
         now=now,
         lookback_s=lookback_s,
+        record=build_record(patients),
     )
+
+
+def build_record(patients: Sequence[Patient]) -> Record:
+    """The treatment record of hand-made patients (measurements sorted by time, ids numbered in order)."""
+    record = Record.empty(len(patients))
+    cols: dict[str, list[Any]] = defaultdict(list)
+    offsets = [0]
+    next_id = 1
+    nan = math.nan
+    for pt in patients:
+        rows = sorted(pt.measurements, key=lambda m: m.t)
+        for m in rows:
+            local = m.t + pt.utc_offset_s
+            cols["measurement_id"].append(m.measurement_id if m.measurement_id is not None else next_id)
+            next_id += 1
+            cols["m_t"].append(m.t)
+            cols["m_kind"].append(MEASUREMENT[m.kind])
+            cols["m_value"].append(nan if m.value is None else m.value)
+            cols["m_urine"].append(URINE[m.urine])
+            cols["m_insulin"].append(INSULIN[m.insulin])
+            cols["m_slot"].append(SLOT[m.slot])
+            cols["m_systolic"].append(nan if m.systolic is None else m.systolic)
+            cols["m_diastolic"].append(nan if m.diastolic is None else m.diastolic)
+            cols["m_local_day"].append(local // DAY)
+            cols["m_local_minute"].append((local % DAY) // 60)
+        offsets.append(offsets[-1] + len(rows))
+    dtypes = {"measurement_id": np.int64, "m_t": np.int64, "m_kind": np.int8, "m_value": np.float64,
+              "m_urine": np.int8, "m_insulin": np.int8, "m_slot": np.int8, "m_systolic": np.float64,
+              "m_diastolic": np.float64, "m_local_day": np.int32, "m_local_minute": np.int16}  # fmt: skip
+    for name, dtype in dtypes.items():
+        setattr(record, name, np.array(cols[name], dtype=dtype))
+    record.m_offsets = np.array(offsets, dtype=np.int64)
+    for p, pt in enumerate(patients):
+        plan = pt.plan
+        if plan is not None:
+            record.plan_version[p], record.plan_since[p] = plan.version, plan.since
+            record.basal_units[p] = nan if plan.basal_units is None else plan.basal_units
+            record.basal_product[p] = plan.basal_product if plan.basal_units is not None else None
+            for k, meal in enumerate(("breakfast", "lunch", "dinner")):
+                record.prandial_units[p, k] = plan.prandial.get(meal, nan)
+            record.prandial_product[p] = plan.prandial_product if plan.prandial else None
+            record.metformin_mg[p] = nan if plan.metformin_mg is None else plan.metformin_mg
+            for k, slot in enumerate(DOSE_SLOTS):
+                record.dose_since[p, k] = plan.dose_since.get(slot, 0)
+        if pt.protocol is not None:
+            x = pt.protocol
+            for name in ("step_units", "step_percent", "max_step_units", "reduction_percent", "reduction_units"):
+                getattr(record, name)[p] = nan if getattr(x, name) is None else getattr(x, name)
+            record.window_days[p], record.days_required[p] = x.window_days, x.days_required
+            record.suggestions_enabled[p] = x.suggestions_enabled
+            record.protocol_default[p] = x == titration.DEFAULT
+        if pt.start_day is not None:
+            record.start_day[p] = pt.start_day
+        record.postpartum_tested[p] = pt.postpartum_tested
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,7 +304,7 @@ def random_patient(rng: np.random.Generator, now: int, long_cgm: float = 0.3) ->
     delivery = None
     if rng.random() < 0.25:
         delivery = today + int(rng.choice([-100, -60, -45, -42, -28, -10, -1, 0, 1, 5, int(rng.integers(-95, 3))]))
-    return Patient(
+    patient = Patient(
         readings=readings,
         profile=str(rng.choice(["FR", "NICE", "ADA"])),
         treatment=str(rng.choice(["diet", "metformin", "insulin"])),
@@ -206,6 +314,79 @@ def random_patient(rng: np.random.Generator, now: int, long_cgm: float = 0.3) ->
         devices=devices,
         utc_offset_s=off,
     )
+    _random_record(rng, now, patient)
+    return patient
+
+
+def _random_record(rng: np.random.Generator, now: int, pt: Patient) -> None:
+    """A random treatment record for ``pt``: a plan (mostly matching her treatment), sometimes her team's own
+    protocol, a diagnosis day around the diet's trial period, and measurements around every threshold: doses
+    around the 3-day silence, ketones (some within 2 h of her high readings), blood pressures."""
+    today = local_day_of(now, pt.utc_offset_s)
+    if rng.random() < 0.85:
+        since = now - int(rng.choice([0.2, 1.5, 2.5, 4, 10, 30]) * DAY) + int(rng.integers(-3600, 3600))
+        plan = Plan(version=int(rng.integers(1, 5)), since=since)
+        if pt.treatment == "insulin":
+            if rng.random() < 0.8:
+                plan.basal_units = float(rng.choice([4.0, 10.0, 12.5, 20.0]))
+                plan.basal_product = str(rng.choice(["NPH", "Levemir"]))
+            plan.prandial = {m: float(rng.choice([2.0, 4.0, 6.5])) for m in ("breakfast", "lunch", "dinner")
+                             if rng.random() < 0.5}  # fmt: skip
+            if plan.basal_units is None and not plan.prandial:
+                plan.basal_units = 8.0
+        elif pt.treatment == "metformin":
+            plan.metformin_mg = 1000.0
+        plan.dose_since = {slot: since for slot in DOSE_SLOTS if rng.random() < 0.4}
+        pt.plan = plan
+        if plan.basal_units is not None and rng.random() < 0.7:  # the fasting readings a titration judges
+            for day in range(today - int(rng.integers(0, 6)), today + 1):
+                for _ in range(int(rng.choice([1, 1, 2]))):
+                    t = day * DAY + int(rng.integers(5 * 60, 8 * 60)) * 60 - pt.utc_offset_s
+                    value = float(rng.choice([88.0, 94.99, 95.0, 104.0, 121.0]))
+                    pt.readings.append(R(t=t, value=value, context="fasting"))
+    if rng.random() < 0.35:
+        step_units = rng.choice([None, 1.0, 2.0])
+        step_percent = None if step_units is not None and rng.random() < 0.5 else float(rng.choice([10.0, 20.0]))
+        reduction_units = rng.choice([None, 1.0, 2.0])
+        reduction_percent = None if reduction_units is not None and rng.random() < 0.5 else 20.0
+        window = int(rng.choice([1, 3, 5, 7]))
+        pt.protocol = titration.Protocol(
+            step_units=None if step_units is None else float(step_units),
+            step_percent=step_percent,
+            window_days=window,
+            days_required=int(rng.integers(1, window + 1)),
+            max_step_units=float(rng.choice([1.0, 4.0])),
+            reduction_percent=reduction_percent,
+            reduction_units=None if reduction_units is None else float(reduction_units),
+            suggestions_enabled=bool(rng.random() < 0.85),
+        )
+    if rng.random() < 0.85:
+        pt.start_day = today - int(rng.choice([0, 3, 6, 7, 13, 14, 30]))
+    pt.postpartum_tested = bool(rng.random() < 0.3)
+    # a patient who logs her doses: the last one around the 3-day silence
+    if (pt.treatment == "insulin" or rng.random() < 0.1) and rng.random() < 0.8:
+        last = now - int(rng.choice([0.3, 1, 2.9, 3, 3.1, 5, 13.9, 14.1]) * DAY)
+        for k in range(int(rng.integers(1, 4))):
+            pt.measurements.append(M(t=last - k * DAY // 2, kind="insulin", value=8.0, insulin="basal"))
+    for _ in range(int(rng.integers(0, 3))):
+        t = now - int(rng.integers(0, 9 * DAY))
+        if rng.random() < 0.6:
+            value = float(rng.choice([0.1, 0.59, 0.6, 1.0, 1.49, 1.5, 3.0]))
+            pt.measurements.append(M(t=t, kind="ketone", value=value))
+        else:
+            grade = str(rng.choice(["negative", "trace", "+", "++", "+++"]))
+            pt.measurements.append(M(t=t, kind="ketone", urine=grade))
+    highs = [r.t for r in pt.readings if r.value >= 200]
+    if highs and rng.random() < 0.5:  # a ketone test around a high reading: on the 2-hour edge or inside
+        t = int(rng.choice(highs)) + int(rng.choice([-7201, -7200, -600, 0, 3600, 7200, 7201]))
+        pt.measurements.append(M(t=t, kind="ketone", value=float(rng.choice([0.2, 0.8]))))
+    for _ in range(int(rng.integers(0, 3))):
+        t = now - int(rng.integers(0, 9 * DAY))
+        systolic = float(rng.choice([118.0, 139.0, 140.0, 159.0, 160.0, 172.0]))
+        diastolic = float(rng.choice([75.0, 89.0, 90.0, 109.0, 110.0]))
+        pt.measurements.append(M(t=t, kind="blood_pressure", systolic=systolic, diastolic=diastolic))
+    if rng.random() < 0.1:
+        pt.measurements.append(M(t=now - int(rng.integers(0, 5 * DAY)), kind="weight", value=72.5))
 
 
 def random_cohort(seed: int, n_patients: int, long_cgm: float = 0.3, lookback_days: int = 7) -> Cohort:

@@ -29,6 +29,7 @@ from telemon.mqtt_client import new_client
 from telemon.security import nightscout_secret
 from telemon.settings import SettingsError, parse_mqtt_url
 from telemon.topics import readings_topic, receipts_topic
+from tools.simulator.measures import Measure
 from tools.simulator.physiology import Reading, Sync
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -73,6 +74,11 @@ def _item(r: Reading, measured_at: str, tags: bool = True) -> dict[str, Any]:
     return item
 
 
+def measure_item(m: Measure, measured_at: str) -> dict[str, Any]:
+    """An insulin dose, ketone, weight or blood pressure as the device contract carries it."""
+    return {"id": str(m.seq), "measured_at": measured_at, "kind": m.kind, **dict(m.values)}
+
+
 def meter_payload(sync: Sync, now: dt.datetime) -> dict[str, Any]:
     """A meter's sync: its own wall-clock stamps and its clock at send time (``now`` is the true time)."""
     p = sync.patient
@@ -82,16 +88,20 @@ def meter_payload(sync: Sync, now: dt.datetime) -> dict[str, Any]:
         item = _item(r, _naive_local(r.stamp, zone))
         item["unit"] = p.unit
         readings.append(item)
+    readings.extend(measure_item(m, _naive_local(m.stamp, zone)) for m in sync.measures)
     device_time = now + dt.timedelta(seconds=sync.clock_skew_s)
     return {"device_time": _naive_local(device_time, zone), "readings": readings}
 
 
-def app_payload(readings: list[Reading], unit: str, zone: dt.tzinfo) -> dict[str, Any]:
+def app_payload(
+    readings: list[Reading], unit: str, zone: dt.tzinfo, measures: tuple[Measure, ...] = ()
+) -> dict[str, Any]:
     items = []
     for r in readings:
         item = _item(r, r.stamp.astimezone(zone).isoformat(timespec="seconds"))
         item["unit"] = unit
         items.append(item)
+    items.extend(measure_item(m, m.stamp.astimezone(zone).isoformat(timespec="seconds")) for m in measures)
     return {"readings": items}
 
 

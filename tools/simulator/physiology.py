@@ -30,6 +30,7 @@ The model, in mg/dL (numbers from the literature where one exists; the rest are 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable
@@ -40,6 +41,17 @@ import numpy as np
 import numpy.typing as npt
 
 from telemon.units import GL, MGDL, MMOLL, TO_MGDL
+from tools.simulator.measures import (
+    BASAL_PRANDIAL,
+    BP_RISING,
+    BP_URGENT,
+    KETONES,
+    Care,
+    Measure,
+    day_measures,
+    draw_care,
+    local_instant,
+)
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -142,6 +154,8 @@ class PatientPlan:
     cgm_phase_s: int
     sensor_phase: int
     roles: tuple[str, ...] = ()  # what this patient is in the cohort for (guaranteed features)
+    # her treatment plan and her other measurements (tools.simulator.measures)
+    care: Care = field(default_factory=lambda: Care("diet"))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -181,7 +195,7 @@ class PatientPlan:
             found.append("full-memory re-syncs")
         if self.hypo_rate > 0 or self.hypo_every:
             found.append("hypoglycaemias")
-        return found
+        return found + [f for f in self.care.features() if f != self.treatment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +229,12 @@ class Sync:
     readings: tuple[Reading, ...]
     full_memory: bool = False
     clock_skew_s: int = 0  # the device's clock error when it sends (its device_time)
+    measures: tuple[Measure, ...] = ()  # the other item kinds sent with the readings
+
+    @property
+    def size(self) -> int:
+        """Items in the message: readings and measurements."""
+        return len(self.readings) + len(self.measures)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -236,20 +256,37 @@ def make_cohort(spec: CohortSpec) -> list[PatientPlan]:
     ``created``, a meter with a wrong clock that is fixed a day before ``created`` and then re-sends its whole
     memory, an app patient who mistypes a manual entry every other day and delivers 1.5 days before ``created``,
     and a meter patient who skips readings and whose fasting glucose drifts up; the first CGM wearer is on insulin
-    with a hypoglycaemia every fourth day."""
+    with a hypoglycaemia every fourth day.
+
+    The measurement roles (:mod:`tools.simulator.measures`): the insulin patient with hypoglycaemias also has a
+    raised blood ketone (skipped meals on insulin), the patient whose fasting glucose drifts up also has a blood
+    pressure rising above 140/90 (late pregnancy, the two often go together); the next patients, when the cohort
+    has them, have the single 165/112 reading and a basal-prandial insulin regimen (else the meter with the
+    wrong clock has the first and the insulin patient the second)."""
     rng = np.random.default_rng([spec.seed, 0xC0_40])
     order = [int(i) for i in rng.permutation(spec.patients)]
     cgm = set(order[: spec.cgm])
     slots = [i for i in order if i not in cgm]
-    roles: dict[int, str] = {}
-    for slot, role in zip(slots, ("hypos", "stops", "wrong-clock", "delivers", "drifts"), strict=False):
-        roles[slot] = role
+    roles: dict[int, tuple[str, ...]] = {}
+    base = ("hypos", "stops", "wrong-clock", "delivers", "drifts")
+    for slot, role in zip(slots, base, strict=False):
+        roles[slot] = (role,)
     if order[: spec.cgm]:
-        roles[order[0]] = "cgm-hypos"
-    return [_patient(spec, i, "cgm" if i in cgm else None, roles.get(i)) for i in range(spec.patients)]
+        roles[order[0]] = ("cgm-hypos",)
+    holder = {role: slot for slot, held in roles.items() for role in held}
+    placed = {KETONES: "hypos", BP_RISING: "drifts", BP_URGENT: "wrong-clock", BASAL_PRANDIAL: "hypos"}
+    spare = iter(slots[len(base) :])
+    for role in (KETONES, BP_RISING, BP_URGENT, BASAL_PRANDIAL):
+        owner: int | None = holder.get(placed[role])
+        if role in (BP_URGENT, BASAL_PRANDIAL):
+            owner = next(spare, owner)
+        if owner is not None:
+            roles[owner] = (*roles.get(owner, ()), role)
+    return [_patient(spec, i, "cgm" if i in cgm else None, roles.get(i, ())) for i in range(spec.patients)]
 
 
-def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -> PatientPlan:
+def _patient(spec: CohortSpec, index: int, kind: str | None, roles: tuple[str, ...]) -> PatientPlan:
+    role = roles[0] if roles and roles[0] not in (KETONES, BP_RISING, BP_URGENT, BASAL_PRANDIAL) else None
     rng = np.random.default_rng([spec.seed, index, 0x9A])
     created = spec.created
     profile = str(rng.choice(["FR", "NICE", "ADA"], p=[0.8, 0.1, 0.1]))
@@ -261,7 +298,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
     elif role in ("stops", "delivers"):
         kind = "app"
     treatment = str(rng.choice(["diet", "metformin", "insulin"], p=[0.62, 0.1, 0.28]))
-    if role in ("hypos", "cgm-hypos"):
+    if role in ("hypos", "cgm-hypos") or BASAL_PRANDIAL in roles:
         treatment = "insulin"
     elif role in ("stops", "wrong-clock", "delivers", "drifts"):
         treatment = "diet"
@@ -276,7 +313,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
     history_days = (created - spec.start).total_seconds() / 86400
     if role == "delivers":
         ga_now = deliver_ga + 1.5
-    elif role is not None:
+    elif roles:
         ga_now = min(enrol_ga + history_days + 3, 37 * WEEK)  # followed through the whole history
     else:
         ga_now = float(rng.uniform(29 * WEEK, 37 * WEEK + 3))
@@ -300,7 +337,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
     stop_at = None
     if role == "stops":
         stop_at = _at(created, -float(rng.uniform(2.3, 3.0)))
-    elif role is None and rng.random() < 0.05:
+    elif not roles and rng.random() < 0.05:
         stop_at = _at(created, float(rng.uniform(-history_days / 2, 30)))
 
     clock_skew_s: int = 0
@@ -313,7 +350,7 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
             clock_skew_s = int(rng.choice([3 * 3600 + 17 * 60, -(1 * 3600 + 42 * 60)]))
             clock_fixed_at = _at(created, -float(rng.uniform(1.0, 1.25)))
             resyncs = (clock_fixed_at + dt.timedelta(minutes=3),)
-        elif role is None:
+        elif not roles:
             if rng.random() < 0.15:  # a clock not set to summer or winter time, or set wrong
                 clock_skew_s = int(rng.choice([3600, -3600, 2 * 3600 + 11 * 60, -(26 * 3600 + 5 * 60)]))
                 fixed = float(rng.uniform(-history_days, 20))
@@ -363,7 +400,8 @@ def _patient(spec: CohortSpec, index: int, kind: str | None, role: str | None) -
         typo_every=2 if role == "delivers" else 0,
         cgm_phase_s=int(rng.integers(300)),
         sensor_phase=int(rng.integers(10)),
-        roles=(role,) if role else (),
+        roles=roles,
+        care=draw_care(spec.seed, index, treatment, profile, roles, created),
     )
 
 
@@ -387,11 +425,6 @@ def excursion(minutes: float, peak_min: float) -> float:
     return x * math.exp(1.0 - x)
 
 
-def _local(day: dt.date, minute: float, zone: ZoneInfo) -> dt.datetime:
-    naive = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute)
-    return naive.replace(tzinfo=zone).astimezone(UTC).replace(microsecond=0)
-
-
 @dataclass
 class _Day:
     """What one day of a patient shares between meter and CGM: her fasting level, meals, a planned hypo."""
@@ -406,7 +439,7 @@ class _Day:
 def _day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> _Day:
     rng = np.random.default_rng([spec.seed, p.index, day.toordinal(), 0xDA])
     # the drift runs from the start of the simulated history (or the enrolment), and stops MAX_DRIFT up
-    since = max(0.0, (_local(day, 7 * 60, p.zone) - max(p.enrolled_at, spec.start)).total_seconds() / 86400)
+    since = max(0.0, (local_instant(day, 7 * 60, p.zone) - max(p.enrolled_at, spec.start)).total_seconds() / 86400)
     fasting = p.fasting_base + min(p.drift_per_day * since, MAX_DRIFT) + float(rng.normal(0.0, 4.0))
     meal_minute = {m: MEAL_MINUTE[m] + float(rng.normal(0.0, MEAL_SD_MIN[m])) for m in MEALS}
     meal_rise = {m: MEAL_RISE[m] * p.control * float(np.exp(rng.normal(0.0, 0.25))) for m in MEALS}
@@ -488,7 +521,7 @@ def _meter_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
         if not taken:
             continue
         value = float(np.clip(mgdl * (1 + noise), SAFE_FLOOR, 350.0))
-        at = _local(day, minute, zone)
+        at = local_instant(day, minute, zone)
         if postpartum:  # after the delivery day: a few normal fasting readings, then nothing
             if context != "fasting" or (day - p.delivery_date).days > p.postpartum_days:
                 continue
@@ -500,7 +533,7 @@ def _meter_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
         slot, minute, nadir = d.hypo
         hypo_context = {"before_lunch": "before_meal", "night": "night", "afternoon": "unspecified"}[slot]
         hypo_meal = "lunch" if slot == "before_lunch" else None
-        at = _local(day, minute, zone)
+        at = local_instant(day, minute, zone)
         value = _hypo_value(p, nadir)
         event = "hypo_l2" if quantize(value, p.unit) * TO_MGDL[p.unit] < HYPO_L2 else "hypo_l1"
         tags = {"context": hypo_context, "meal": hypo_meal} if p.tags_context else {}
@@ -509,7 +542,7 @@ def _meter_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
         readings.append(_reading(p, at + dt.timedelta(minutes=15), recheck, "smbg", base_seq + 21, **tags))
 
     if p.device_kind == "meter" and rng.random() < 0.05:  # a control-solution test (stored, not glucose)
-        at = _local(day, 10 * 60 + float(rng.uniform(0, 60)), zone)
+        at = local_instant(day, 10 * 60 + float(rng.uniform(0, 60)), zone)
         value = float(rng.uniform(110.0, 130.0))
         readings.append(_reading(p, at, value, "smbg", base_seq + 30, flags=("control_solution",), event="control"))
 
@@ -562,8 +595,8 @@ def _cgm_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
     d = _day(spec, p, day)
     rng = d.rng
     zone = p.zone
-    begin = _local(day, 0, zone) + dt.timedelta(seconds=p.cgm_phase_s)
-    end = _local(day + DAY, 0, zone) + dt.timedelta(seconds=p.cgm_phase_s)
+    begin = local_instant(day, 0, zone) + dt.timedelta(seconds=p.cgm_phase_s)
+    end = local_instant(day + DAY, 0, zone) + dt.timedelta(seconds=p.cgm_phase_s)
     n = int((end - begin) / CGM_STEP)
     minutes = np.arange(n) * 5.0 + p.cgm_phase_s / 60.0  # local minutes since midnight (DST days drift an hour)
     level = np.full(n, d.fasting - 4.0)
@@ -624,6 +657,14 @@ def _cgm_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Reading]:
     return [r for r in readings if _alive(p, spec, r.taken_at)]
 
 
+def measures_of_day(spec: CohortSpec, p: PatientPlan, day: dt.date) -> list[Measure]:
+    """What patient ``p`` logs on local date ``day`` besides her glucose (doses, ketones, weight, blood pressure),
+    stamped by her device's clock."""
+    meals = _day(spec, p, day).meal_minute
+    found = day_measures(spec.seed, p.index, p.care, day, p.zone, meals, lambda at: _alive(p, spec, at))
+    return [dataclasses.replace(m, stamp=m.taken_at + dt.timedelta(seconds=p.skew_at(m.taken_at))) for m in found]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Syncs
 # ---------------------------------------------------------------------------------------------------------------
@@ -636,6 +677,7 @@ class DeviceTimeline:
     spec: CohortSpec
     patient: PatientPlan
     _days: dict[dt.date, list[Reading]] = field(default_factory=dict)
+    _measure_days: dict[dt.date, list[Measure]] = field(default_factory=dict)
 
     def day(self, day: dt.date) -> list[Reading]:
         found = self._days.get(day)
@@ -643,10 +685,17 @@ class DeviceTimeline:
             found = self._days[day] = day_readings(self.spec, self.patient, day)
         return found
 
+    def day_measures(self, day: dt.date) -> list[Measure]:
+        found = self._measure_days.get(day)
+        if found is None:
+            found = self._measure_days[day] = measures_of_day(self.spec, self.patient, day)
+        return found
+
     def forget(self, before: dt.date) -> None:
         """Drop the kept days before ``before`` (a live run keeps only what later syncs may still need)."""
-        for day in [d for d in self._days if d < before]:
-            del self._days[day]
+        for kept in (self._days, self._measure_days):
+            for day in [d for d in kept if d < before]:
+                del kept[day]
 
     def readings(self, since: dt.datetime, until: dt.datetime) -> list[Reading]:
         """Readings taken in ``[since, until)``."""
@@ -659,29 +708,45 @@ class DeviceTimeline:
             day += DAY
         return found
 
-    def sync_instant(self, r: Reading) -> dt.datetime:
-        """When the device sends reading ``r`` in its ordinary syncs."""
+    def measures(self, since: dt.datetime, until: dt.datetime) -> list[Measure]:
+        """Measurements taken in ``[since, until)``."""
+        zone = self.patient.zone
+        day = since.astimezone(zone).date() - DAY
+        last = until.astimezone(zone).date() + DAY
+        found: list[Measure] = []
+        while day <= last:
+            found.extend(m for m in self.day_measures(day) if since <= m.taken_at < until)
+            day += DAY
+        return found
+
+    def sync_instant(self, r: Reading | Measure) -> dt.datetime:
+        """When the device sends reading or measurement ``r`` in its ordinary syncs (a CGM wearer's measurements
+        are sent by her phone, as an app sends them)."""
         p = self.patient
-        if p.device_kind == "cgm":
+        if p.device_kind == "cgm" and isinstance(r, Reading):
             return r.taken_at + MINUTE
-        if p.device_kind == "app":
+        if p.device_kind in ("app", "cgm"):
             return r.taken_at + dt.timedelta(seconds=20 + r.seq % 40)
         if not p.daily_sync:
             return r.taken_at + dt.timedelta(seconds=60 + (r.seq * 37) % 180)
         local = r.taken_at.astimezone(p.zone)
         day = local.date() if local.hour * 60 + local.minute < DAILY_SYNC_MINUTE else local.date() + DAY
-        return _local(day, DAILY_SYNC_MINUTE, p.zone)
+        return local_instant(day, DAILY_SYNC_MINUTE, p.zone)
 
     def syncs(self, after: dt.datetime, until: dt.datetime) -> list[Sync]:
         """The messages the device sends at instants in ``(after, until]``, in order."""
         p = self.patient
         lag = dt.timedelta(days=2)
-        grouped: dict[dt.datetime, list[Reading]] = {}
+        grouped: dict[dt.datetime, tuple[list[Reading], list[Measure]]] = {}
         for r in self.readings(max(self.spec.start, after - lag), until):
             at = self.sync_instant(r)
             if after < at <= until:
-                grouped.setdefault(at, []).append(r)
-        found = [Sync(at, p, tuple(rs), False, p.skew_at(at)) for at, rs in grouped.items()]
+                grouped.setdefault(at, ([], []))[0].append(r)
+        for m in self.measures(max(self.spec.start, after - lag), until):
+            at = self.sync_instant(m)
+            if after < at <= until:
+                grouped.setdefault(at, ([], []))[1].append(m)
+        found = [Sync(at, p, tuple(rs), False, p.skew_at(at), tuple(ms)) for at, (rs, ms) in grouped.items()]
         for at in p.resyncs:
             if after < at <= until and at > self.spec.start:
                 memory = self.readings(self.spec.start, at)[-METER_MEMORY:]

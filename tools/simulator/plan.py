@@ -15,6 +15,7 @@ from typing import Any
 
 from telemon.settings import SettingsError
 from tools.simulator import clients
+from tools.simulator.measures import Measure
 from tools.simulator.physiology import PatientPlan, Reading, Sync
 from tools.simulator.records import DeviceRecord
 
@@ -90,7 +91,7 @@ class Tally:
     """What one transport sent and what telemon answered."""
 
     messages: int = 0
-    readings: int = 0
+    readings: int = 0  # items sent: glucose readings and the other kinds (doses, ketones, weights, pressures)
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
@@ -214,6 +215,8 @@ class Plan:
         self.refused: dict[str, set[tuple[str, dt.datetime, float]]] = {p.external_id: set() for p in cohort}
         self.last_taken: dict[str, dt.datetime] = {}
         self.hypos: dict[tuple[str, str], PlannedHypo] = {}
+        # the other item kinds: the distinct ones sent (all stored: the simulator mistypes none of them)
+        self.measures: dict[str, dict[tuple[object, ...], Measure]] = {p.external_id: {} for p in cohort}
         self.resyncs: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
         self.sent = 0
@@ -224,7 +227,9 @@ class Plan:
         p = sync.patient
         record = self.records[p.external_id]
         with self._lock:
-            self.sent += len(sync.readings)
+            self.sent += sync.size
+            for m in sync.measures:
+                self.measures[p.external_id].setdefault(m.key, m)
             keys, refused = self.keys[p.external_id], self.refused[p.external_id]
             new = 0
             for r in sync.readings:
@@ -263,6 +268,31 @@ class Plan:
     @property
     def readings(self) -> int:
         return sum(self.stored_readings(p.external_id) for p in self.cohort)
+
+    @property
+    def measurements(self) -> int:
+        """Distinct doses, ketones, weights and blood pressures telemon should hold."""
+        return sum(len(found) for found in self.measures.values())
+
+    def measurement_counts(self, external_id: str) -> dict[str, int]:
+        return dict(Counter(m.kind for m in self.measures[external_id].values()))
+
+    def measurement_events(self) -> list[dict[str, Any]]:
+        """The planned measurements an alert is for: the raised ketone, the blood pressures of 140/90 and above,
+        the 165/112 reading."""
+        return [
+            {
+                "external_id": external_id,
+                "patient_id": self.records[external_id].patient_id,
+                "event": m.event,
+                "kind": m.kind,
+                "taken_at": iso(m.taken_at),
+                "values": dict(m.values),
+            }
+            for external_id, found in sorted(self.measures.items())
+            for m in sorted(found.values(), key=lambda m: m.taken_at)
+            if m.event is not None
+        ]
 
     @property
     def refusals(self) -> int:
@@ -307,7 +337,9 @@ class Plan:
                 "clock_fixed_at": iso(p.clock_fixed_at),
                 "features": p.features(),
                 "roles": list(p.roles),
+                "regimen": p.care.regimen,
                 "readings": self.stored_readings(p.external_id),
+                "measurements": self.measurement_counts(p.external_id),
                 "refused": len(self.refused[p.external_id]),
             }
             for p in self.cohort
@@ -317,6 +349,8 @@ class Plan:
         return {
             "readings_sent": self.sent,
             "readings": self.readings,
+            "measurements": self.measurements,
+            "measurement_events": len(self.measurement_events()),
             "refused": self.refusals,
             "hypoglycaemias": len(self.hypos),
             "stopped": len(self.stopped()),
@@ -330,6 +364,7 @@ class Plan:
             **self.summary(),
             "patients": self.patients(),
             "hypoglycaemias": [h.as_dict() for h in self.hypoglycaemias()],
+            "measurement_events": self.measurement_events(),
             "stopped": self.stopped(),
             "resyncs": self.resyncs,
             "deliveries": self.deliveries,
@@ -341,7 +376,7 @@ class Phase:
     start: dt.datetime
     end: dt.datetime
     seconds: float = 0.0
-    readings: int = 0
+    readings: int = 0  # items sent: glucose readings and the other kinds (doses, ketones, weights, pressures)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -412,7 +447,8 @@ def format_report(report: Report) -> str:
         lines.append(line)
     plan = data["plan"]
     lines.append(
-        f"plan: {plan['readings']:,} distinct readings to store, {plan['refused']} mistyped entries to refuse, "
+        f"plan: {plan['readings']:,} distinct readings and {plan['measurements']:,} doses, ketones, weights and "
+        f"blood pressures to store, {plan['refused']} mistyped entries to refuse, "
         f"{plan['hypoglycaemias']} hypoglycaemias, {plan['stopped']} patients who stopped measuring, "
         f"{plan['resyncs']} full-memory re-sync messages, {plan['deliveries']} deliveries"
     )

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from telemon import audit, devices, patients, teams
+from telemon import audit, devices, patients, teams, treatment
 from telemon.db import Conn
 from telemon.security import secret_hash
 from telemon.settings import SettingsError
+from tools.simulator.measures import Care
 
 ACTOR = "simulator"
 
@@ -137,4 +138,36 @@ async def record_delivery(conn: Conn, patient_id: uuid.UUID, date: dt.date) -> b
     if patient is None or patient.delivery_date is not None:
         return False
     await patients.record_delivery(conn, patient_id, date, actor=ACTOR)
+    return True
+
+
+def treatment_plans(care: Care) -> list[treatment.Plan]:
+    """The versions of the plan a patient of ``care`` follows, oldest first: one for diet and metformin; for
+    insulin, the starting dose and the dose raised since (the last is in force)."""
+    if care.regimen == "diet":
+        return [treatment.Plan("diet", note="Régime diabète gestationnel")]
+    if care.regimen == "metformin":
+        return [treatment.Plan("metformin", metformin_mg=care.metformin_mg, metformin_times=("08:00", "20:00"))]
+    assert care.basal_product is not None
+    time = f"{care.basal_minute // 60:02d}:{care.basal_minute % 60:02d}"
+    notes = ("Dose de départ", "Glycémies à jeun au-dessus de l'objectif : basale augmentée")
+    return [
+        treatment.Plan(
+            "insulin",
+            basal=treatment.Basal(care.basal_product, units, time),
+            prandial_product=care.prandial_product,
+            prandial=dict(care.prandial),
+            note=note,
+        )
+        for units, note in zip(care.basal_units, notes, strict=False)
+    ]
+
+
+async def ensure_plan(conn: Conn, patient_id: uuid.UUID, care: Care) -> bool:
+    """Write the patient's plan through ``telemon.treatment`` (its versions, audited), once: a patient who has a
+    plan keeps it, whatever a clinician changed since. True when written."""
+    if await treatment.current_plan(conn, patient_id) is not None:
+        return False
+    for plan in treatment_plans(care):
+        await treatment.new_version(conn, patient_id, plan, actor=ACTOR)
     return True

@@ -33,6 +33,7 @@ import asyncpg
 
 from telemon.settings import SettingsError
 from tools.simulator import clients
+from tools.simulator.measures import Measure
 from tools.simulator.physiology import (
     DAY,
     CohortSpec,
@@ -61,6 +62,7 @@ from tools.simulator.records import (
     DeviceRecord,
     device_records,
     ensure_device,
+    ensure_plan,
     ensure_team,
     load_state,
     record_delivery,
@@ -80,25 +82,33 @@ T = TypeVar("T")
 
 
 def _coalesce(syncs: list[Sync], size: int) -> list[Sync]:
-    """A backlog of ordinary syncs as uploads of at most ``size`` readings (full-memory syncs stay whole)."""
+    """A backlog of ordinary syncs as uploads of at most ``size`` items (full-memory syncs stay whole)."""
     merged: list[Sync] = []
     pending: list[Reading] = []
+    measures: list[Measure] = []
+
+    def flush(sync: Sync | None) -> None:
+        if (pending or measures) and sync is not None:
+            merged.append(Sync(sync.at, sync.patient, tuple(pending), measures=tuple(measures)))
+            pending.clear()
+            measures.clear()
+
     last: Sync | None = None
     for sync in syncs:
         if sync.full_memory or sync.clock_skew_s:
-            if pending and last is not None:
-                merged.append(Sync(last.at, last.patient, tuple(pending)))
-                pending = []
+            flush(last)
             merged.append(sync)
             continue
         for reading in sync.readings:
             pending.append(reading)
-            if len(pending) >= size:
-                merged.append(Sync(sync.at, sync.patient, tuple(pending)))
-                pending = []
+            if len(pending) + len(measures) >= size:
+                flush(sync)
+        for measure in sync.measures:
+            measures.append(measure)
+            if len(pending) + len(measures) >= size:
+                flush(sync)
         last = sync
-    if pending and last is not None:
-        merged.append(Sync(last.at, last.patient, tuple(pending)))
+    flush(last)
     return merged
 
 
@@ -155,22 +165,27 @@ class Sender:
                 answers, error = await self._thread(self._meter_session, record, session)
                 for k, sync in enumerate(session):
                     if k < len(answers):
-                        receipt = clients.Receipt.of(len(sync.readings), answers[k])
+                        receipt = clients.Receipt.of(sync.size, answers[k])
                     else:
-                        receipt = clients.Receipt(len(sync.readings), error=error or "no receipt")
+                        receipt = clients.Receipt(sync.size, error=error or "no receipt")
                     self._count("mqtt", receipt, progress)
             return
         for sync in items:
             if self.abort.is_set():
                 return
             if p.device_kind == "app":
-                payload = clients.app_payload(list(sync.readings), p.unit, p.zone)
+                payload = clients.app_payload(list(sync.readings), p.unit, p.zone, sync.measures)
                 receipt = await self._thread(clients.post_app, self.http, record.token, payload)
                 self._count("http", receipt, progress)
-            else:
+                continue
+            if sync.readings:
                 entries = clients.cgm_entries(list(sync.readings))
                 receipt = await self._thread(clients.post_cgm, self.http, record.token, entries)
                 self._count("nightscout", receipt, progress)
+            if sync.measures:  # her phone sends her doses and measurements with the uploader's token
+                payload = clients.app_payload([], p.unit, p.zone, sync.measures)
+                receipt = await self._thread(clients.post_app, self.http, record.token, payload)
+                self._count("http", receipt, progress)
 
     def _meter_session(self, record: DeviceRecord, syncs: list[Sync]) -> tuple[list[dict[str, Any]], str | None]:
         assert self.options.mqtt_url is not None
@@ -277,6 +292,7 @@ class Simulation:
                 )
                 records[p.external_id] = record
                 made += new
+                await ensure_plan(conn, record.patient_uuid, p.care)
         state["devices"] = records_json(records)
         self._save()
         if options.mqtt_url is None and any(p.device_kind == "meter" for p in cohort):
@@ -345,7 +361,7 @@ class Simulation:
             report.backfill = Phase(begin, end)
             syncs = await loop.run_in_executor(executor, all_syncs, timelines, begin, end)
             await self._deliveries(plan, cohort, end)
-            total = sum(len(s.readings) for s in syncs)
+            total = sum(s.size for s in syncs)
             progress = Progress(total, "backfill", enabled=options.progress, stream=self.out)
             started = time.monotonic()
             await sender.send(syncs, progress=progress, backlog=True)
@@ -394,7 +410,7 @@ class Simulation:
                 syncs = await loop.run_in_executor(sender.executor, all_syncs, timelines, last, target)
                 await self._deliveries(plan, cohort, target)
                 await sender.send(syncs)
-                phase.readings += sum(len(s.readings) for s in syncs)
+                phase.readings += sum(s.size for s in syncs)
                 last = phase.end = plan.until = target
                 self.state["sent_until"] = iso(target)
                 for timeline in timelines:

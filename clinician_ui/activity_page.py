@@ -1,0 +1,56 @@
+"""The team's monthly activity report (every clinician of the team): the page, and the same figures as CSV
+(``records.activity``). ``?month=YYYY-MM``, by default the last whole month; an administrator of several teams
+chooses the team (``?team=``). Reading it is audited (it lists patients)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from clinician_ui import team_queries, web
+from clinician_ui.sessions import Clinician
+from records import activity
+from telemon import audit
+from telemon.csv_export import csv_response
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _report(request: Request, who: Clinician, fmt: str) -> tuple[activity.Activity, dict[uuid.UUID, str]]:
+    chosen = request.query_params.get("team")
+    team_id = next((t for t in who.team_ids if str(t) == chosen), who.team_ids[0])
+    async with web.connection(request) as conn:
+        try:
+            found = await activity.activity(conn, team_id, request.query_params.get("month"))
+        except activity.MonthError:
+            raise web.PageError(422, "error.month") from None
+        names = {r["id"]: r["name"] for r in await conn.fetch(team_queries.TEAM_NAMES, list(who.team_ids))}
+        await audit.record(
+            conn,
+            actor=who.actor,
+            action="team.activity",
+            detail={"team_id": str(team_id), "month": found.month, "format": fmt},
+            patient_ids=[s["id"] for s in found.silent],
+        )
+    return found, names
+
+
+@router.get("/activity")
+async def activity_page(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
+    found, names = await _report(request, who, "html")
+    context = {
+        "report": found,
+        "team_names": names,
+        "under_way": found.until < found.end,
+        "minutes": lambda seconds: None if seconds is None else dt.timedelta(seconds=round(seconds)),
+    }
+    return web.render(request, "activity.html", context, who=who)
+
+
+@router.get("/activity.csv", response_model=None)
+async def activity_csv(request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    found, _names = await _report(request, who, "csv")
+    return csv_response(activity.activity_csv(found), f"telemon-activity-{found.month}.csv")
