@@ -5,18 +5,28 @@ The patient is the token's, never a parameter: a token reaches the messages of i
 else names a conversation. Listing is newest first in the API's list envelope, the cursor going to older messages;
 ``?after=<id>`` asks only for what came since the newest message the app already has. Listing shows the team's
 messages to the patient, so those it returns are marked read (the team sees the receipt); ``read_at`` in the answer
-is as it was before, so that the app can mark what is new to her."""
+is as it was before, so that the app can mark what is new to her.
+
+``GET /api/v1/me/events`` is the same conversation pushed: a server-sent-event stream (read with ``fetch``, since
+the token travels in the ``Authorization`` header) that says ``message`` when the team wrote to her or read what
+she wrote, from the process's one LISTEN connection (:mod:`telemon.live`), so that her app fetches at once instead
+of asking every few seconds. It carries ids only; the words come through the list above."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clinic import messages
 from clinic.errors import ClinicRoute
+from telemon import live
 from telemon.auth import AppDevice, app_device, pool
 from telemon.pagination import cursor_int, decode_cursor, envelope
 
@@ -24,6 +34,9 @@ router = APIRouter(prefix="/api/v1", tags=["the patient's app"], route_class=Cli
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies and phones' networks from closing the stream
+TOKEN_CHECK_S = 60.0  # a revoked token ends its stream
+MAX_STREAM_S = 30 * 60.0  # streams are recycled (the app opens another)
 
 
 Device = Annotated[AppDevice, Depends(app_device)]
@@ -117,3 +130,54 @@ async def send_message(body: MessageIn, device: Device, db: Db) -> dict[str, Any
     async with db.acquire() as conn, conn.transaction():
         sent = await messages.send(conn, device.patient_id, body.body, actor=device.actor, device_id=device.device_id)
     return message_out(sent)
+
+
+@router.get(
+    "/me/events",
+    summary="The conversation pushed: a server-sent-event stream of `message` events (app token)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "`hello`, then `message` and `resync` events"},
+        401: {"description": "missing or unknown token"},
+        403: {"description": "revoked, or not an app"},
+    },
+)
+async def events(request: Request, device: Device, db: Db) -> StreamingResponse:
+    """``event: message`` with ``{"id", "author"}`` (a new message) or ``{"read": "patient"}`` (the team read
+    hers); ``event: resync`` when events may have been missed (fetch the list again)."""
+    hub = live.broadcaster(request.app)
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        async with hub.subscribe((), patient_id=device.patient_id) as subscription:
+            yield "retry: 3000\n\n"
+            with contextlib.suppress(TimeoutError):
+                await hub.wait_listening()
+            yield live.frame(live.Event("hello", {}))
+            opened = last_beat = last_check = loop.time()
+            while not live.shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
+                if subscription.overflowed:
+                    while not subscription.queue.empty():
+                        subscription.queue.get_nowait()
+                    subscription.overflowed = False
+                    yield live.frame(live.Event("resync", {}))
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), 1.0)
+                except TimeoutError:
+                    now = loop.time()
+                    if now - last_beat >= HEARTBEAT_S:
+                        last_beat = now
+                        yield ": ping\n\n"
+                    if now - last_check >= TOKEN_CHECK_S:
+                        last_check = now
+                        try:  # the same check as the request's: a rotated or revoked token ends the stream
+                            await app_device(request, db)
+                        except HTTPException:
+                            return
+                    continue
+                said = {k: event.data[k] for k in ("id", "author", "read") if k in event.data}
+                said["author"] = "team" if said.get("author") == "clinician" else said.get("author")
+                yield live.frame(live.Event(event.kind, {k: v for k, v in said.items() if v is not None}))
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from clinician_ui import live, sessions, web
-from clinician_ui.live import Broadcaster, Event
-from telemon import audit
+from clinician_ui import sessions, web
+from telemon import audit, live
+from telemon.live import Event
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,18 +27,6 @@ RETRY_MS = 3000
 BATCH_EVENTS = 256  # events already waiting that are sent together, after one audit row for their new patients
 
 
-def broadcaster(app: FastAPI) -> Broadcaster:
-    found: Broadcaster | None = getattr(app.state, "dashboard_broadcaster", None)
-    if found is None:
-        found = Broadcaster(app.state.services.pool)
-        app.state.dashboard_broadcaster = found
-    return found
-
-
-def _frame(event: Event) -> str:
-    return f"event: {event.kind}\ndata: {json.dumps(event.data, separators=(',', ':'))}\n\n"
-
-
 @router.get("/events", response_model=None)
 async def events(request: Request) -> Response:
     db = web.pool(request)
@@ -47,7 +34,7 @@ async def events(request: Request) -> Response:
     who = await sessions.clinician_of(db, cookie)
     if who is None:
         return Response(status_code=401, headers={"Cache-Control": "no-store"})
-    hub = broadcaster(request.app)
+    hub = live.broadcaster(request.app)
     stream_id = str(uuid.uuid4())
     await audit.record(
         db,
@@ -64,14 +51,14 @@ async def events(request: Request) -> Response:
             yield f"retry: {RETRY_MS}\n\n"
             with contextlib.suppress(TimeoutError):
                 await hub.wait_listening()
-            yield _frame(Event("hello", {}))
+            yield live.frame(Event("hello", {}))
             opened = last_beat = last_check = loop.time()
             while not live.shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
                 if subscription.overflowed:
                     while not subscription.queue.empty():
                         subscription.queue.get_nowait()
                     subscription.overflowed = False
-                    yield _frame(Event("resync", {}))
+                    yield live.frame(Event("resync", {}))
                 try:
                     event = await asyncio.wait_for(subscription.queue.get(), 1.0)
                 except TimeoutError:
@@ -100,7 +87,7 @@ async def events(request: Request) -> Response:
                     )
                     named.update(new)
                 for sent in batch:
-                    yield _frame(sent)
+                    yield live.frame(sent)
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -330,8 +330,6 @@ ORDER BY last.received_at DESC
 
 # --- live updates ------------------------------------------------------------------------------------------------
 
-PATIENT_TEAMS = "SELECT id, team_id FROM patients WHERE id = ANY($1::uuid[])"
-
 # --- the clinic's pages (enrolment) ---------------------------------------------------------------------------
 
 # The care teams $1 (a clinician's), by name, for the enrolment form's choice of team.

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -59,7 +56,6 @@ def include_routes(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(web.LoginRequired, _login_required)
     app.add_exception_handler(web.PageError, _page_error)
-    _close_broadcaster_on_shutdown(app)
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -77,18 +73,3 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     return web.render(request, "error.html", context, who=who, status_code=exc.status)
 
 
-def _close_broadcaster_on_shutdown(app: FastAPI) -> None:
-    """The app's lifespan, then closing the dashboard's listening connection before the pool closes."""
-    original = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        async with original(app_) as state:
-            try:
-                yield state
-            finally:
-                hub = getattr(app.state, "dashboard_broadcaster", None)
-                if hub is not None:
-                    await hub.close()
-
-    app.router.lifespan_context = lifespan

@@ -282,3 +282,6 @@ SELECT r.id, pg_notify($5::text, json_build_object(
            'change', 'resolved')::text)
 FROM r
 """
+
+# The care team of each of the patients $1 (telemon.live: whose streams a notification goes to).
+PATIENT_TEAMS = "SELECT id, team_id FROM patients WHERE id = ANY($1::uuid[])"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from telemon import headers, logs, mqtt_client
+from telemon import headers, live, logs, mqtt_client
 from telemon.app import openapi
 from telemon.app.domains import DOMAINS
 from telemon.app.services import Services, open_services
@@ -27,11 +27,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is not None:
-            yield
+            try:
+                yield
+            finally:
+                await live.close(app)  # the event streams' listening connection, before the pool closes
             return
         async with open_services(settings) as opened:
             app.state.services = opened
-            yield
+            try:
+                yield
+            finally:
+                await live.close(app)
 
     app = FastAPI(
         title="telemon",

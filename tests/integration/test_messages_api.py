@@ -4,6 +4,8 @@ gives a receipt, and a message can never be edited afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -191,3 +193,51 @@ async def test_new_teams_start_with_templates_in_both_languages(db: asyncpg.Pool
     found = await messages.templates(db, team.id, "fr")
     assert len(found) >= 3 and all(t.body_fr and t.body_en for t in found)
     assert "Merci d'appeler le service" in [t.title_fr for t in found]
+
+
+async def test_the_teams_messages_are_pushed_to_her_app_and_to_no_one_else(
+    services: Services, db: asyncpg.Pool
+) -> None:
+    """``/api/v1/me/events`` on a real server: a message from her team arrives as an event at once (ids only),
+    another patient's conversation never does, and a meter's token or no token opens nothing."""
+    from tests.integration.test_ui_live import api_process
+
+    team_id, patient_id, token = await _app(db)
+    _other_team, other_patient, _other_token = await _app(db)
+    clinician = await _clinician(db, team_id)
+    meter = await add_device(db, patient_id, kind="meter")
+    events: list[tuple[str, dict[str, object]]] = []
+
+    async with api_process(services) as base, httpx.AsyncClient() as http:
+        assert (await http.get(f"{base}/api/v1/me/events")).status_code == 401
+        assert (await http.get(f"{base}/api/v1/me/events", headers=auth(meter.token))).status_code == 403
+
+        async def read() -> None:
+            async with http.stream("GET", f"{base}/api/v1/me/events", headers=auth(token), timeout=None) as answer:
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                kind = None
+                async for line in answer.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind:
+                        events.append((kind, json.loads(line[6:])))
+
+        async def seen(match: object) -> None:
+            for _ in range(500):
+                if any(match(kind, data) for kind, data in events):  # type: ignore[operator]
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"not seen in {events}")
+
+        reader = asyncio.create_task(read())
+        try:
+            await seen(lambda kind, _data: kind == "hello")
+            await _from_team(db, other_patient, "for someone else", await _clinician(db, _other_team))
+            sent = await _from_team(db, patient_id, "Bonjour, pensez à mesurer après le dîner", clinician)
+            await seen(lambda kind, data: kind == "message" and data.get("id") == sent)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    messages_seen = [data for kind, data in events if kind == "message"]
+    assert messages_seen == [{"id": sent, "author": "team"}]  # not the other patient's, and never the words

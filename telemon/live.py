@@ -1,4 +1,5 @@
-"""Live updates: PostgreSQL LISTEN/NOTIFY fanned out to the dashboard's server-sent-event streams.
+"""Live updates: PostgreSQL LISTEN/NOTIFY fanned out to server-sent-event streams (the dashboard's, and the
+patient's companion app's).
 
 Each API process holds **one** listening connection (not one per browser), on the channels
 
@@ -9,7 +10,8 @@ Each API process holds **one** listening connection (not one per browser), on th
 
 Because the notifications go through PostgreSQL, a change made through any process (an MQTT consumer, another
 API process behind the load balancer) reaches the browsers of every process. Each notification is forwarded only
-to the streams of clinicians whose care teams hold the patient. The listening connection is borrowed from the
+to the streams of clinicians whose care teams hold the patient, and to the patient's own streams (her messages
+only). The listening connection is borrowed from the
 pool while at least one stream is open, and given back a little after the last one closed; a lost connection is
 re-established and the streams are told to ``resync`` (they refetch what they show).
 """
@@ -28,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from fastapi import FastAPI
 
-from clinician_ui import queries
-from telemon import channels
+from telemon import channels, queries
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,17 @@ class Event:
 
 @dataclass(eq=False)
 class Subscription:
+    """A clinician's stream follows her ``team_ids``; a patient's (``patient_id``) follows her own messages."""
+
     team_ids: frozenset[uuid.UUID]
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    patient_id: uuid.UUID | None = None
+
+    def wants(self, patient: uuid.UUID, team: uuid.UUID, event: Event) -> bool:
+        if self.patient_id is not None:
+            return patient == self.patient_id and event.kind == "message"
+        return team in self.team_ids
 
     def offer(self, event: Event) -> None:
         if self.overflowed:
@@ -78,8 +88,10 @@ class Broadcaster:
         self.listening = False  # a LISTEN connection is held (tests)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, team_ids: tuple[uuid.UUID, ...]) -> AsyncIterator[Subscription]:
-        subscription = Subscription(frozenset(team_ids))
+    async def subscribe(
+        self, team_ids: tuple[uuid.UUID, ...], *, patient_id: uuid.UUID | None = None
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(frozenset(team_ids), patient_id=patient_id)
         self.subscriptions.add(subscription)
         if self._task is None or self._task.done():
             self._connected.clear()
@@ -174,7 +186,7 @@ class Broadcaster:
             if team is None:
                 continue
             for subscription in list(self.subscriptions):
-                if team in subscription.team_ids:
+                if subscription.wants(patient, team, event):
                     subscription.offer(event)
 
     async def _teams_of(self, patients: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
@@ -211,6 +223,27 @@ def _parse(channel: str, payload: str) -> list[tuple[uuid.UUID, Event]]:
     except (ValueError, KeyError, TypeError):
         log.warning("unreadable notification ignored", extra={"channel": channel, "payload": payload[:200]})
         return []
+
+
+def broadcaster(app: FastAPI) -> Broadcaster:
+    """The process's one broadcaster (made on first use, closed with the app: :func:`close`)."""
+    found: Broadcaster | None = getattr(app.state, "broadcaster", None)
+    if found is None:
+        found = Broadcaster(app.state.services.pool)
+        app.state.broadcaster = found
+    return found
+
+
+async def close(app: FastAPI) -> None:
+    """Give back the listening connection (the app's lifespan does, before the pool closes)."""
+    hub: Broadcaster | None = getattr(app.state, "broadcaster", None)
+    if hub is not None:
+        await hub.close()
+
+
+def frame(event: Event) -> str:
+    """An event as a server-sent-event frame."""
+    return f"event: {event.kind}\ndata: {json.dumps(event.data, separators=(',', ':'))}\n\n"
 
 
 def shutdown_requested() -> bool:
