@@ -17,13 +17,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from alerts.profiles import LONGEST_POSTPARTUM
-from telemon import patients, units, weight_gain
+from telemon import patients, teams, units, weight_gain
 from telemon.settings import SettingsError
 
 LANGUAGES = ("fr", "en")
 # The longest postpartum glucose test window of the guideline profiles: a due date further past has nothing left
 # to follow (the hospital API refuses the same).
-MAX_LENGTH = {"display_name": 200, "external_id": 64, "note": 4000, "time_zone": 64}
+MAX_LENGTH = {"display_name": 200, "external_id": 64, "note": 4000, "time_zone": 64, "email": 254}
 # Each field's label, which the error summary at the top of the form names.
 FIELD_LABELS = {
     name: f"enrol.{name}"
@@ -46,6 +46,7 @@ FIELD_LABELS = {
         "readings_per_day",
         "time_zone",
         "language",
+        "email",
         "note",
     )
 }
@@ -228,6 +229,12 @@ def read_enrolment(
     if not 1 <= per_day <= 12:
         r.fail("readings_per_day", "field_error.readings_per_day")
     language = r.choice("language", LANGUAGES)
+    email = r.text("email", required=False) or None
+    if email is not None and "email" not in r.errors:
+        try:
+            email = teams.check_email(email)
+        except SettingsError:
+            r.fail("email", "field_error.email")
     unit = r.choice("ogtt_unit", units.UNITS)
     ogtt_values = [r.glucose(name, unit) for name in ("ogtt_fasting", "ogtt_1h", "ogtt_2h")]
     note = r.text("note", required=False, allowed="\n\r\t")
@@ -247,7 +254,7 @@ def read_enrolment(
             profile=profile,
             treatment=treatment,
             readings_per_day=per_day,
-            details=patients.EnrolmentDetails(birth_year, language, ogtt),
+            details=patients.EnrolmentDetails(birth_year, language, ogtt, email),
             note=note,
             height_cm=height_cm,
             pre_pregnancy_weight_kg=pre_pregnancy_weight_kg,

@@ -36,6 +36,15 @@ TEXTS_CLINIC: dict[str, tuple[str, str]] = {
     "enrol.readings_per_day": ("Prescribed readings per day", "Glycémies prescrites par jour"),
     "enrol.time_zone": ("Time zone", "Fuseau horaire"),
     "enrol.language": ("Her language", "Sa langue"),
+    "enrol.email": (
+        "Her e-mail, to tell her a message is waiting (optional; the e-mail never holds medical content)",
+        "Son e-mail, pour la prévenir qu'un message l'attend (facultatif ; l'e-mail ne contient aucune information "
+        "médicale)",
+    ),
+    "field_error.email": (
+        "Give an e-mail address such as name@example.fr.",
+        "Indiquez une adresse e-mail comme nom@exemple.fr.",
+    ),
     "enrol.note": ("Note (optional)", "Note (facultative)"),
     "enrol.optional": ("optional", "facultatif"),
     "enrol.submit": ("Enrol", "Inscrire"),

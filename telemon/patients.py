@@ -392,10 +392,12 @@ class EnrolmentDetails:
     birth_year: int | None
     language: str
     ogtt: Ogtt | None
+    # where the notice "you have a new message from your care team" goes (never any medical content); None: none
+    email: str | None = None
 
 
 async def set_enrolment_details(conn: Conn, patient_id: uuid.UUID, details: EnrolmentDetails) -> None:
-    """Record the patient's birth year, the language she reads and her diagnostic OGTT, in the enrolment's
+    """Record the patient's birth year, the language she reads, her diagnostic OGTT and her e-mail, in the enrolment's
     transaction (which audits the whole)."""
     ogtt = details.ogtt
     await conn.execute(
@@ -407,6 +409,7 @@ async def set_enrolment_details(conn: Conn, patient_id: uuid.UUID, details: Enro
         ogtt.fasting_mgdl if ogtt else None,
         ogtt.one_hour_mgdl if ogtt else None,
         ogtt.two_hours_mgdl if ogtt else None,
+        details.email,
     )
 
 
@@ -417,4 +420,4 @@ async def enrolment_details(conn: Conn | asyncpg.Pool, patient_id: uuid.UUID) ->
     ogtt = None
     if row["ogtt_unit"] is not None:
         ogtt = Ogtt(row["ogtt_unit"], row["ogtt_fasting_mgdl"], row["ogtt_1h_mgdl"], row["ogtt_2h_mgdl"])
-    return EnrolmentDetails(row["birth_year"], row["language"], ogtt)
+    return EnrolmentDetails(row["birth_year"], row["language"], ogtt, row["email"])

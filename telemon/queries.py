@@ -131,11 +131,12 @@ RETURNING {PATIENT_RECORD_COLUMNS}
 # diagnostic OGTT's unit ($4) and values in mg/dL ($5 fasting, $6 at 1 h, $7 at 2 h).
 SET_ENROLMENT_DETAILS = """
 UPDATE patients
-SET birth_year = $2, language = $3, ogtt_unit = $4, ogtt_fasting_mgdl = $5, ogtt_1h_mgdl = $6, ogtt_2h_mgdl = $7
+SET birth_year = $2, language = $3, ogtt_unit = $4, ogtt_fasting_mgdl = $5, ogtt_1h_mgdl = $6, ogtt_2h_mgdl = $7,
+    email = $8
 WHERE id = $1
 """
 ENROLMENT_DETAILS = """
-SELECT birth_year, language, ogtt_unit, ogtt_fasting_mgdl, ogtt_1h_mgdl, ogtt_2h_mgdl FROM patients WHERE id = $1
+SELECT birth_year, language, ogtt_unit, ogtt_fasting_mgdl, ogtt_1h_mgdl, ogtt_2h_mgdl, email FROM patients WHERE id = $1
 """
 # An archived patient's ($1) devices are revoked: her meter goes back and her app stops sending.
 REVOKE_PATIENT_DEVICES = """

@@ -78,7 +78,9 @@ async def test_a_midwife_enrols_a_patient_with_her_ogtt_in_french_decimals(
         form = parse_html((await http.get("/enrol")).text)
         assert form.one("#f-language").select("option[selected]")[0].get("value") == "en"  # the clinician's
         assert form.one("#f-time_zone").get("value") == "Europe/Paris"
-        answer = await enrol(http, external_id="H-2026-0042", note="Prefers SMS <b>after</b> 6 pm")
+        answer = await enrol(
+            http, external_id="H-2026-0042", note="Prefers SMS <b>after</b> 6 pm", email=" camille.d@example.fr "
+        )
         assert answer.status_code == 303
         patient_id = uuid.UUID(answer.headers["location"].rsplit("/", 1)[1])
         page = await http.get(answer.headers["location"])
@@ -89,6 +91,7 @@ async def test_a_midwife_enrols_a_patient_with_her_ogtt_in_french_decimals(
     )
     assert row["team_id"] == team.id and row["external_id"] == "H-2026-0042" and row["birth_year"] == 1992
     assert row["language"] == "fr" and row["ogtt_unit"] == "mmol/L" and row["ogtt_1h_mgdl"] is None
+    assert row["email"] == "camille.d@example.fr"  # where the notice of a new message goes
     assert row["ogtt_fasting_mgdl"] == units.exact_mgdl(5.3, "mmol/L")
     assert row["ogtt_2h_mgdl"] == units.exact_mgdl(8.6, "mmol/L")
     assert row["due_date"] == TODAY + dt.timedelta(days=120) and row["note"] == "Prefers SMS <b>after</b> 6 pm"
@@ -124,6 +127,7 @@ async def test_every_bad_field_is_named_beside_it_and_nothing_is_stored(services
             ogtt_2h="90",  # mmol/L: a value in mg/dL typed in the wrong unit
             readings_per_day="13",
             time_zone="Mars/Olympus",
+            email="camille at home",
         )
         assert answer.status_code == 422
         page = parse_html(answer.text)
@@ -136,12 +140,13 @@ async def test_every_bad_field_is_named_beside_it_and_nothing_is_stored(services
             "ogtt_2h",
             "readings_per_day",
             "time_zone",
+            "email",
         }
         assert errors["ogtt_2h"] == "Outside 0.6–33.3 mmol/L: check the value and the unit."
         assert errors["ogtt_fasting"].startswith("Not a number")
         assert page.one("#f-display_name").get("aria-invalid") == "true"
         assert page.one("#f-ogtt_fasting").get("value") == "5.3.1"  # the form comes back as typed
-        assert len(page.one("#error-summary").select("li")) == 7
+        assert len(page.one("#error-summary").select("li")) == 8
         # with a valid zone the due date is judged too
         late = await enrol(http, due_date=(TODAY + dt.timedelta(days=400)).isoformat())
         assert field_errors(parse_html(late.text)) == {
