@@ -30,11 +30,12 @@ URINE_KETONES = ("negative", "trace", "+", "++", "+++")
 # 160 U, the largest single injection a pen sold in Europe dials (Tresiba FlexTouch U-200 and Toujeo DoubleStar:
 # 2–160 units in steps of 2; their summaries of product characteristics, section 4.2); U-100 pens stop at 60–80.
 INSULIN_UNITS = (0.0, 160.0)
-# Blood β-hydroxybutyrate, mmol/L: the measuring range of capillary ketone strips (Abbott FreeStyle Optium
-# β-Ketone test strips, instructions for use: 0.0–8.0 mmol/L; the Ketodoc meter 0.1–8.0; above it a meter shows
-# "Hi"), so no meter reports more. A laboratory result above it (decompensated ketoacidosis can pass 8 mmol/L) is
-# refused as well, with this bound in the reason: a laboratory ceiling would need a source of its own.
-BLOOD_KETONE_MMOLL = (0.0, 8.0)
+# Blood β-hydroxybutyrate, mmol/L. Capillary ketone strips read 0.0–8.0 (Abbott FreeStyle Optium β-Ketone test
+# strips, instructions for use; above it a meter shows "Hi"), but a laboratory result (FHIR import) can pass 8 in a
+# decompensated ketoacidosis, and refusing it would lose the one value that most needs an urgent alert: so the bound
+# is a sanity bound, not a clinical one: ketoacidosis is diagnosed from 3.0 mmol/L (Sheikh-Ali et al., Diabetes Care
+# 2008;31:643-7) and severe cases pass 10; a value above 25 mmol/L is a typing error.
+BLOOD_KETONE_MMOLL = (0.0, 25.0)
 # Weight, kg: a sanity bound, not a clinical one. 30 kg is a body mass index of 12 at 1.58 m, below the WHO's
 # "severe thinness" (BMI under 16) for any adult; 300 kg is beyond the capacity of the scales a pregnant woman is
 # weighed on (bathroom scales stop at 150–200 kg; hospital bariatric platform scales at 300 kg and more).

@@ -82,7 +82,8 @@ AT_THE_BOUNDS: list[tuple[dict[str, Any], bool]] = [
     ({**INSULIN, "units": -2}, False),
     ({**BLOOD_KETONE, "value": 0.0}, True),
     ({**BLOOD_KETONE, "value": 8.0}, True),  # the top of the strips' measuring range
-    ({**BLOOD_KETONE, "value": 8.1}, False),
+    ({**BLOOD_KETONE, "value": 9.4}, True),  # a laboratory's result in ketoacidosis, above a strip's range
+    ({**BLOOD_KETONE, "value": 25.1}, False),
     ({**WEIGHT, "value": 30}, True),
     ({**WEIGHT, "value": 29.9}, False),
     ({**WEIGHT, "value": 300}, True),
@@ -135,8 +136,8 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({**INSULIN, "product": "NP\x00H"}, "product: contains a NUL character"),
     ({**INSULIN, "product": "x" * 65}, "product: expected a string of at most 64 characters"),
     ({**INSULIN, "unit": "mL"}, "unit: 'mL' is not U for insulin (units)"),
-    ({**BLOOD_KETONE, "value": 9.5}, "value: 9.5 mmol/L is outside the plausible range (from 0 to 8 mmol/L)"),
-    ({**BLOOD_KETONE, "value": -0.1}, "value: -0.1 mmol/L is outside the plausible range (from 0 to 8 mmol/L)"),
+    ({**BLOOD_KETONE, "value": 30}, "value: 30 mmol/L is outside the plausible range (from 0 to 25 mmol/L)"),
+    ({**BLOOD_KETONE, "value": -0.1}, "value: -0.1 mmol/L is outside the plausible range (from 0 to 25 mmol/L)"),
     ({**BLOOD_KETONE, "unit": "mg/dL"}, "unit: 'mg/dL' is not one of mmol/L for blood ketones"),
     ({**BLOOD_KETONE, "urine": "+"}, "ketone: either value with unit mmol/L (blood β-hydroxybutyrate) or urine (negative, trace, +, ++, +++), not both"),
     ({"kind": "ketone", "measured_at": AT}, "ketone: either value with unit mmol/L (blood β-hydroxybutyrate) or urine (negative, trace, +, ++, +++), not neither"),
