@@ -14,8 +14,6 @@ of asking every few seconds. It carries ids only; the words come through the lis
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -34,9 +32,6 @@ router = APIRouter(prefix="/api/v1", tags=["the patient's app"], route_class=Cli
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies and phones' networks from closing the stream
-TOKEN_CHECK_S = 60.0  # a revoked token ends its stream
-MAX_STREAM_S = 30 * 60.0  # streams are recycled (the app opens another)
 
 
 Device = Annotated[AppDevice, Depends(app_device)]
@@ -147,37 +142,27 @@ async def events(request: Request, device: Device, db: Db) -> StreamingResponse:
     hers); ``event: resync`` when events may have been missed (fetch the list again)."""
     hub = live.broadcaster(request.app)
 
-    async def stream() -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
+    async def still_allowed() -> bool:
+        try:  # the same check as the request's: a rotated or revoked token ends the stream
+            await app_device(request, db)
+        except HTTPException:
+            return False
+        return True
+
+    async def deliver(batch: list[live.Event]) -> list[live.Event]:
+        """Ids only: the words come through the list, which marks them read."""
+        shaped = []
+        for event in batch:
+            said: dict[str, Any] = {k: event.data[k] for k in ("id", "author", "read") if k in event.data}
+            if "author" in said:
+                said["author"] = "team" if said["author"] == "clinician" else said["author"]
+            shaped.append(live.Event(event.kind, said))
+        return shaped
+
+    async def frames() -> AsyncIterator[str]:
         async with hub.subscribe((), patient_id=device.patient_id) as subscription:
-            yield "retry: 3000\n\n"
-            with contextlib.suppress(TimeoutError):
-                await hub.wait_listening()
-            yield live.frame(live.Event("hello", {}))
-            opened = last_beat = last_check = loop.time()
-            while not live.shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
-                if subscription.overflowed:
-                    while not subscription.queue.empty():
-                        subscription.queue.get_nowait()
-                    subscription.overflowed = False
-                    yield live.frame(live.Event("resync", {}))
-                try:
-                    event = await asyncio.wait_for(subscription.queue.get(), 1.0)
-                except TimeoutError:
-                    now = loop.time()
-                    if now - last_beat >= HEARTBEAT_S:
-                        last_beat = now
-                        yield ": ping\n\n"
-                    if now - last_check >= TOKEN_CHECK_S:
-                        last_check = now
-                        try:  # the same check as the request's: a rotated or revoked token ends the stream
-                            await app_device(request, db)
-                        except HTTPException:
-                            return
-                    continue
-                said = {k: event.data[k] for k in ("id", "author", "read") if k in event.data}
-                said["author"] = "team" if said.get("author") == "clinician" else said.get("author")
-                yield live.frame(live.Event(event.kind, {k: v for k, v in said.items() if v is not None}))
+            async for chunk in live.stream(hub, subscription, still_allowed=still_allowed, deliver=deliver):
+                yield chunk
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)

@@ -6,8 +6,6 @@ named yet, listing them all at once — not a row per event nor per patient."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,12 +17,6 @@ from telemon import audit, live
 from telemon.live import Event
 
 router = APIRouter(include_in_schema=False)
-
-HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies from closing an idle stream
-SESSION_CHECK_S = 60.0  # a signed-out or expired session ends its streams
-MAX_STREAM_S = 30 * 60.0  # streams are recycled (the browser reconnects by itself)
-RETRY_MS = 3000
-BATCH_EVENTS = 256  # events already waiting that are sent together, after one audit row for their new patients
 
 
 @router.get("/events", response_model=None)
@@ -44,50 +36,29 @@ async def events(request: Request) -> Response:
         detail={"stream": stream_id, "team_ids": sorted(str(t) for t in who.team_ids)},
     )
 
-    async def stream() -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        named: set[str] = set()  # patients this stream's audit rows already name
+    named: set[str] = set()  # patients this stream's audit rows already name
+
+    async def still_allowed() -> bool:  # a signed-out or expired session ends its streams
+        return await sessions.clinician_of(db, cookie) is not None
+
+    async def deliver(batch: list[Event]) -> list[Event]:
+        """One audit row for the patients of ``batch`` this stream has not named yet, then the batch."""
+        new = [p for p in dict.fromkeys(str(e.data.get("patient_id") or "") for e in batch) if p and p not in named]
+        if new:
+            await audit.record(
+                db,
+                actor=who.actor,
+                action="events.read",
+                patient_ids=[uuid.UUID(p) for p in new],
+                detail={"stream": stream_id},
+            )
+            named.update(new)
+        return batch
+
+    async def frames() -> AsyncIterator[str]:
         async with hub.subscribe(who.team_ids) as subscription:
-            yield f"retry: {RETRY_MS}\n\n"
-            with contextlib.suppress(TimeoutError):
-                await hub.wait_listening()
-            yield live.frame(Event("hello", {}))
-            opened = last_beat = last_check = loop.time()
-            while not live.shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
-                if subscription.overflowed:
-                    while not subscription.queue.empty():
-                        subscription.queue.get_nowait()
-                    subscription.overflowed = False
-                    yield live.frame(Event("resync", {}))
-                try:
-                    event = await asyncio.wait_for(subscription.queue.get(), 1.0)
-                except TimeoutError:
-                    now = loop.time()
-                    if now - last_beat >= HEARTBEAT_S:
-                        last_beat = now
-                        yield ": ping\n\n"
-                    if now - last_check >= SESSION_CHECK_S:
-                        last_check = now
-                        if await sessions.clinician_of(db, cookie) is None:
-                            return
-                    continue
-                batch = [event]
-                while len(batch) < BATCH_EVENTS and not subscription.queue.empty():
-                    batch.append(subscription.queue.get_nowait())
-                new = [
-                    p for p in dict.fromkeys(str(e.data.get("patient_id") or "") for e in batch) if p and p not in named
-                ]
-                if new:
-                    await audit.record(
-                        db,
-                        actor=who.actor,
-                        action="events.read",
-                        patient_ids=[uuid.UUID(p) for p in new],
-                        detail={"stream": stream_id},
-                    )
-                    named.update(new)
-                for sent in batch:
-                    yield live.frame(sent)
+            async for chunk in live.stream(hub, subscription, still_allowed=still_allowed, deliver=deliver):
+                yield chunk
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)

@@ -25,7 +25,7 @@ import logging
 import signal
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,6 +244,55 @@ async def close(app: FastAPI) -> None:
 def frame(event: Event) -> str:
     """An event as a server-sent-event frame."""
     return f"event: {event.kind}\ndata: {json.dumps(event.data, separators=(',', ':'))}\n\n"
+
+
+HEARTBEAT_S = 15.0  # a comment line now and then keeps proxies and phones' networks from closing an idle stream
+CHECK_S = 60.0  # how often a stream asks whether its reader may still read (session, token)
+MAX_STREAM_S = 30 * 60.0  # streams are recycled (the reader reconnects by itself)
+RETRY_MS = 3000
+BATCH_EVENTS = 256  # events already waiting that are handed over together
+
+
+async def stream(
+    hub: Broadcaster,
+    subscription: Subscription,
+    *,
+    still_allowed: Callable[[], Awaitable[bool]],
+    deliver: Callable[[list[Event]], Awaitable[list[Event]]],
+) -> AsyncIterator[str]:
+    """The server-sent-event frames of one open ``subscription``: ``hello`` once listening, then its events in
+    batches (``deliver`` audits and shapes each batch), ``resync`` after an overflow, a heartbeat comment when idle;
+    it ends when ``still_allowed`` says no (a session ended, a token revoked), after ``MAX_STREAM_S``, or when the
+    server stops."""
+    loop = asyncio.get_running_loop()
+    yield f"retry: {RETRY_MS}\n\n"
+    with contextlib.suppress(TimeoutError):
+        await hub.wait_listening()
+    yield frame(Event("hello", {}))
+    opened = last_beat = last_check = loop.time()
+    while not shutdown_requested() and loop.time() - opened < MAX_STREAM_S:
+        if subscription.overflowed:
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
+            subscription.overflowed = False
+            yield frame(Event("resync", {}))
+        try:
+            event = await asyncio.wait_for(subscription.queue.get(), 1.0)
+        except TimeoutError:
+            now = loop.time()
+            if now - last_beat >= HEARTBEAT_S:
+                last_beat = now
+                yield ": ping\n\n"
+            if now - last_check >= CHECK_S:
+                last_check = now
+                if not await still_allowed():
+                    return
+            continue
+        batch = [event]
+        while len(batch) < BATCH_EVENTS and not subscription.queue.empty():
+            batch.append(subscription.queue.get_nowait())
+        for sent in await deliver(batch):
+            yield frame(sent)
 
 
 def shutdown_requested() -> bool:
