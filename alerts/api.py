@@ -55,7 +55,8 @@ class AlertOut(BaseModel):
     resolved_by: str | None
     resolved_reason: str | None = Field(
         description='Why the system resolved it: "cleared" (the condition ended), "delivered" (monitoring ended),'
-        " \"archived\" (the patient was archived); null for a person's or an integration's resolution."
+        ' "archived" (the patient was archived), "postpartum_test" (the postpartum test it reminded of was recorded);'
+        " null for a person's or an integration's resolution."
     )
     code: str | None = Field(
         description="The message's code (the rule's name, or rule.variant); null for an alert stored before codes"

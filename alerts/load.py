@@ -26,8 +26,7 @@ async def load_cohort(
     ids = list(patient_ids)
     patients = await db.fetch(queries.COHORT_PATIENTS, ids, dt.datetime.fromtimestamp(now_s, dt.UTC))
     found = [r["id"] for r in patients]
-    columns = await db.fetchrow(queries.COHORT_READINGS, found, since)
-    measured = await db.fetchrow(queries.COHORT_MEASUREMENTS, found, since)
+    columns = await db.fetchrow(queries.COHORT_WINDOW, found, since)
     n_patients = len(found)
 
     order: np.ndarray | None = None  # type: ignore[type-arg]
@@ -69,7 +68,7 @@ async def load_cohort(
         today=np.array([r["today"] for r in patients], dtype=np.int32),
         utc_offset_s=np.array([r["utc_offset_s"] for r in patients], dtype=np.int32),
         now=now_s,
-        record=_record(patients, measured),
+        record=_record(patients, columns),
     )
     return cohort, found
 
@@ -85,16 +84,16 @@ def _record(patients: Sequence[asyncpg.Record], measured: asyncpg.Record | None)
         return np.array([fill if r[name] is None else float(r[name]) for r in patients], dtype=np.float64)
 
     n = len(patients)
-    patient = col("patient", np.int64)
+    patient = col("m_patient", np.int64)
     m_offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(patient, minlength=n), out=m_offsets[1:])
     record = Record.empty(n)
-    record.measurement_id, record.m_t = col("measurement_id", np.int64), col("t", np.int64)
-    record.m_kind, record.m_value = col("kind", np.int8), col("value", np.float64)
-    record.m_urine, record.m_insulin = col("urine", np.int8), col("insulin", np.int8)
-    record.m_slot = col("slot", np.int8)
-    record.m_systolic, record.m_diastolic = col("systolic", np.float64), col("diastolic", np.float64)
-    record.m_local_day, record.m_local_minute = col("local_day", np.int32), col("local_minute", np.int16)
+    record.measurement_id, record.m_t = col("measurement_id", np.int64), col("m_t", np.int64)
+    record.m_kind, record.m_value = col("m_kind", np.int8), col("m_value", np.float64)
+    record.m_urine, record.m_insulin = col("m_urine", np.int8), col("m_insulin", np.int8)
+    record.m_slot = col("m_slot", np.int8)
+    record.m_systolic, record.m_diastolic = col("m_systolic", np.float64), col("m_diastolic", np.float64)
+    record.m_local_day, record.m_local_minute = col("m_local_day", np.int32), col("m_local_minute", np.int16)
     record.m_offsets = m_offsets
     record.plan_version = np.array([r["plan_version"] for r in patients], dtype=np.int32)
     record.plan_since = np.array([r["plan_since"] for r in patients], dtype=np.int64)

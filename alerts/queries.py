@@ -66,11 +66,11 @@ ORDER BY s.ord
 # The measurements (insulin doses, ketones, weight, blood pressure) of each patient of $1 measured since $2, as
 # columns sorted by (patient in the order of $1, time); text columns as the integer codes of alerts.cohort.
 COHORT_MEASUREMENTS = """
-SELECT array_agg(w.patient) AS patient, array_agg(w.id) AS measurement_id, array_agg(w.t) AS t,
-       array_agg(w.kind) AS kind, array_agg(w.value) AS value, array_agg(w.urine) AS urine,
-       array_agg(w.insulin) AS insulin, array_agg(w.slot) AS slot, array_agg(w.systolic) AS systolic,
-       array_agg(w.diastolic) AS diastolic, array_agg(w.local::date - DATE '1970-01-01') AS local_day,
-       array_agg((extract(hour FROM w.local) * 60 + extract(minute FROM w.local))::int) AS local_minute
+SELECT array_agg(w.patient) AS m_patient, array_agg(w.id) AS measurement_id, array_agg(w.t) AS m_t,
+       array_agg(w.kind) AS m_kind, array_agg(w.value) AS m_value, array_agg(w.urine) AS m_urine,
+       array_agg(w.insulin) AS m_insulin, array_agg(w.slot) AS m_slot, array_agg(w.systolic) AS m_systolic,
+       array_agg(w.diastolic) AS m_diastolic, array_agg(w.local::date - DATE '1970-01-01') AS m_local_day,
+       array_agg((extract(hour FROM w.local) * 60 + extract(minute FROM w.local))::int) AS m_local_minute
 FROM (
     SELECT s.ord - 1 AS patient, m.id, floor(extract(epoch FROM m.measured_at))::bigint AS t,
            array_position(ARRAY['insulin', 'ketone', 'weight', 'blood_pressure'], m.kind) - 1 AS kind,
@@ -127,6 +127,12 @@ FROM (
 ) w
 """
 
+# The window of readings and of measurements in one round trip (one row: the columns of both; measurements' columns
+# start with m_): the incremental evaluation's load is a few milliseconds, and a round trip is a good part of it.
+COHORT_WINDOW = f"""
+SELECT r.*, m.* FROM ({COHORT_READINGS}) r CROSS JOIN ({COHORT_MEASUREMENTS}) m
+"""
+
 # Patients in id order after $1 (keyset pagination for the scheduled pass); $3: only those with a CGM device.
 PATIENT_IDS_AFTER = """
 SELECT p.id FROM patients p
@@ -151,6 +157,7 @@ LIMIT $2
 # (counted, their last reading ids of $8 kept up to $9, recorded as folded into it). Rows: the alerts written
 # (``kind`` 'written'), then the new episodes to fold into an existing alert (``kind`` 'fold', the position
 # ``ord`` of the candidate, the ``target``), which ``FOLD_EPISODES`` does: that alert may be written here too.
+# The rules of $14 (decision support) never open again an episode a person resolved (a dismissed suggestion).
 UPSERT_ALERTS = """
 WITH c0 AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::bool[],
@@ -253,6 +260,10 @@ w AS (
         SELECT 1 FROM alerts r
         WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
           AND r.status = 'resolved'
+    )) AND NOT (c.rule = ANY($14::text[]) AND EXISTS (  -- a suggestion a person dismissed stays dismissed
+        SELECT 1 FROM alerts r
+        WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
+          AND r.status = 'resolved' AND r.resolved_by <> 'system'
     ))
     ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
     SET severity = EXCLUDED.severity,

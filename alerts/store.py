@@ -15,7 +15,8 @@ open alert per rule, plus one per clinician action, however many episodes it hol
 
 A stateful alert of ``CONFIRMED_RULES`` (stale sensor, no data, patterns, adherence, CGM review) opens only when
 two evaluations at least ``CONFIRM_S`` apart found its condition (the first sighting waits in ``alert_pending``): never from one evaluation
-made in the middle of a sync's backfill.
+made in the middle of a sync's backfill. A suggestion a person dismissed (``STAYS_DISMISSED_RULES``: a dose review)
+stays dismissed for its episode (the plan version and the suggestion): it may come back only as a new one.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import asyncpg
 
 from alerts import queries
 from alerts.cohort import Candidates
-from alerts.rules import CONFIRMED_RULES
+from alerts.rules import CONFIRMED_RULES, STAYS_DISMISSED_RULES
 from alerts.severity import SEVERITY_RANK
 from telemon import channels
 from telemon.db import Conn
@@ -126,6 +127,7 @@ async def reconcile(
             float(CONFIRM_S),
             float(PENDING_MAX_S),
             CONFIRMED_RULES,
+            STAYS_DISMISSED_RULES,
         )
         changes += [_change(r, "opened" if r["opened"] else "updated") for r in rows if r["kind"] == "written"]
         folds = [(keys[r["ord"] - 1], r["target"]) for r in rows if r["kind"] == "fold"]

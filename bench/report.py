@@ -12,6 +12,9 @@ While the CGM report is drawn in a worker thread, as the routes do it, a task on
 how late it wakes says how long the loop was held (the service stays responsive while a report is drawn). The
 collector is settled first (``telemon.loop.settle_gc``), as in a served process.
 
+``--save DIR`` writes the two reports (README's picture: ``pdftoppm -r 70 -png -f 1 -l 1 DIR/meter.pdf
+docs/img/report``).
+
 The last line printed is one JSON object with ``baseline_p95_ms``, ``meter_p95_ms``, ``cgm_p95_ms``, the ratios to
 the baseline, ``meter_cpu_ms`` (the CPU time of one render: wall time on a shared machine is longer) and the loop's
 lateness ``loop_lag_p99_ms``. Target: a 14-day report p95 under 2 s.
@@ -26,6 +29,7 @@ import json
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -172,6 +176,7 @@ async def _loop_lag(data: report.ReportData, renders: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 runs of each instead of 20")
+    parser.add_argument("--save", metavar="DIR", help="write the two reports there (meter.pdf, cgm.pdf)")
     args = parser.parse_args()
     runs = 5 if args.quick else 20
     rng = np.random.default_rng(20261204)
@@ -187,6 +192,10 @@ def main() -> int:
     report.render_pdf(meter)
     meter_cpu_ms = (time.process_time() - cpu_started) * 1000
     html_ms, _ = _timed(lambda: report.render_html(cgm).encode(), runs)
+    if args.save:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+        (Path(args.save) / "meter.pdf").write_bytes(meter_pdf)
+        (Path(args.save) / "cgm.pdf").write_bytes(cgm_pdf)
     late = asyncio.run(_loop_lag(cgm, 3 if args.quick else 5))
     base95 = percentile(baseline, 95)
     result = {

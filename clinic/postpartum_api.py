@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from clinic.errors import ClinicRoute
 from clinic.schemas import Strict
@@ -46,6 +46,16 @@ assert set(postpartum.CLASSIFICATIONS) == set(Classification.__args__)  # type: 
 
 class PostpartumTestIn(Strict):
     """A postpartum glucose test's results, as the laboratory reported them (at most 3 decimals)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"test": "ogtt_75g", "fasting": 5.2, "two_hour": 8.9, "hba1c_percent": None, "unit": "mmol/L"},
+                {"test": "hba1c", "hba1c_mmol_mol": 41, "date": "2027-05-02"},
+            ]
+        },
+    )
 
     test: Test = Field(description="ogtt_75g (fasting and 2-hour values), fasting_glucose, or hba1c.")
     date: dt.date | None = Field(None, description="The day of the test: from the delivery to today (default).")

@@ -30,6 +30,7 @@ TICKS = {
 }
 CGM_MEAN_BIN_S = 15 * 60
 CGM_GAP_S = 30 * 60
+MAX_DAY_LABELS = 21  # day labels under the glucose chart: every day up to three weeks, then every n-th day
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,14 @@ def glucose_chart(
         y = frame.y(targets.fasting)
         parts.append(f'<line class="fasting-line" x1="{frame.left}" x2="{right}" y1="{y}" y2="{y}"/>')
     parts.append('<g class="days">')
-    for day in days:
+    label_every = -(-len(days) // MAX_DAY_LABELS)  # a long period (the printed letter's) keeps legible labels
+    for index, day in enumerate(days):
         x0 = x_of(dt.datetime.combine(day, dt.time(0), tzinfo=zone).timestamp())
         parts.append(
             f'<line class="day" x1="{x0:.1f}" x2="{x0:.1f}" y1="{frame.top}" y2="{frame.top + frame.plot_h}"/>'
         )
+        if index % label_every:
+            continue
         label_x = x0 + 43200 * scale
         parts.append(
             f'<text x="{label_x:.1f}" y="{frame.height - 14}" text-anchor="middle">{escape(fmt.short_date(day))}</text>'

@@ -399,6 +399,11 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
     "cgm_rapid_fall": ("Rapid fall", "Chute rapide"),
     "cgm_range_review": ("Time-in-range review", "Revue du temps dans la cible"),
     "postpartum_test_due": ("Postpartum test due", "Test post-partum à prévoir"),
+    "ketones_high": ("Ketones high", "Cétones élevées"),
+    "blood_pressure_high": ("Blood pressure high", "Tension artérielle élevée"),
+    "dose_review": ("Dose review", "Révision de dose"),
+    "treatment_review": ("Treatment review", "Révision du traitement"),
+    "doses_missing": ("Insulin doses missing", "Doses d'insuline non notées"),
 }
 
 TEXTS.update(TEAM_TEXTS)  # the team administration pages keep their texts in a module of their own

@@ -44,6 +44,8 @@ class TestView:
     test: postpartum.StoredTest
     values: list[str]
     who: str
+    timing: str  # how long after the birth
+    early: str | None  # said when the test came before the profile's window
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,23 @@ async def section(db: Conn, who: Clinician, p: asyncpg.Record, today: dt.date) -
     names = await _names(db, [t.recorded_by for t in found])
     fmt = web.formatter(who)
     profile = next((pr for pr in profiles.PROFILES.values() if pr.code == p["profile"]), None)
+
+    def view(t: postpartum.StoredTest) -> TestView:
+        weeks, days = divmod((t.tested_on - p["delivery_date"]).days, 7)
+        early = None
+        if profile is not None and (t.tested_on - p["delivery_date"]).days < profile.postpartum_start_days:
+            start, end = profile.postpartum_start_days // 7, profile.postpartum_end_days // 7
+            early = fmt.t("postpartum.timing.early", start=start, end=end)
+        timing = fmt.t("postpartum.timing", weeks=weeks, days=days)
+        return TestView(t, values_in_words(t, fmt), names.get(t.recorded_by, t.recorded_by), timing, early)
+
     expected = (
         "" if profile is None else (profile.postpartum_test_fr if who.language == "fr" else profile.postpartum_test_en)
     )
     active = p["archived_at"] is None and who.role in CLINIC_ROLES
     return {
         "postpartum": Section(
-            tests=[TestView(t, values_in_words(t, fmt), names.get(t.recorded_by, t.recorded_by)) for t in found],
+            tests=[view(t) for t in found],
             expected=expected,
             can_record=active,
             can_archive=active and bool(found),

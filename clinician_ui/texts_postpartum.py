@@ -40,6 +40,13 @@ POSTPARTUM_TEXTS: dict[str, tuple[str, str]] = {
     "postpartum.test.ogtt_75g": ("75 g OGTT", "HGPO 75 g"),
     "postpartum.test.fasting_glucose": ("Fasting plasma glucose", "Glycémie à jeun"),
     "postpartum.test.hba1c": ("HbA1c", "HbA1c"),
+    "postpartum.timing": ("{weeks} w + {days} d after the birth", "{weeks} sem. + {days} j après la naissance"),
+    "postpartum.timing.early": (
+        "earlier than her profile's window ({start} to {end} weeks after the birth): the result may still reflect "
+        "the pregnancy",
+        "plus tôt que la fenêtre de son profil ({start} à {end} semaines après la naissance) : le résultat peut "
+        "encore refléter la grossesse",
+    ),
     "postpartum.col.date": ("Date", "Date"),
     "postpartum.col.test": ("Test", "Test"),
     "postpartum.col.values": ("Values", "Valeurs"),
@@ -134,5 +141,6 @@ POSTPARTUM_TEXTS: dict[str, tuple[str, str]] = {
         "Record the delivery first: the postpartum test follows the birth.",
         "Enregistrez d'abord l'accouchement : le test du post-partum suit la naissance.",
     ),
+    "alert.reason.postpartum_test": ("postpartum test recorded", "test du post-partum enregistré"),
     "action.postpartum.test": ("recorded a postpartum test", "a enregistré un test du post-partum"),
 }

@@ -115,6 +115,24 @@ def capability_statement(base: str) -> dict[str, Any]:
                             for name, kind, text in OBSERVATION_SEARCH
                         ],
                     },
+                    {
+                        "type": "DiagnosticReport",
+                        "supportedProfile": [profile("cgm-summary-pdf")],
+                        "documentation": (
+                            "The patient report of a period as a PDF in presentedForm (patients:read): one"
+                            " DiagnosticReport per search, made when asked for (default: the last 14 days)."
+                        ),
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [
+                            {"name": "patient", "type": "reference", "documentation": "Required: Patient/<id>."},
+                            {
+                                "name": "date",
+                                "type": "date",
+                                "documentation": "The report's period: ge/eq the first day, lt the day after the last,"
+                                " le the last (the patient's local days).",
+                            },
+                        ],
+                    },
                 ],
                 "interaction": [
                     {

@@ -11,8 +11,8 @@ Two kinds: ``report`` (default: the last 14 local days, with the day-by-day logb
 whole monitoring, from the diagnosis to the delivery; the summary, the plan's history, the postpartum result and
 the follow-up it calls for, without the day-by-day grid).
 
-Layout is CPU work (WeasyPrint, pure Python over Pango): :func:`report_pdf` runs it in a worker thread, at most
-``RENDERS_AT_ONCE`` at a time per process, so the event loop keeps serving while a report is drawn."""
+Layout is CPU work (WeasyPrint, pure Python over Pango): :func:`report_pdf` runs it in the report's worker threads,
+``RENDERS_AT_ONCE`` per process, so the event loop keeps serving while a report is drawn."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ from clinician_ui.i18n import LANGUAGES, Formatter
 from records import report_queries as queries
 from records.report_texts import report_text
 from telemon import audit, units
+from telemon import postpartum as postpartum_tests
 from telemon import treatment as treatment_plans
 from telemon.db import Conn
 from telemon.periods import bound_instant, parse_bound
@@ -51,7 +52,9 @@ MAX_DAYS = 310  # a whole pregnancy (about 280 days) and its postpartum weeks; l
 ALERTS_SHOWN = 200
 NOTES_SHOWN = 200
 RENDERS_AT_ONCE = 2  # reports drawn at once by one process (each holds a thread and the GIL in turns)
-_renders = threading.BoundedSemaphore(RENDERS_AT_ONCE)
+# The reports' own threads: more requests wait in its queue, not in threads of the loop's default executor (which
+# others use, e.g. telemon.mail).
+_drawing = ThreadPoolExecutor(max_workers=RENDERS_AT_ONCE, thread_name_prefix="report-pdf")
 
 templates = Environment(
     loader=PackageLoader("records", "templates"),
@@ -124,7 +127,7 @@ class ReportData:
     actor_names: dict[str, str]
     notes: list[asyncpg.Record]
     plans: list[treatment_plans.Plan]  # every version, newest first
-    postpartum: list[dict[str, Any]] | None = None  # None: the postpartum tests' table does not exist yet
+    postpartum: list[dict[str, Any]] = field(default_factory=list)  # telemon.postpartum's tests, as JSON
     plan_authors: dict[str, str] = field(default_factory=dict)
 
 
@@ -141,9 +144,9 @@ def period_of(
     kind: str, from_text: str | None, to_text: str | None, patient: Mapping[str, Any], now: dt.datetime
 ) -> Period:
     """The period asked for (``from`` inclusive, ``to`` exclusive: a date is the patient's local midnight, or an
-    ISO timestamp with its offset, ``telemon.periods``), or the kind's default: a report the last 14 local days up
-    to today; a letter the whole monitoring, from the diagnosis (else the enrolment) to the delivery day (else
-    today)."""
+    ISO timestamp with its offset, ``telemon.periods``), or the kind's default: a report the last 14 local days of
+    the monitoring (up to the delivery day, else today; from a ``from`` given, its 14 days); a letter the whole
+    monitoring, from the diagnosis (else the enrolment) to the delivery day (else today), its last ``MAX_DAYS``."""
     zone_name = patient["time_zone"]
     zone = ZoneInfo(zone_name)
     try:
@@ -153,15 +156,15 @@ def period_of(
         raise ReportRefused(422, str(refused.detail)) from None
     today = now.astimezone(zone).date()
     if end is None:
-        last = today
-        if kind == "letter" and patient["delivery_date"] is not None:
-            last = min(patient["delivery_date"], today)
-        elif kind == "report" and start is not None:  # 14 days from the start given
+        # monitoring ends at the delivery (DESIGN §3): what follows it is no glycaemic monitoring to report
+        last = today if patient["delivery_date"] is None else min(patient["delivery_date"], today)
+        if kind == "report" and start is not None:  # 14 days from the start given
             last = min(today, start.astimezone(zone).date() + dt.timedelta(days=DEFAULT_DAYS - 1))
         end = _midnight(last + dt.timedelta(days=1), zone)
     if start is None:
         if kind == "letter":
             first = patient["diagnosis_date"] or patient["created_at"].astimezone(zone).date()
+            first = max(first, (end - dt.timedelta(days=MAX_DAYS)).astimezone(zone).date() + dt.timedelta(days=1))
         else:
             first = (end - dt.timedelta(microseconds=1)).astimezone(zone).date() - dt.timedelta(days=DEFAULT_DAYS - 1)
         start = _midnight(first, zone)
@@ -207,9 +210,7 @@ async def load(
     alerts = await db.fetch(queries.ALERTS, patient_id, period.start, period.end, ALERTS_SHOWN)
     notes = await db.fetch(queries.NOTES, patient_id, period.start, period.end, NOTES_SHOWN)
     plans = await treatment_plans.history(db, patient_id)
-    postpartum: list[dict[str, Any]] | None = None
-    if await db.fetchval(queries.HAS_POSTPARTUM_TESTS):
-        postpartum = [dict(r["test"]) for r in await db.fetch(queries.POSTPARTUM_TESTS, patient_id)]
+    postpartum = [test.as_json() for test in await postpartum_tests.tests_of(db, patient_id)]
     names = await _actor_names(db, [*_alert_actors(alerts), *(p.created_by for p in plans)], lang)
     await audit.record(
         db,
@@ -285,6 +286,17 @@ class PlanChange:
     who: str
 
 
+SENSOR_WINDOW = dt.timedelta(days=G.SUFFICIENT_DAYS)
+
+
+def _last_sensor_days(data: ReportData) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The sensor readings of the period's last 14 days: the times in ranges and the AGP are the consensus's 14-day
+    figures (Battelino 2019), as the dashboard shows them, whatever the period (a letter covers the pregnancy); the
+    glucose chart shows every reading."""
+    since = (data.period.end - SENSOR_WINDOW).timestamp()
+    return np.asarray(data.cgm_t >= since)
+
+
 @dataclass(frozen=True)
 class Figures:
     """The period's figures, as the dashboard computes them (``clinician_ui.glycaemia``)."""
@@ -293,33 +305,26 @@ class Figures:
     meter_mean: float | None
     share: G.Share
     per_day: float | None
-    tir: G.TimeInRanges | None
+    cgm_n: int  # every sensor reading of the period
+    tir: G.TimeInRanges | None  # of its last 14 days
 
 
 def figures(data: ReportData, targets: G.Targets, placed: Sequence[Mapping[str, Any]]) -> Figures:
     glucose = [r for r in placed if "control_solution" not in (r["flags"] or ())]
     values = [r["value_mgdl"] for r in glucose]
     days = len(data.period.days)
-    period_s = (min(data.period.end, data.now) - data.period.start).total_seconds()
+    last = _last_sensor_days(data)
+    period_s = (
+        min(data.period.end, data.now) - max(data.period.start, data.period.end - SENSOR_WINDOW)
+    ).total_seconds()
     return Figures(
         meter_n=len(values),
         meter_mean=sum(values) / len(values) if values else None,
         share=G.share_in_target(glucose, targets),
         per_day=len(values) / days if days else None,
-        tir=G.time_in_ranges(data.cgm_v, period_s) if len(data.cgm_v) else None,
+        cgm_n=len(data.cgm_t),
+        tir=G.time_in_ranges(data.cgm_v[last], period_s) if last.any() else None,
     )
-
-
-def _word(fmt: Formatter, dashboard_key: str, report_key: str, fallback: str) -> str:
-    """The dashboard's word for ``dashboard_key`` (the postpartum test's own texts), else the report's, else the
-    code itself."""
-    shown = fmt.t(dashboard_key)
-    if shown != dashboard_key:
-        return shown
-    try:
-        return report_text(report_key, fmt.lang)
-    except KeyError:
-        return fallback
 
 
 @dataclass(frozen=True)
@@ -333,41 +338,40 @@ class PostpartumView:
 
 
 def _postpartum_view(test: Mapping[str, Any], fmt: Formatter) -> PostpartumView:
-    """One postpartum test (a row of ``postpartum_tests`` as JSON, read by column name) in words: values in the
+    """One postpartum test (``telemon.postpartum.StoredTest.as_json``) in the dashboard's words: values in the
     reader's unit, the classification and the follow-up codes stored with it."""
     kind = str(test.get("test") or "")
     parts = []
-    for column, key in (("fasting_mgdl", "report.postpartum.fasting"), ("two_hour_mgdl", "report.postpartum.two_hour")):
+    for column, key in (("fasting_mgdl", "postpartum.value.fasting"), ("two_hour_mgdl", "postpartum.value.two_hour")):
         value = test.get(column)
         if isinstance(value, int | float):
-            parts.append(report_text(key, fmt.lang, value=fmt.g(float(value))))
+            parts.append(fmt.t(key, value=fmt.g(float(value))))
     if isinstance(test.get("hba1c_percent"), int | float):
-        parts.append(report_text("report.postpartum.hba1c_value", fmt.lang, value=fmt.pct(test["hba1c_percent"], 1)))
+        parts.append(fmt.t("postpartum.value.hba1c", value=fmt.pct(test["hba1c_percent"], 1)))
     if isinstance(test.get("hba1c_mmol_mol"), int | float):
-        value = f"{fmt.num(test['hba1c_mmol_mol'])} mmol/mol"
-        parts.append(report_text("report.postpartum.hba1c_value", fmt.lang, value=value))
+        parts.append(fmt.t("postpartum.value.hba1c", value=f"{fmt.num(test['hba1c_mmol_mol'])} mmol/mol"))
     code = str(test.get("classification") or "")
-    shown_day = str(test.get("tested_on") or "")[:10]
+    shown_day = str(test.get("date") or "")[:10]
     with contextlib.suppress(ValueError):  # a date shows as a date, anything else as it is
         shown_day = fmt.date(dt.date.fromisoformat(shown_day))
     follow = [str(f) for f in test.get("follow_up") or ()]
     return PostpartumView(
         date=shown_day,
-        test=_word(fmt, f"postpartum.test.{kind}", f"report.postpartum.test.{kind}", kind),
+        test=fmt.t(f"postpartum.test.{kind}"),
         result=", ".join(parts),
-        classification=_word(fmt, f"postpartum.class.{code}", f"report.postpartum.{code}", code),
+        classification=fmt.t(f"postpartum.class.{code}"),
         code=code,
-        follow_up=tuple(_word(fmt, f"postpartum.follow.{f}", f"report.followup.{f}", f) for f in follow),
+        follow_up=tuple(fmt.t(f"postpartum.follow.{f}") for f in follow),
     )
 
 
 def _postpartum_tests(rows: Sequence[Mapping[str, Any]], fmt: Formatter) -> list[PostpartumView]:
     """Oldest first: by test date, then by recording (the last one is the current result)."""
-    ordered = sorted(rows, key=lambda t: (str(t.get("tested_on") or ""), int(t.get("id") or 0)))
+    ordered = sorted(rows, key=lambda t: (str(t.get("date") or ""), int(t.get("id") or 0)))
     return [_postpartum_view(t, fmt) for t in ordered]
 
 
-def _followup(tests: list[PostpartumView] | None, delivered: bool) -> str | None:
+def _followup(tests: list[PostpartumView], delivered: bool) -> str | None:
     """The report's own follow-up sentence, when the current test carries no follow-up codes (or there is none)."""
     if not delivered or (tests and tests[-1].follow_up):
         return None
@@ -404,13 +408,14 @@ def render_html(data: ReportData) -> str:
         cgm=has_cgm,
     )
     tir = numbers.tir
+    recent = _last_sensor_days(data)
     in_force = next((plan for plan in data.plans if plan.created_at and plan.created_at < data.period.end), None)
     changes = [
         PlanChange(plan, data.actor_names.get(plan.created_by, plan.created_by))
         for plan in reversed(data.plans)
         if plan.created_at and data.period.start <= plan.created_at < data.period.end
     ]
-    tests = None if data.postpartum is None else _postpartum_tests(data.postpartum, fmt)
+    tests = _postpartum_tests(data.postpartum, fmt)
     delivered = p["delivery_date"] is not None
 
     def r(key: str, **values: object) -> str:
@@ -442,7 +447,9 @@ def render_html(data: ReportData) -> str:
         "tir_segments": charts.TIR_SEGMENTS,
         "tir_label": lambda segment: charts.tir_label(fmt, segment),
         "tir_goal": lambda segment: charts.tir_goal(fmt, segment),
-        "agp": _chart(charts.agp_chart(fmt, G.agp(data.cgm_v, data.cgm_minutes))) if len(data.cgm_v) else None,
+        "agp": _chart(charts.agp_chart(fmt, G.agp(data.cgm_v[recent], data.cgm_minutes[recent])))
+        if recent.any()
+        else None,
         "alerts": data.alerts,
         "alerts_more": max(0, data.alerts_total - len(data.alerts)),
         "alert_message": alert_message,
@@ -458,12 +465,14 @@ def render_html(data: ReportData) -> str:
 
 
 def render_pdf(data: ReportData) -> bytes:
-    """The report as PDF bytes. CPU work: call it from a worker thread (:func:`report_pdf` does)."""
+    """The report as PDF bytes. CPU work: call it off the event loop (:func:`report_pdf` does)."""
     import weasyprint  # imported on first use: Pango loads once, and only in processes that print
+    from weasyprint.urls import URLFetcher
 
-    html = render_html(data)
-    with _renders:
-        pdf: bytes = weasyprint.HTML(string=html).write_pdf()
+    # The report is one self-contained document (inline styles and SVG): it fetches nothing, neither a file of the
+    # server nor an address a text in it might name.
+    nothing = URLFetcher(allowed_protocols=())
+    pdf: bytes = weasyprint.HTML(string=render_html(data), url_fetcher=nothing).write_pdf()
     return pdf
 
 
@@ -475,7 +484,7 @@ async def report_pdf(
 ) -> tuple[ReportData, bytes]:
     """:func:`load` (audited), then :func:`render_pdf` in a worker thread, off the event loop."""
     data = await load(db, patient_id, team_ids, **options)
-    return data, await asyncio.to_thread(render_pdf, data)
+    return data, await asyncio.get_running_loop().run_in_executor(_drawing, render_pdf, data)
 
 
 def pdf_response(data: ReportData, pdf: bytes) -> Response:

@@ -110,6 +110,7 @@ async def search_diagnostic_reports(
         pdf=pdf,
         title=f"{report_text('report.title', lang)} {period.first_day} – {period.last_day}",
         language=lang,
+        cgm="cgm" in data.patient["device_kinds"] or len(data.cgm_t) > 0,  # the HL7 CGM IG's summary PDF
     )
     found["id"] = str(
         uuid.uuid5(REPORT_IDS, f"{patient_id}/{period.start.isoformat()}/{period.end.isoformat()}/{lang}/{unit}")

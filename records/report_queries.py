@@ -58,9 +58,3 @@ WHERE n.patient_id = $1 AND n.created_at >= $2 AND n.created_at < $3
 ORDER BY n.created_at, n.id
 LIMIT $4
 """
-
-# Whether the postpartum tests' table exists yet (it comes with a later migration than the report).
-HAS_POSTPARTUM_TESTS = "SELECT to_regclass('postpartum_tests') IS NOT NULL"
-
-# The patient's postpartum tests, each row as JSON (the report reads the columns it knows, by name).
-POSTPARTUM_TESTS = "SELECT to_jsonb(t) AS test FROM postpartum_tests t WHERE t.patient_id = $1"

@@ -70,17 +70,6 @@ REPORT_TEXTS: dict[str, tuple[str, str]] = {
     "report.postpartum.date": ("Date", "Date"),
     "report.postpartum.result": ("Result", "Résultat"),
     "report.postpartum.classification": ("Classification", "Classification"),
-    "report.postpartum.test.ogtt_75g": ("75 g oral glucose tolerance test", "HGPO 75 g"),
-    "report.postpartum.test.fasting_glucose": ("Fasting glucose", "Glycémie à jeun"),
-    "report.postpartum.test.hba1c": ("HbA1c", "HbA1c"),
-    "report.postpartum.fasting": ("fasting {value}", "à jeun {value}"),
-    "report.postpartum.two_hour": ("2 h {value}", "2 h {value}"),
-    "report.postpartum.hba1c_value": ("HbA1c {value}", "HbA1c {value}"),
-    "report.postpartum.normal": ("normal", "normal"),
-    "report.postpartum.impaired_fasting_glucose": ("impaired fasting glucose", "hyperglycémie modérée à jeun"),
-    "report.postpartum.impaired_glucose_tolerance": ("impaired glucose tolerance", "intolérance au glucose"),
-    "report.postpartum.diabetes": ("diabetes", "diabète"),
-    "report.postpartum.elevated_hba1c": ("HbA1c of high risk (prediabetes)", "HbA1c à risque élevé (prédiabète)"),
     "report.followup": ("Recommended follow-up", "Suivi recommandé"),
     # Postpartum screening after GDM: 75 g OGTT at 4–12 weeks (ADA Standards of Care 2024, section 15), fasting
     # glucose at 6–13 weeks (NICE NG3 2015, 1.6.8), OGTT at the postnatal visit (CNGOF/SFD 2010); then every 1–3

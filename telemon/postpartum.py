@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from telemon import audit, units
+from telemon import audit, channels, units
 from telemon import postpartum_queries as queries
 from telemon.db import Conn
-from telemon.patients import FieldError
+from telemon.patients import POSTPARTUM_RULES, FieldError
 from telemon.units import GL, MGDL, MMOLL
 
 TESTS = ("ogtt_75g", "fasting_glucose", "hba1c")
@@ -52,6 +52,8 @@ MAX_DECIMALS = 3
 # The mmol/mol bounds are the same through the IFCC-NGSP master equation (NGSP % = 0.09148 × IFCC + 2.152).
 HBA1C_RANGE = {PERCENT: (Decimal(3), Decimal(20)), MMOL_MOL: (Decimal(9), Decimal(195))}
 LIST_LIMIT = 100
+# The reason the system gives when a recorded test resolves the reminder that it was due.
+REMINDER_RESOLVED_REASON = "postpartum_test"
 
 
 @dataclass(frozen=True)
@@ -432,8 +434,9 @@ async def record(
     conn: Conn, patient_id: uuid.UUID, entry: Entry, *, actor: str, detail: dict[str, Any] | None = None
 ) -> StoredTest:
     """Check ``entry`` (``TestRefused`` names every refused field), classify it with the patient's profile, store
-    it and audit it (``postpartum.test``), in one transaction. ``RecordRefused``: no such patient, an archived one,
-    or no delivery recorded yet (the test follows the birth)."""
+    it, resolve the reminder that the test was due (``postpartum_test_due`` alerts still open, reason
+    ``postpartum_test``) and audit it (``postpartum.test``), in one transaction. ``RecordRefused``: no such patient,
+    an archived one, or no delivery recorded yet (the test follows the birth)."""
     async with conn.transaction():
         patient = await conn.fetchrow(queries.LOCK_PATIENT, patient_id)
         if patient is None:
@@ -466,6 +469,9 @@ async def record(
         )
         assert row is not None
         stored = _stored(row)
+        resolved = await conn.fetch(
+            queries.RESOLVE_REMINDERS, patient_id, list(POSTPARTUM_RULES), REMINDER_RESOLVED_REASON, channels.ALERTS
+        )
         await audit.record(
             conn,
             actor=actor,
@@ -478,6 +484,7 @@ async def record(
                 "date": stored.tested_on.isoformat(),
                 "classification": stored.classification,
                 "profile": stored.profile,
+                "alerts_resolved": [r["id"] for r in resolved],
             },
         )
     return stored

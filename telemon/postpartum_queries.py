@@ -23,3 +23,19 @@ RETURNING {TEST_COLUMNS}
 TESTS_OF_PATIENT = f"""
 SELECT {TEST_COLUMNS} FROM postpartum_tests WHERE patient_id = $1 ORDER BY tested_on DESC, id DESC LIMIT $2
 """
+
+# A recorded test answers the reminder that it is due: patient $1's alerts still open of rules $2 (the postpartum
+# test reminder) are resolved by the system with reason $3, each change announced on channel $4 (as the core's
+# RESOLVE_BY_SYSTEM does at a delivery or an archive).
+RESOLVE_REMINDERS = """
+WITH r AS (
+    UPDATE alerts
+    SET status = 'resolved', resolved_at = now(), resolved_by = 'system', resolved_reason = $3, updated_at = now()
+    WHERE patient_id = $1 AND status <> 'resolved' AND rule = ANY($2::text[])
+    RETURNING id, patient_id, rule, severity, status
+)
+SELECT r.id, pg_notify($4::text, json_build_object(
+           'id', r.id, 'patient_id', r.patient_id, 'rule', r.rule, 'severity', r.severity, 'status', r.status,
+           'change', 'resolved')::text)
+FROM r
+"""

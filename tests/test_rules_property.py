@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from alerts import rules
 from alerts.cohort import DEVICE_CGM, FLAG_INFERRED, Candidates, Cohort
 from tests.reference_rules import RefResult, ns_ar2_forecast, ns_simplealarm_level, reference
-from tests.support.cohorts import NOW, TRACES, Patient, R, build, random_cohort, trace_cohort
+from tests.support.cohorts import (
+    NOW,
+    TRACES,
+    Patient,
+    R,
+    build,
+    random_cohort,
+    synthetic_cohort,
+    synthetic_record,
+    trace_cohort,
+)
 
 Key = tuple[int, str, str, str, tuple[int, ...]]
 
@@ -133,10 +143,19 @@ def test_random_cohorts_exercise_every_rule() -> None:
             if cands.stateful:
                 judged[cands.rule] |= set(cands.evaluated.tolist())
     assert fired == {r.__name__ for r in rules.ALL_RULES}
-    assert {"dose_review.increase", "dose_review.reduction", "ketones_high.urine", "blood_pressure_high.severe"} <= codes
+    new_codes = {"dose_review.increase", "dose_review.reduction", "ketones_high.urine", "blood_pressure_high.severe"}
+    assert new_codes <= codes
     # the dose review and the missing doses need no amount of data: they judge every patient
     everyone = {"dose_review", "doses_missing"}
     assert all(v == ({True} if rule in everyone else {True, False}) for rule, v in judged.items()), judged
+
+
+def test_engine_agrees_with_reference_on_a_synthetic_treatment_record() -> None:
+    """The bench's synthetic cohorts with a treatment record (plans, daily doses, blood pressures, ketones)."""
+    c = synthetic_cohort(40, 20, 6, 4, 3, seed=5)
+    c.record = synthetic_record(c, seed=5)
+    ref = assert_agree(c)
+    assert {x.rule for x in ref.candidates} >= {"ketones_high", "blood_pressure_high", "dose_review"}
 
 
 @cache

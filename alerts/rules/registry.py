@@ -43,6 +43,9 @@ class RuleSpec:
     stateful: bool
     source: str
     fresh_only: bool = False
+    # decision support: a person who resolves the alert (dismisses the suggestion) decides for its episode, which
+    # never opens again; a new episode (a new plan version, another suggestion) may
+    stays_dismissed: bool = False
 
     @property
     def name(self) -> str:
@@ -74,7 +77,7 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(postpartum_test_due, "postpartum", (INFO,), False, "the patient's profile"),
     RuleSpec(ketones_high, "measurements", (W, U), False, P.KETONES_SOURCE),
     RuleSpec(blood_pressure_high, "measurements", (W, U), False, P.BP_SOURCE),
-    RuleSpec(dose_review, "treatment", (W,), True, titration.DEFAULT_SOURCE),
+    RuleSpec(dose_review, "treatment", (W,), True, titration.DEFAULT_SOURCE, stays_dismissed=True),
     RuleSpec(treatment_review, "treatment", (W,), True, P.TREATMENT_REVIEW_SOURCE),
     RuleSpec(doses_missing, "treatment", (INFO,), True, P.DOSES_SOURCE),
 )
@@ -88,6 +91,7 @@ STATEFUL_RULES = frozenset(spec.name for spec in RULES if spec.stateful)
 # The stateful rules whose alert opens only once a second evaluation a few minutes later confirms it: those a
 # backfill in progress can set off.
 CONFIRMED_RULES = sorted(spec.name for spec in RULES if spec.stateful and not spec.fresh_only)
+STAYS_DISMISSED_RULES = sorted(spec.name for spec in RULES if spec.stays_dismissed)
 
 
 def evaluate(c: Cohort, rules: Iterable[Rule] = ALL_RULES, *, materialise: bool = True) -> list[Candidates]:

@@ -106,12 +106,12 @@ async def test_a_patient_pairs_records_offline_and_nothing_is_lost_or_doubled(
         await expect(judgement).to_contain_text("Saved on the phone")
         await _record(page, "0,55", "Bedtime")
         await expect(judgement).to_contain_text("hypoglycaemia")
-        await expect(page.locator("#queue-count")).to_have_text("2 reading(s) waiting for the network")
+        await expect(page.locator("#queue-count")).to_have_text("2 entry(ies) waiting for the network")
         assert await db.fetchval("SELECT count(*) FROM readings WHERE patient_id = $1", her.patient_id) == 3
 
         reloaded = await page.reload()
         assert reloaded is not None and reloaded.from_service_worker
-        await expect(page.locator("#queue-count")).to_have_text("2 reading(s) waiting for the network")
+        await expect(page.locator("#queue-count")).to_have_text("2 entry(ies) waiting for the network")
         await page.get_by_role("link", name="My logbook").click()
         await expect(logbook.locator(".reading.pending")).to_have_count(2)
         await expect(logbook.locator(".reading:not(.pending)")).to_have_count(3)  # as last loaded

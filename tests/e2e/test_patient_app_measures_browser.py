@@ -87,12 +87,12 @@ async def test_she_records_a_dose_and_a_blood_pressure_offline_and_they_are_sent
         await page.get_by_label("Pulse (optional)").fill("80")
         await page.get_by_role("button", name="Save the blood pressure").click()
         await expect(saved).to_contain_text("Blood pressure 142/91 mmHg, pulse 80/min")
-        await expect(page.locator("#queue-count")).to_have_text("2 reading(s) waiting for the network")
+        await expect(page.locator("#queue-count")).to_have_text("2 entry(ies) waiting for the network")
         assert await db.fetchval("SELECT count(*) FROM measurements WHERE patient_id = $1", her.patient_id) == 0
 
         reloaded = await page.reload()
         assert reloaded is not None and reloaded.from_service_worker
-        await expect(page.locator("#queue-count")).to_have_text("2 reading(s) waiting for the network")
+        await expect(page.locator("#queue-count")).to_have_text("2 entry(ies) waiting for the network")
         await page.get_by_role("link", name="My logbook").click()
         await expect(page.locator("#logbook .dose.pending")).to_have_count(1)
         measures = page.locator("#measures")

@@ -126,6 +126,7 @@ async def test_the_capability_statement_says_what_is_read_searched_and_imported(
     assert {p["name"] for p in resources["Observation"]["searchParam"]} >= {"patient", "code", "date", "_count"}
     assert "http://hl7.org/fhir/uv/cgm/StructureDefinition/cgm-summary" in resources["Observation"]["supportedProfile"]
     assert {i["code"] for i in rest["interaction"]} == {"batch", "transaction"}  # the import side
+    assert resources["DiagnosticReport"]["interaction"] == [{"code": "search-type"}]  # the PDF report
 
 
 async def test_a_patient_is_read_and_found_by_hospital_number_within_the_keys_teams(

@@ -19,6 +19,7 @@ from telemon.app import demo
 from telemon.app.services import Services
 from tests.support.clinic import auth, clinic_client, enrol, last_audit, new_team
 from tests.support.factories import api_key
+from tests.test_ui_toolkit import add_alert
 
 PARIS = ZoneInfo("Europe/Paris")
 EXAMPLE = {"test": "ogtt_75g", "fasting": 5.2, "two_hour": 8.9, "hba1c_percent": None, "unit": "mmol/L"}
@@ -186,3 +187,21 @@ async def test_the_demos_archived_patient_has_her_postpartum_test(db: asyncpg.Po
         team,
     )
     assert [tuple(r) for r in rows] == [("impaired_glucose_tolerance", True, True)]
+
+
+async def test_a_recorded_test_resolves_the_reminder_that_it_was_due(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    key, patient = await _patient(api, db)
+    await _deliver(db, patient)
+    patient_id = uuid.UUID(patient)
+    reminder = await add_alert(db, patient_id, rule="postpartum_test_due", severity="info")
+    other = await add_alert(db, patient_id)  # anything else stays as it is
+    answer = await api.post(f"/api/v1/patients/{patient}/postpartum-test", json=EXAMPLE, headers=auth(key))
+    assert answer.status_code == 201
+    rows = {
+        r["id"]: (r["status"], r["resolved_by"], r["resolved_reason"])
+        for r in await db.fetch("SELECT id, status, resolved_by, resolved_reason FROM alerts WHERE patient_id = $1",
+                                patient_id)
+    }  # fmt: skip
+    assert rows[reminder] == ("resolved", "system", "postpartum_test")
+    assert rows[other][0] == "open"
+    assert (await last_audit(db, "postpartum.test", patient))["detail"]["alerts_resolved"] == [reminder]

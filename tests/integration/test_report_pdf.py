@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import subprocess
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from clinician_ui import glycaemia as G
 from clinician_ui.i18n import Formatter
-from telemon import patients
+from telemon import patients, postpartum
 from telemon import treatment as plans
 from telemon.app.services import Services
 from tests.support.clinic import auth, last_audit
@@ -126,7 +127,7 @@ async def _patient_with_a_fortnight(
         "INSERT INTO patient_notes (patient_id, author_id, body) VALUES ($1, $2, $3)",
         patient,
         clinician,
-        "Appel : régime revu, mesures à jeun à poursuivre.",
+        'Appel : régime revu, mesures à jeun à poursuivre. <img src="file:///etc/hostname">',
     )
     values = [r[1] for r in readings]
     return patient, values
@@ -174,7 +175,7 @@ async def test_the_report_shows_what_the_dashboard_shows_in_english_and_french(
     assert "Basal" in text and "NPH" in text and "Fasting above target for a week" in text
     assert "Level 2 hypoglycaemia" in text and "2.8 mmol/L" in text  # the nadir, 50 mg/dL, in mmol/L
     assert "acknowledged by" in text and f"Dr {email[3:9]}" in text
-    assert "Appel : régime revu" in text
+    assert flat('Appel : régime revu, mesures à jeun à poursuivre. <img src="file:///etc/hostname">') in text  # text
     assert "Logbook" in text and "After breakfast" in text
 
     assert french.status_code == 200, french.text
@@ -265,6 +266,7 @@ async def test_the_end_of_monitoring_letter_after_delivery(
         letter = await http.get(
             f"/api/v1/patients/{patient}/report.pdf", params={"kind": "letter", "lang": "fr"}, headers=auth(key)
         )
+        last_fortnight = await http.get(f"/api/v1/patients/{patient}/report.pdf", headers=auth(key))
     assert letter.status_code == 200, letter.text
     assert pdf_pages(letter.content, tmp_path) >= 1
     text = pdf_text(letter.content, tmp_path)
@@ -275,8 +277,13 @@ async def test_the_end_of_monitoring_letter_after_delivery(
     assert "Glycémies capillaires 37" in text  # the whole monitoring, not 14 days
     assert "Carnet glycémique" not in text  # the letter has no day-by-day grid
     assert "Suivi recommandé" in text and "HGPO 75 g" in text
+    # the report's default period after the delivery: the last 14 days of the monitoring, up to the delivery day
+    fmt_en = Formatter(lang="en", unit="mg/dL", now=dt.datetime.now(dt.UTC))
+    fortnight = pdf_text(last_fortnight.content, tmp_path)
+    assert flat(f"Period: {fmt_en.date(delivered - dt.timedelta(days=13))} – {fmt_en.date(delivered)}") in fortnight
+    assert "Meter readings 14" in fortnight  # 3 … 16 days ago
     audited = await last_audit(db, "patient.report", str(patient))
-    assert audited["detail"]["kind"] == "letter"
+    assert audited["detail"]["kind"] == "report"
 
 
 async def test_the_letter_carries_the_postpartum_result_and_its_follow_up(
@@ -289,16 +296,20 @@ async def test_the_letter_carries_the_postpartum_result_and_its_follow_up(
         await conn.execute("UPDATE patients SET diagnosis_date = $2 WHERE id = $1", patient, _local(120, 0).date())
         await patients.record_delivery(conn, patient, delivered, actor="system")
     await add_readings(db, patient, device, [(_local(d, 7, 0), 90.0, "fasting", None) for d in range(55, 80)])
-    # an OGTT 6 weeks after the birth: 5.8 mmol/L fasting (104.5 mg/dL), 2 h 8.9 mmol/L (160.3 mg/dL)
-    await db.execute(
-        "INSERT INTO postpartum_tests (patient_id, tested_on, test, unit, fasting_entered, two_hour_entered,"
-        " fasting_mgdl, two_hour_mgdl, classification, findings, follow_up, profile, source, recorded_by)"
-        " VALUES ($1, $2, 'ogtt_75g', 'mmol/L', 5.8, 8.9, 104.49, 160.34, 'impaired_glucose_tolerance',"
-        " '{impaired_fasting_glucose,impaired_glucose_tolerance}', '{lifestyle_advice,retest_annual}', 'ADA',"
-        " 'ADA Standards of Care 2024, section 2', 'system')",
-        patient,
-        delivered + dt.timedelta(days=42),
-    )
+    # an OGTT 6 weeks after the birth, recorded as the dashboard and the API record it: 5.8 then 8.9 mmol/L
+    async with db.acquire() as conn:
+        stored = await postpartum.record(
+            conn,
+            patient,
+            postpartum.Entry(
+                test="ogtt_75g",
+                unit="mmol/L",
+                fasting=Decimal("5.8"),
+                two_hour=Decimal("8.9"),
+                tested_on=delivered + dt.timedelta(days=42),
+            ),
+            actor="system",
+        )
     key = await api_key(db, "patients:read", teams=[team.id])
     async with browser(services) as http:
         letter = await http.get(
@@ -311,9 +322,11 @@ async def test_the_letter_carries_the_postpartum_result_and_its_follow_up(
     fmt = Formatter(lang="en", unit="mmol/L", now=dt.datetime.now(dt.UTC))
     assert "After delivery" in text and fmt.date(delivered + dt.timedelta(days=42)) in text
     assert flat("fasting 5.8 mmol/L, 2 h 8.9 mmol/L") in text
-    assert "mpaired glucose tolerance" in text  # the dashboard's word, or the report's own
-    assert "Recommended follow-up" in text
-    assert "every year" in text.lower() or "retest_annual" in text
+    fmt_words = Formatter(lang="en", unit="mmol/L", now=dt.datetime.now(dt.UTC))
+    assert flat(fmt_words.t(f"postpartum.class.{stored.classification}")) in text  # the dashboard's words
+    assert "Recommended follow-up" in text and stored.follow_up
+    for code in stored.follow_up:
+        assert flat(fmt_words.t(f"postpartum.follow.{code}")) in text
 
 
 async def test_the_dashboard_prints_the_report_under_the_clinicians_session(
@@ -332,10 +345,12 @@ async def test_the_dashboard_prints_the_report_under_the_clinicians_session(
         answer = await http.get(link.get("href") or "")
         hidden = await http.get(f"/patients/{theirs}/report.pdf")
         letter = await http.get(f"/patients/{patient}/report.pdf", params={"kind": "letter"})
+        refused = await http.get(f"/patients/{patient}/report.pdf", params={"from": "yesterday"})
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
     text = pdf_text(answer.content, tmp_path)
     assert "Compte rendu de surveillance glycémique" in text and "Zoé T." in text and "5,0 mmol/L" in text
     assert hidden.status_code == 404
+    assert refused.status_code == 422 and "yesterday" in refused.text  # the error page says what was refused
     assert letter.status_code == 200 and "Courrier de fin de surveillance" in pdf_text(letter.content, tmp_path)
     audited = await last_audit(db, "patient.report", str(patient))
     assert audited["actor"].startswith("clinician:")
@@ -390,6 +405,7 @@ async def test_the_report_as_a_fhir_diagnostic_report(services: Services, db: as
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset" and bundle["total"] == 1
     resource = bundle["entry"][0]["resource"]
     assert resource["resourceType"] == "DiagnosticReport" and resource["subject"]["reference"] == f"Patient/{patient}"
+    assert "meta" not in resource and "coding" not in resource["code"]  # a meter patient's: not the CGM IG's PDF
     form = resource["presentedForm"][0]
     assert form["contentType"] == "application/pdf" and form["language"] == "fr"
     pdf = base64.b64decode(form["data"])

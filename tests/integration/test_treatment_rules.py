@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import time
 import uuid
 from typing import Any
@@ -14,8 +15,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 
-from alerts import titration
+from alerts import actions, rules, titration
+from alerts.cohort import MEASUREMENT, SLOT, URINE
 from alerts.engine import Engine
+from alerts.load import load_cohort
 from alerts.messages import render
 from alerts.store import CONFIRM_S
 from telemon import treatment
@@ -167,5 +170,105 @@ async def test_a_team_that_turned_suggestions_off_gets_none(
     await services.worker.drain()
     engine = Engine(db)
     await engine.evaluate([setup.patient_id], now=time.time() + CONFIRM_S)
-    rules = [a["rule"] for a in await _alerts(db, setup.patient_id)]
-    assert "dose_review" not in rules and "blood_pressure_high" in rules
+    raised = [a["rule"] for a in await _alerts(db, setup.patient_id)]
+    assert "dose_review" not in raised and "blood_pressure_high" in raised
+
+
+async def test_a_dismissed_suggestion_stays_dismissed_until_the_plan_changes(
+    client: httpx.AsyncClient, services: Services, db: asyncpg.Pool
+) -> None:
+    """A diabetologist who dismisses "10 → 12 U" decided for that plan version: the next evaluations, the fasting
+    readings still high, do not raise it again (a suggestion that comes back every minute teaches a team to
+    ignore it); a new version of the plan may be judged anew."""
+    setup = await patient_with_device(db, treatment="diet", profile="FR")
+    async with db.acquire() as conn:
+        await treatment.new_version(conn, setup.patient_id, NPH_10, actor="clinician:test")
+    await _send(client, setup, _morning_sync(dt.datetime.now(dt.UTC)))
+    assert services.worker is not None
+    await services.worker.drain()
+    engine = Engine(db)
+    await engine.evaluate([setup.patient_id], now=time.time() + CONFIRM_S)
+    (review,) = [a for a in await _alerts(db, setup.patient_id) if a["rule"] == "dose_review"]
+    assert review["status"] == "open"
+    alert_id = await db.fetchval(
+        "SELECT id FROM alerts WHERE patient_id = $1 AND rule = 'dose_review'", setup.patient_id
+    )
+    async with db.acquire() as conn, conn.transaction():
+        await actions.act(conn, alert_id, "resolve", "clinician:dr-martin")
+    for later in (0, CONFIRM_S, 2 * CONFIRM_S):
+        await engine.evaluate([setup.patient_id], now=time.time() + later)
+    reviews = [a for a in await _alerts(db, setup.patient_id) if a["rule"] == "dose_review"]
+    assert [(a["episode_key"], a["status"], a["resolved_by"]) for a in reviews] == [
+        ("v1-increase", "resolved", "clinician:dr-martin")
+    ]
+    # a new version with another dose (the team chose 11 U): a new episode, judged on the days since
+    async with db.acquire() as conn:
+        await treatment.new_version(
+            conn, setup.patient_id, treatment.Plan("insulin", basal=treatment.Basal("NPH", 11, "22:00")), actor="t"
+        )
+    await engine.evaluate([setup.patient_id], now=time.time() + CONFIRM_S)
+    keys = [a["episode_key"] for a in await _alerts(db, setup.patient_id) if a["rule"] == "dose_review"]
+    assert keys[0] == "v1-increase" and all(k != "v1-increase" for k in keys[1:])
+
+
+async def test_the_cohort_loads_the_plan_the_protocol_the_measurements_and_the_postpartum_test(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    setup = await patient_with_device(db, treatment="diet", profile="FR")
+    other = await patient_with_device(db)  # no plan, no measurement: the empty record's values
+    async with db.acquire() as conn:
+        await treatment.new_version(conn, setup.patient_id, NPH_10, actor="clinician:test")
+        await treatment.new_version(  # the same basal dose, a lunch dose added: neither is a change of a dose
+            conn,
+            setup.patient_id,
+            treatment.Plan("insulin", basal=treatment.Basal("NPH", 10, "22:00"), prandial_product="NovoRapid",
+                           prandial={"lunch": 4}),
+            actor="clinician:test",
+        )  # fmt: skip
+        third = await treatment.new_version(
+            conn,
+            setup.patient_id,
+            treatment.Plan("insulin", basal=treatment.Basal("Levemir", 12.5, "21:00"), prandial_product="NovoRapid",
+                           prandial={"lunch": 4}),
+            actor="clinician:test",
+        )  # fmt: skip
+        own = titration.Protocol(step_units=None, step_percent=10, window_days=5, days_required=4, max_step_units=2)
+        await titration.save(conn, setup.team_id, own, "clinician:test")
+        await conn.execute(
+            "INSERT INTO postpartum_tests (patient_id, tested_on, test, hba1c_percent, classification, profile,"
+            " source, recorded_by) VALUES ($1, current_date, 'hba1c', 5.4, 'normal', 'FR', 'test', 'clinician:test')",
+            setup.patient_id,
+        )
+    now = dt.datetime.now(dt.UTC)
+    await _send(
+        client,
+        setup,
+        [
+            {"kind": "insulin", "measured_at": _iso(now - dt.timedelta(hours=9)), "units": 12.5, "insulin": "basal",
+             "product": "Levemir", "slot": "bedtime"},
+            {"kind": "ketone", "measured_at": _iso(now - dt.timedelta(hours=2)), "urine": "++"},
+            {"kind": "ketone", "measured_at": _iso(now - dt.timedelta(hours=1)), "value": 0.4, "unit": "mmol/L"},
+            {"kind": "blood_pressure", "measured_at": _iso(now - dt.timedelta(minutes=5)), "systolic": 142,
+             "diastolic": 88, "unit": "mmHg"},
+        ],
+    )  # fmt: skip
+    cohort, found = await load_cohort(db, [other.patient_id, setup.patient_id])
+    assert found == [other.patient_id, setup.patient_id]
+    r = cohort.record
+    assert r is not None
+    assert r.m_offsets.tolist() == [0, 0, 4]
+    assert r.m_kind.tolist() == [MEASUREMENT["insulin"], MEASUREMENT["ketone"], MEASUREMENT["ketone"],
+                                 MEASUREMENT["blood_pressure"]]  # fmt: skip
+    assert r.m_urine.tolist() == [-1, URINE["++"], -1, -1] and r.m_value[0] == 12.5 and r.m_value[2] == 0.4
+    assert (r.m_systolic[3], r.m_diastolic[3]) == (142, 88) and r.m_slot[0] == SLOT["bedtime"]
+    assert r.plan_version.tolist() == [0, 3] and r.basal_units[1] == 12.5 and r.basal_product == [None, "Levemir"]
+    assert math.isnan(r.basal_units[0]) and r.prandial_units[1].tolist()[1] == 4.0
+    assert third.created_at is not None
+    # the basal dose changed with version 3; the lunch dose never changed from another dose
+    assert r.dose_since[1].tolist() == [int(third.created_at.timestamp()), 0, 0, 0]
+    assert (r.step_percent[1], r.window_days[1], r.days_required[1], r.max_step_units[1]) == (10.0, 5, 4, 2.0)
+    assert math.isnan(r.step_units[1]) and not r.protocol_default[1] and r.protocol_default[0]
+    assert r.postpartum_tested.tolist() == [False, True]
+    # the rules read them: an urgent urine ketone, a blood pressure warning
+    results = {c.rule: c for c in rules.evaluate(cohort)}
+    assert results["ketones_high"].severity == ["urgent"] and results["blood_pressure_high"].severity == ["warning"]

@@ -122,7 +122,7 @@ async def test_dismiss_resolves_it_with_the_clinician_and_writes_no_plan(service
         page = parse_html((await http.get(f"/patients/{patient}")).text)
         card = page.one(f"#dose-review-{alert_id}")
         assert card.get("data-change") == "reduction" and card.one(".dose-suggested").text() == "NovoRapid 5 U"
-        assert card.one(".dose-protocol").text().startswith("−10 % after an unexplained hypoglycaemia")
+        assert card.one(".dose-protocol").text().startswith("−10% after an unexplained hypoglycaemia")
         dismissed = await submit(http, card.one(".dose-dismiss button"))
         assert dismissed.status_code == 303
     row = await db.fetchrow("SELECT status, resolved_by FROM alerts WHERE id = $1", alert_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -25,6 +26,8 @@ from tests.test_ui_toolkit import (
     submit,
 )
 
+PARIS = ZoneInfo("Europe/Paris")  # the patients' time zone (make_patient)
+
 
 async def _signed_in(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, *, role: str = "midwife", language: str = "en",
@@ -35,7 +38,7 @@ async def _signed_in(
 
 
 async def _deliver(db: asyncpg.Pool, patient: uuid.UUID, days_ago: int = 50) -> dt.date:
-    day = dt.date.today() - dt.timedelta(days=days_ago)
+    day = dt.datetime.now(PARIS).date() - dt.timedelta(days=days_ago)
     async with db.acquire() as conn:
         await patients.record_delivery(conn, patient, day, actor="cli")
     return day
@@ -67,7 +70,7 @@ async def test_a_midwife_records_the_test_and_is_offered_to_end_monitoring(
         # the form starts from the profile's test, the clinician's unit and today
         assert page.one("#pp-test option[selected]").get("value") == "fasting_glucose"
         assert page.one("#pp-unit option[selected]").get("value") == "mmol/L"
-        assert page.one("#pp-date").get("value") == dt.date.today().isoformat()
+        assert page.one("#pp-date").get("value") == dt.datetime.now(PARIS).date().isoformat()
         assert page.one('label[for="pp-fasting"]').text() == "Glycémie à jeun"
         answer = await submit(http, page.one(".postpartum-form button"), test="ogtt_75g", fasting="5,2",
                               two_hour="8,9")  # fmt: skip
@@ -77,6 +80,8 @@ async def test_a_midwife_records_the_test_and_is_offered_to_end_monitoring(
         result = shown.one("#postpartum-current")
         assert result.get("data-classification") == "impaired_glucose_tolerance"
         assert result.one(".postpartum-classification").text() == "Intolérance au glucose"
+        assert result.one(".postpartum-timing").text() == "(7 sem. + 1 j après la naissance)"
+        assert not result.select(".postpartum-early")  # NICE: 6 to 13 weeks
         assert result.one(".postpartum-values").text() == "à jeun 5,2 mmol/L · 2 h 8,9 mmol/L"
         codes = [li.get("data-follow-up") for li in result.select(".postpartum-follow-up li")]
         assert codes == ["prevention_programme", "retest_annual"]
@@ -139,8 +144,14 @@ async def test_a_refused_form_names_every_field_and_keeps_what_was_typed(service
         assert hba1c.status_code == 422
         message = parse_html(hba1c.text).one('.field-error[data-field="hba1c"]').text()
         assert message == "HbA1c: a plausible result is 3 to 20 %."
-        # the same HbA1c in mmol/mol is a result (ADA: 48 mmol/mol, diabetes)
-        assert (await submit(http, button, test="hba1c", hba1c="48", hba1c_unit="mmol/mol")).status_code == 303
+        # the same HbA1c in mmol/mol is a result (ADA: 48 mmol/mol, diabetes), here ten days after the birth
+        early = (delivered + dt.timedelta(days=10)).isoformat()
+        recorded = await submit(http, button, test="hba1c", hba1c="48", hba1c_unit="mmol/mol", date=early)
+        assert recorded.status_code == 303
+        result = parse_html((await http.get(f"/patients/{patient}")).text).one("#postpartum-current")
+        assert result.one(".postpartum-classification").text() == "Diabetes"
+        assert result.one(".postpartum-values").text() == "HbA1c 48 mmol/mol"
+        assert "earlier than her profile's window (4 to 12 weeks" in result.one(".postpartum-early").text()
     assert [r["classification"] for r in await _tests(db, patient)] == ["diabetes"]
 
 

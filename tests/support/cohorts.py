@@ -23,6 +23,7 @@ from alerts.cohort import (
     DEVICE_METER,
     DOSE_SLOTS,
     FLAG,
+    I64,
     INSULIN,
     KIND,
     MEAL,
@@ -577,6 +578,62 @@ def synthetic_cohort(
         utc_offset_s=off_s,
         now=now,
     )
+
+
+def synthetic_record(c: Cohort, days: int = 14, seed: int = 0) -> Record:
+    """A treatment record for a synthetic cohort, built with numpy: every patient on insulin has a plan (NPH 10 U,
+    written 30 days ago) and logs a dose each evening; every patient sends a blood pressure each day and a blood
+    ketone every third day, over the last ``days`` days (a few above the thresholds)."""
+    rng = np.random.default_rng(seed)
+    n_p = c.n_patients
+    record = Record.empty(n_p)
+    insulin = c.treatment == TREATMENT["insulin"]
+    record.plan_version[insulin] = 1
+    record.plan_since[insulin] = c.now - 30 * DAY
+    record.basal_units[insulin] = 10.0
+    record.basal_product = ["NPH" if x else None for x in insulin.tolist()]
+    record.start_day[:] = c.today - 30
+    day = np.arange(days, dtype=np.int64)
+    # per patient: a dose a day (insulin only), a blood pressure a day, a ketone every third day
+    doses = np.where(insulin, days, 0)
+    per_patient = doses + days + (days + 2) // 3
+    offsets = np.concatenate([[0], np.cumsum(per_patient)]).astype(np.int64)
+    patient = np.repeat(np.arange(n_p, dtype=np.int64), per_patient)
+    first_day = (c.now // DAY) - days + 1
+    kind_rows: list[tuple[I64, int, I64]] = []
+    for code, every, when_s, who in ((MEASUREMENT["insulin"], 1, 21 * 3600, insulin),
+                                     (MEASUREMENT["blood_pressure"], 1, 8 * 3600, np.ones(n_p, np.bool_)),
+                                     (MEASUREMENT["ketone"], 3, 7 * 3600, np.ones(n_p, np.bool_))):  # fmt: skip
+        d = day[::every]
+        times = (first_day + d[None, :]) * DAY + when_s - DAY  # the day before: never in the future
+        kind_rows.append((np.flatnonzero(who), code, np.broadcast_to(times, (n_p, len(d)))[who]))
+    # assemble in (patient, time) order
+    pid = np.concatenate([np.repeat(w, t.shape[1]) for w, _, t in kind_rows])
+    kind = np.concatenate([np.full(t.size, k, np.int8) for _, k, t in kind_rows])
+    tt = np.concatenate([t.reshape(-1) for _, _, t in kind_rows]).astype(np.int64)
+    order = np.lexsort((tt, pid))
+    pid, kind, tt = pid[order], kind[order], tt[order]
+    assert np.array_equal(pid, patient)
+    m = len(tt)
+    value = np.full(m, np.nan)
+    value[kind == MEASUREMENT["insulin"]] = 10.0
+    ketone = kind == MEASUREMENT["ketone"]
+    value[ketone] = np.round(np.clip(rng.gamma(1.5, 0.15, int(ketone.sum())), 0.0, 4.0), 1)
+    bp = kind == MEASUREMENT["blood_pressure"]
+    systolic, diastolic = np.full(m, np.nan), np.full(m, np.nan)
+    systolic[bp] = np.round(rng.normal(118, 11, int(bp.sum())))
+    diastolic[bp] = np.round(rng.normal(74, 8, int(bp.sum())))
+    local = tt + c.utc_offset_s[pid].astype(np.int64)
+    record.measurement_id = np.arange(1, m + 1, dtype=np.int64)
+    record.m_t, record.m_kind, record.m_value = tt, kind, value
+    record.m_urine = np.full(m, -1, np.int8)
+    record.m_insulin = np.where(kind == MEASUREMENT["insulin"], INSULIN["basal"], -1).astype(np.int8)
+    record.m_slot = np.full(m, -1, np.int8)
+    record.m_systolic, record.m_diastolic = systolic, diastolic
+    record.m_local_day = (local // DAY).astype(np.int32)
+    record.m_local_minute = ((local % DAY) // 60).astype(np.int16)
+    record.m_offsets = offsets
+    return record
 
 
 def subset(c: Cohort, patients: Iterable[int]) -> Cohort:

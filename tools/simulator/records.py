@@ -165,9 +165,12 @@ def treatment_plans(care: Care) -> list[treatment.Plan]:
 
 async def ensure_plan(conn: Conn, patient_id: uuid.UUID, care: Care) -> bool:
     """Write the patient's plan through ``telemon.treatment`` (its versions, audited), once: a patient who has a
-    plan keeps it, whatever a clinician changed since. True when written."""
+    plan keeps it, whatever a clinician changed since, and an archived one is left as she is. True when written."""
     if await treatment.current_plan(conn, patient_id) is not None:
         return False
-    for plan in treatment_plans(care):
-        await treatment.new_version(conn, patient_id, plan, actor=ACTOR)
+    try:
+        for plan in treatment_plans(care):
+            await treatment.new_version(conn, patient_id, plan, actor=ACTOR)
+    except treatment.PlanRefused:  # archived by the team in the meantime: her record is read-only
+        return False
     return True

@@ -1,0 +1,401 @@
+"""``python -m bench.scale [--quick] [--sizes 1,10,100] [--keep]``: how telemon's costs grow with the region.
+
+A region's season (``bench.scale_data``: at 100 %, 20,000 patients in 100 care teams of 200, 120 days each, about
+46 million readings, and the alerts, doses, messages, reviews and audit rows of a season of use) is built with
+COPY at each size, in databases ``telemon_scale_<percent>`` that a later run resumes or reuses (``--keep`` keeps
+them; by default they are dropped at the end). On each size, the same figures, each of a team of 200 or of one
+patient, so that none should move with the size of the whole database:
+
+- the triage page (page 1, page 2, filters) and random patient pages of a 200-patient team: server time p95
+  (``Server-Timing``), from ``telemon serve --roles api`` signed in as the team's clinician;
+- the incremental evaluation p99: five new readings of a patient of the team, then ``Engine.evaluate`` of her;
+- the hospital exports of one patient, whole season: ``GET /fhir/Observation?patient=…`` (every page, 1,000 a
+  page) and ``GET /api/v1/patients/{id}/readings.csv``, for meter patients and CGM wearers apart (round trip);
+- the scheduled passes (every patient every 5 minutes; CGM wearers every minute), in a process of their own,
+  each run twice (the first after the build opens what the season left; the second is the steady state,
+  reported): their time and the share of their period it takes — these grow with the population by nature, so
+  their figure is the share (goal: under a quarter) and the time per patient;
+- peak RSS of the server and of the passes' process.
+
+Each figure's growth factor is its value at the largest size over the smallest (goal: within 1.2 for every
+figure of a team or a patient). The last line is one JSON object: ``{"growth": {...}, "pass_share": {...},
+"sizes": {...}, "build": {...}}``. ``--quick``: sizes 1, 3 and 10 % (the largest a tenth of the region).
+The ingest paths (HTTP, MQTT) are not measured here: ``bench.ingest`` does, on its own broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.common import BenchError, say, start_api_server
+from bench.dashboard import Samples, pct, signed_in
+from bench.scale_data import Build, Population, Size, build, describe, drop_database, population
+from telemon.api_keys import create_api_key
+from telemon.db import create_pool
+from tests.support.services import postgres_server
+
+PERIODS_S = {"population": 300.0, "cgm": 60.0}  # alerts.scheduled.JOBS: every 5 minutes, every minute
+PASS_SHARE_GOAL = 0.25
+GROWTH_GOAL = 1.2
+TRIAGE_VARIANTS = ("/", "/", "/", "/", "/", "/?page=2", "/?severity=urgent", "/?unreviewed=7")
+NEW_READINGS = ["patient_id", "device_id", "kind", "device_time", "value_raw", "unit_raw", "measured_at",
+                "value_mgdl", "context", "source"]  # fmt: skip
+# Figures of a team or a patient: their growth is the scale's verdict (the passes' time grows with the region by
+# nature; their share of the period is judged instead).
+PER_TEAM = ("triage_p95_ms", "patient_p95_ms", "incremental_p99_ms", "fhir_meter_ms", "fhir_cgm_ms",
+            "csv_meter_ms", "csv_cgm_ms", "server_rss_mb", "triage_sql_custom_ms", "triage_sql_generic_ms",
+            "figures_sql_custom_ms", "figures_sql_generic_ms", "triage_plan_cost")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    sizes: tuple[Size, ...]
+    requests: int
+    evaluations: int
+    exports: int
+    keep: bool
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="sizes 1, 3 and 10 %% and fewer requests")
+    parser.add_argument("--sizes", help="percents of the region, comma-separated (default 1,10,100)")
+    parser.add_argument("--requests", type=int, help="requests of each page (default 300; quick 150)")
+    parser.add_argument("--keep", action="store_true", help="keep the databases (a later run reuses them)")
+    args = parser.parse_args(argv)
+    text = args.sizes or ("1,3,10" if args.quick else "1,10,100")
+    sizes = tuple(Size(float(s)) for s in text.split(",") if s.strip())
+    if not sizes:
+        parser.error("--sizes: at least one size")
+    return Options(
+        sizes=tuple(sorted(sizes, key=lambda s: s.percent)),
+        requests=args.requests or (150 if args.quick else 300),
+        evaluations=200 if args.quick else 500,
+        exports=3 if args.quick else 5,
+        keep=bool(args.keep),
+    )
+
+
+# --- one size ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    size: Size
+    values: dict[str, float] = field(default_factory=dict)
+    passes: dict[str, list[float]] = field(default_factory=dict)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process (Linux ``VmHWM``)."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def measure_pages(base: str, email: str, members: list[uuid.UUID], requests: int) -> dict[str, Samples]:
+    rng = random.Random(3)
+    http = await signed_in(base, email)
+    samples = {"triage": Samples(), "patient": Samples()}
+    try:
+        for i in range(20):  # connections, caches, plans
+            await http.get(TRIAGE_VARIANTS[i % len(TRIAGE_VARIANTS)])
+            await http.get(f"/patients/{rng.choice(members)}")
+        for i in range(requests):
+            started = time.perf_counter()
+            samples["triage"].add(await http.get(TRIAGE_VARIANTS[i % len(TRIAGE_VARIANTS)]), started)
+            started = time.perf_counter()
+            samples["patient"].add(await http.get(f"/patients/{rng.choice(members)}"), started)
+    finally:
+        await http.aclose()
+    return samples
+
+
+async def export_ms(http: httpx.AsyncClient, patient: uuid.UUID) -> tuple[float, float, int]:
+    """Round trips of a patient's whole season: the FHIR search followed page by page, and the CSV."""
+    started = time.perf_counter()
+    url: str | None = f"/fhir/Observation?patient={patient}&_count=1000"
+    entries = 0
+    while url is not None:
+        answer = await http.get(url)
+        if answer.status_code != 200:
+            raise BenchError(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+        bundle = answer.json()
+        entries += len(bundle.get("entry", []))
+        url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
+    fhir = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    answer = await http.get(f"/api/v1/patients/{patient}/readings.csv")
+    if answer.status_code != 200:
+        raise BenchError(f"readings.csv of {patient} answered {answer.status_code}")
+    return fhir, (time.perf_counter() - started) * 1000, entries
+
+
+async def measure_exports(base: str, key: str, pop: Population, members: list[int], count: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers={"X-API-Key": key}) as http:
+        for kind, wanted in (("meter", False), ("cgm", True)):
+            # the same patient-season at every size: a meter of 4 readings a day on insulin (doses exported too),
+            # or a CGM wearer
+            alike = [i for i in members if bool(pop.cgm[i]) == wanted and (wanted or pop.per_day[i] == 4)]
+            alike.sort(key=lambda i: pop.treatment[i] != "insulin")
+            chosen = [pop.patients[i] for i in alike[:count]]
+            if not chosen:
+                continue
+            await export_ms(http, chosen[0])  # warm
+            timings = [await export_ms(http, p) for p in chosen]
+            out[f"fhir_{kind}_ms"] = round(statistics.median(t[0] for t in timings), 1)
+            out[f"csv_{kind}_ms"] = round(statistics.median(t[1] for t in timings), 1)
+            out[f"fhir_{kind}_entries"] = float(statistics.median(t[2] for t in timings))
+    return out
+
+
+async def _timed(conn: asyncpg.Connection, sql: str, args: Sequence[Any], runs: int = 5) -> float:
+    """Median client time of a prepared statement run ``runs`` times (after one unmeasured run)."""
+    statement = await conn.prepare(sql)
+    await statement.fetch(*args)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await statement.fetch(*args)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+async def measure_plans(url: str, team: uuid.UUID) -> dict[str, float]:
+    """The triage page's two statements (``TRIAGE_PAGE``, then ``PATIENT_FIGURES`` of its rows) on this database,
+    planned for their values (what the server does for a statement's first five runs) and planned once for any
+    values (what PostgreSQL switches to after five runs when it estimates that plan no dearer, and keeps): the
+    time of each, and the triage's estimated cost against ``jit_above_cost`` (a plan above it is compiled by JIT
+    on every run, hundreds of ms on this machine). A statement that is fast only when planned for its values
+    hides a cost that a long-lived server may pay."""
+    from clinician_ui import glycaemia, queries
+    from clinician_ui.triage import ALERTS_PER_RULE, CLINICAL_ORDER, FIGURES_WINDOW, PAGE_SIZE, SHARE_WINDOW
+
+    triage = [[team], ["open"], 1, None, None, PAGE_SIZE, 0, ALERTS_PER_RULE, list(CLINICAL_ORDER)]
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(queries.TRIAGE_PAGE, *triage)
+        now = dt.datetime.now(dt.UTC)
+        ids = [r["patient_id"] for r in rows]
+        figures = [ids, now, now - FIGURES_WINDOW, glycaemia.CGM_LOW, glycaemia.CGM_HIGH, now - SHARE_WINDOW]
+        plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + queries.TRIAGE_PAGE, *triage))
+        out = {
+            "triage_plan_cost": round(float(plan[0]["Plan"]["Total Cost"]), 1),
+            "jit_above_cost": float(await conn.fetchval("SELECT current_setting('jit_above_cost')::float8")),
+        }
+        for mode, label in (("force_custom_plan", "custom"), ("force_generic_plan", "generic")):
+            await conn.execute(f"SET plan_cache_mode = {mode}")  # one of two words of this module
+            out[f"triage_sql_{label}_ms"] = round(await _timed(conn, queries.TRIAGE_PAGE, triage), 2)
+            out[f"figures_sql_{label}_ms"] = round(await _timed(conn, queries.PATIENT_FIGURES, figures), 2)
+        return out
+    finally:
+        await conn.close()
+
+
+async def measure_incremental(url: str, pop: Population, members: list[int], evaluations: int) -> list[float]:
+    """Five new readings of a random patient of the team, stored, then her evaluation (load, rules, reconcile)."""
+    from alerts.engine import Engine
+
+    rng = random.Random(9)
+    pool = await create_pool(url, max_size=2)
+    try:
+        engine = Engine(pool)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        timings: list[float] = []
+        for n in range(evaluations + 10):
+            i = rng.choice(members)
+            kind = "cgm" if pop.cgm[i] else "smbg"
+            rows = []
+            for k in range(5):
+                at = now - dt.timedelta(seconds=n * 5 + k * 60 + 1)
+                value = float(rng.randint(80, 160))
+                rows.append((pop.patients[i], pop.devices[i], kind, at, value, "mg/dL", at, value,
+                             "unspecified" if kind == "cgm" else "after_meal", "http"))  # fmt: skip
+            async with pool.acquire() as conn:
+                await conn.copy_records_to_table("readings", records=rows, columns=NEW_READINGS)
+            started = time.perf_counter()
+            await engine.evaluate([pop.patients[i]])
+            if n >= 10:
+                timings.append((time.perf_counter() - started) * 1000)
+        return timings
+    finally:
+        await pool.close()
+
+
+async def measure_passes(url: str, work: Path) -> dict[str, Any]:
+    """The scheduled passes in a process of their own (``python -m bench.scale passes``): its own peak RSS."""
+    log = (work / "passes.log").open("wb")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.scale", "passes", url, stdout=asyncio.subprocess.PIPE, stderr=log
+        )
+        out, _ = await proc.communicate()
+    finally:
+        log.close()
+    if proc.returncode != 0:
+        raise BenchError(f"the passes' process failed; see {work / 'passes.log'}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def measure_size(maintenance_url: str, size: Size, options: Options, work: Path) -> tuple[Figures, Build]:
+    say(f"size {size.percent:g} %: {size.patients:,} patients in {size.teams} teams")
+    built = await build(maintenance_url, size)
+    figures = Figures(size)
+    conn = await asyncpg.connect(built.url)
+    try:
+        pop = await population(conn)
+        team = pop.teams[0]
+        key = await create_api_key(conn, label="bench.scale", scopes=["readings:read"], team_ids=[team])
+    finally:
+        await conn.close()
+    members = pop.of_team(team)
+    member_ids = [pop.patients[i] for i in members]
+    state = work / size.label
+    state.mkdir(parents=True, exist_ok=True)
+    server, base = await start_api_server(built.url, state, roles="api", TELEMON_LOG_LEVEL="WARNING")
+    try:
+        assert server.proc is not None
+        samples = await measure_pages(base, pop.emails[0], member_ids, options.requests)
+        figures.values["triage_p50_ms"] = round(pct(samples["triage"].server_ms, 50), 1)
+        figures.values["triage_p95_ms"] = round(pct(samples["triage"].server_ms, 95), 1)
+        figures.values["patient_p95_ms"] = round(pct(samples["patient"].server_ms, 95), 1)
+        figures.values.update(await measure_exports(base, key.key, pop, members, options.exports))
+        figures.values["server_rss_mb"] = round(peak_rss_mb(server.proc.pid), 1)
+    finally:
+        await server.stop()
+    figures.values.update(await measure_plans(built.url, team))
+    timings = await measure_incremental(built.url, pop, members, options.evaluations)
+    figures.values["incremental_p50_ms"] = round(pct(timings, 50), 1)
+    figures.values["incremental_p99_ms"] = round(pct(timings, 99), 1)
+    passes = await measure_passes(built.url, state)
+    figures.passes = {"population": passes["population_s"], "cgm": passes["cgm_s"]}
+    figures.values["population_pass_s"] = round(passes["population_s"][-1], 2)
+    figures.values["cgm_pass_s"] = round(passes["cgm_s"][-1], 2)
+    figures.values["population_pass_ms_per_patient"] = round(passes["population_s"][-1] * 1000 / size.patients, 3)
+    cgm_wearers = max(1, int(pop.cgm.sum()))
+    figures.values["cgm_pass_ms_per_wearer"] = round(passes["cgm_s"][-1] * 1000 / cgm_wearers, 3)
+    figures.values["passes_rss_mb"] = round(passes["peak_rss_mb"], 1)
+    say("  " + ", ".join(f"{k} {v:g}" for k, v in figures.values.items()))
+    return figures, built
+
+
+# --- the passes' process -----------------------------------------------------------------------------------------
+
+
+async def _passes(url: str) -> dict[str, Any]:
+    from alerts.engine import Engine
+
+    pool = await create_pool(url, max_size=2)
+    try:
+        engine = Engine(pool)
+        out: dict[str, Any] = {"population_s": [], "cgm_s": [], "changes": []}
+        for _ in range(2):
+            for name, cgm_only in (("population_s", False), ("cgm_s", True)):
+                started = time.perf_counter()
+                changes = await engine.evaluate_population(cgm_only=cgm_only)
+                out[name].append(round(time.perf_counter() - started, 3))
+                out["changes"].append(changes)
+        say(f"passes: {json.dumps(out)}")
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return out
+    finally:
+        await pool.close()
+
+
+# --- the run -------------------------------------------------------------------------------------------------------
+
+
+def growth(figures: Sequence[Figures]) -> dict[str, float]:
+    first, last = figures[0].values, figures[-1].values
+    return {k: round(last[k] / first[k], 2) for k in last if k in first and first[k] > 0}
+
+
+async def run(options: Options, maintenance_url: str, work: Path) -> dict[str, Any]:
+    say(f"bench.scale: sizes {', '.join(f'{s.percent:g} %' for s in options.sizes)} of a region of 20,000 "
+        f"patients; {options.requests} requests of each page, {options.evaluations} evaluations")  # fmt: skip
+    results: list[Figures] = []
+    builds: list[Build] = []
+    try:
+        for size in options.sizes:
+            figures, built = await measure_size(maintenance_url, size, options, work)
+            results.append(figures)
+            builds.append(built)
+    finally:
+        if not options.keep:
+            for size in options.sizes:
+                await drop_database(maintenance_url, size)
+                say(f"dropped database {size.database}")
+    say("built:")
+    for line in describe(builds):
+        say(line)
+    keys = list(results[0].values)
+    say(f"{'figure':<32}" + "".join(f"{f'{f.size.percent:g} %':>12}" for f in results) + f"{'growth':>10}")
+    factors = growth(results)
+    for k in keys:
+        row = "".join(f"{f.values.get(k, float('nan')):>12g}" for f in results)
+        say(f"{k:<32}{row}{factors.get(k, float('nan')):>10.2f}")
+    largest = results[-1]
+    share = {job: round(largest.passes[job][-1] / period, 4) for job, period in PERIODS_S.items()}
+    say("verdicts (largest size against the smallest):")
+    for k in PER_TEAM:
+        if k in factors:
+            say(
+                f"  {'PASS' if factors[k] <= GROWTH_GOAL else 'MISS'}  {k} grew {factors[k]:.2f}× (goal ≤ {GROWTH_GOAL})"
+            )
+    for job, value in share.items():
+        verdict = "PASS" if value < PASS_SHARE_GOAL else "MISS"
+        say(f"  {verdict}  {job} pass takes {value:.1%} of its {PERIODS_S[job]:.0f} s period (goal < 25 %)")
+    return {
+        "growth": factors,
+        "pass_share": share,
+        "sizes": {f"{f.size.percent:g}": f.values for f in results},
+        "build": {
+            f"{b.size.percent:g}": {"seconds": round(b.seconds, 1), "resumed_stages": len(b.resumed),
+                                    "bytes_per_patient_season": round(b.bytes_on_disk / b.size.patients),
+                                    **b.counts}
+            for b in builds
+        },
+        "cpus": os.cpu_count(),
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["passes"]:
+        print(json.dumps(asyncio.run(_passes(args[1]))), flush=True)
+        return 0
+    options = parse_args(args)
+    with tempfile.TemporaryDirectory(prefix="telemon-bench-scale-") as tmp:
+        try:
+            with postgres_server() as maintenance_url:
+                summary = asyncio.run(run(options, maintenance_url, Path(tmp)))
+        except BenchError as exc:
+            print(f"bench.scale: FAILED: {exc}", file=sys.stderr, flush=True)
+            return 1
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
