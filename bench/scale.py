@@ -189,7 +189,8 @@ async def measure_plans(url: str, team: uuid.UUID) -> dict[str, float]:
     on every run, hundreds of ms on this machine). A statement that is fast only when planned for its values
     hides a cost that a long-lived server may pay."""
     from clinician_ui import glycaemia, queries
-    from clinician_ui.triage import ALERTS_PER_RULE, CLINICAL_ORDER, FIGURES_WINDOW, PAGE_SIZE, SHARE_WINDOW
+    from clinician_ui.alert_groups import CLINICAL_ORDER
+    from clinician_ui.triage import ALERTS_PER_RULE, FIGURES_WINDOW, PAGE_SIZE, SHARE_WINDOW
 
     triage = [[team], ["open"], 1, None, None, PAGE_SIZE, 0, ALERTS_PER_RULE, list(CLINICAL_ORDER)]
     conn = await asyncpg.connect(url)
@@ -290,6 +291,8 @@ async def measure_size(maintenance_url: str, size: Size, options: Options, work:
     figures.values["incremental_p99_ms"] = round(pct(timings, 99), 1)
     passes = await measure_passes(built.url, state)
     figures.passes = {"population": passes["population_s"], "cgm": passes["cgm_s"]}
+    say(f"  passes (population, CGM; twice): {passes['population_s']} s, {passes['cgm_s']} s; alert changes"
+        f" {passes['changes']}")  # fmt: skip
     figures.values["population_pass_s"] = round(passes["population_s"][-1], 2)
     figures.values["cgm_pass_s"] = round(passes["cgm_s"][-1], 2)
     figures.values["population_pass_ms_per_patient"] = round(passes["population_s"][-1] * 1000 / size.patients, 3)
@@ -316,7 +319,6 @@ async def _passes(url: str) -> dict[str, Any]:
                 changes = await engine.evaluate_population(cgm_only=cgm_only)
                 out[name].append(round(time.perf_counter() - started, 3))
                 out["changes"].append(changes)
-        say(f"passes: {json.dumps(out)}")
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return out
     finally:
