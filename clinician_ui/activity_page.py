@@ -1,18 +1,19 @@
 """The team's monthly activity report (every clinician of the team): the page, and the same figures as CSV
-(``records.activity``). ``?month=YYYY-MM``, by default the last whole month; an administrator of several teams
+(``records.activity``), and on paper (PDF, ``records.pdf``). ``?month=YYYY-MM``, by default the last whole month; an administrator of several teams
 chooses the team (``?team=``). Reading it is audited (it lists patients)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from clinician_ui import team_queries, web
 from clinician_ui.sessions import Clinician
-from records import activity
+from records import activity, pdf
 from telemon import audit
 from telemon.csv_export import csv_response
 
@@ -38,16 +39,28 @@ async def _report(request: Request, who: Clinician, fmt: str) -> tuple[activity.
     return found, names
 
 
-@router.get("/activity")
-async def activity_page(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
-    found, names = await _report(request, who, "html")
-    context = {
+def _context(found: activity.Activity, names: dict[uuid.UUID, str]) -> dict[str, Any]:
+    return {
         "report": found,
         "team_names": names,
         "under_way": found.until < found.end,
         "minutes": lambda seconds: None if seconds is None else dt.timedelta(seconds=round(seconds)),
     }
-    return web.render(request, "activity.html", context, who=who)
+
+
+@router.get("/activity")
+async def activity_page(request: Request, who: Clinician = Depends(web.clinician)) -> HTMLResponse:
+    found, names = await _report(request, who, "html")
+    return web.render(request, "activity.html", _context(found, names), who=who)
+
+
+@router.get("/activity.pdf", response_model=None)
+async def activity_pdf(request: Request, who: Clinician = Depends(web.clinician)) -> Response:
+    found, names = await _report(request, who, "pdf")
+    fmt = web.formatter(who)
+    context = fmt.functions() | {"lang": fmt.lang} | _context(found, names)
+    document = await pdf.render(lambda: web.templates.get_template("activity_print.html").render(**context))
+    return pdf.pdf_response(document, f"telemon-activity-{found.month}.pdf")
 
 
 @router.get("/activity.csv", response_model=None)

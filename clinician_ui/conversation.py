@@ -22,6 +22,7 @@ from clinic import messages
 from clinician_ui import queries, sessions, team_queries, web
 from clinician_ui.i18n import text
 from clinician_ui.sessions import Clinician
+from telemon import record_queries
 from telemon.db import Conn
 from telemon.settings import Settings
 
@@ -108,7 +109,7 @@ async def conversation(
 
 
 async def _patient_of(db: asyncpg.Pool, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
-    row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
+    row: asyncpg.Record | None = await db.fetchrow(record_queries.PATIENT, patient_id, list(who.team_ids))
     if row is None:
         raise web.PageError(404, "error.not_found")
     if row["archived_at"] is not None:

@@ -21,13 +21,12 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from clinician_ui import measurement_queries as queries
-from clinician_ui import sessions, web
+from clinician_ui import queries, sessions, web
 from clinician_ui.enrol import CLINIC_ROLES, require_clinic_role
 from clinician_ui.enrol_form import parse_decimal
 from clinician_ui.i18n import Formatter
 from clinician_ui.sessions import Clinician
-from telemon import patients, treatment, weight_gain
+from telemon import patients, record_queries, treatment, weight_gain
 from telemon.db import Conn
 from telemon.settings import SettingsError
 
@@ -70,11 +69,11 @@ async def load(
 ) -> Loaded:
     """The doses of the logbook's period [start, end), the plan's versions, the latest ketones, the last two weeks'
     blood pressures and the pregnancy's weights (from its start to the delivery, or now)."""
-    doses = await db.fetch(queries.INSULIN_DOSES, patient_id, start, end)
+    doses = await db.fetch(record_queries.INSULIN_DOSES, patient_id, start, end)
     plans = await treatment.history(db, patient_id)
-    ketone = await db.fetchrow(queries.LATEST_KETONE, patient_id)
+    ketone = await db.fetchrow(record_queries.LATEST_KETONE, patient_id)
     pressures = await db.fetch(
-        queries.BLOOD_PRESSURES, patient_id, now - dt.timedelta(days=PRESSURE_DAYS), PRESSURES_SHOWN
+        record_queries.BLOOD_PRESSURES, patient_id, now - dt.timedelta(days=PRESSURE_DAYS), PRESSURES_SHOWN
     )
     pregnancy_start = dt.datetime.combine(
         due_date - dt.timedelta(days=patients.PREGNANCY_DAYS), dt.time(0), tzinfo=zone
@@ -84,7 +83,7 @@ async def load(
         weights_end = min(
             weights_end, dt.datetime.combine(delivery_date + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
         )
-    weights = await db.fetch(queries.WEIGHTS, patient_id, pregnancy_start, weights_end, WEIGHTS_LOADED)
+    weights = await db.fetch(record_queries.WEIGHTS, patient_id, pregnancy_start, weights_end, WEIGHTS_LOADED)
     body = await db.fetchrow(queries.BODY, patient_id)
     assert body is not None  # the page found her
     return Loaded(

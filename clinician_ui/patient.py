@@ -25,7 +25,7 @@ from clinician_ui.alert_groups import actor_words, page_cursor, patient_alerts
 from clinician_ui.i18n import THRESHOLD_RULES, Formatter, number
 from clinician_ui.sessions import Clinician
 from clinician_ui.triage import SNOOZE_CHOICES
-from telemon import audit, patients, units
+from telemon import audit, patients, record_queries, units
 from telemon import treatment as treatment_plans
 from telemon.db import Conn
 
@@ -56,7 +56,7 @@ async def _patient(
     db: Conn | asyncpg.Pool, who: Clinician, patient_id: uuid.UUID, *, writing: bool = False
 ) -> asyncpg.Record:
     """The patient if she is one of the clinician's teams'; ``writing``: and not archived (read-only then)."""
-    row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
+    row: asyncpg.Record | None = await db.fetchrow(record_queries.PATIENT, patient_id, list(who.team_ids))
     if row is None:
         raise web.PageError(404, "error.not_found")
     if writing and row["archived_at"] is not None:
@@ -207,8 +207,8 @@ async def patient_page(
         days = _days(last_day)
         start = dt.datetime.combine(days[-1], dt.time(0), tzinfo=zone)
         end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
-        meter_rows = await db.fetch(queries.METER_READINGS, patient_id, start, end)
-        cgm_row = await db.fetchrow(queries.CGM_READINGS, patient_id, start, end, p["time_zone"])
+        meter_rows = await db.fetch(record_queries.METER_READINGS, patient_id, start, end)
+        cgm_row = await db.fetchrow(record_queries.CGM_READINGS, patient_id, start, end, p["time_zone"])
         alerts_before = page_cursor(request.query_params.get("alerts_before"))
         alert_rows = await db.fetch(
             queries.PATIENT_ALERTS, patient_id, OPEN_SHOWN_PER_RULE, RESOLVED_SHOWN, alerts_before

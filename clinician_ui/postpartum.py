@@ -26,7 +26,7 @@ from clinician_ui.enrol import CLINIC_ROLES
 from clinician_ui.enrol_form import FieldProblem, parse_date, parse_decimal
 from clinician_ui.i18n import Formatter
 from clinician_ui.sessions import Clinician
-from telemon import postpartum, units
+from telemon import postpartum, record_queries, units
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
@@ -195,7 +195,7 @@ def problems_of(refused: postpartum.TestRefused, fmt: Formatter) -> dict[str, Fi
 
 
 async def _patient(db: Conn, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
-    row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
+    row: asyncpg.Record | None = await db.fetchrow(record_queries.PATIENT, patient_id, list(who.team_ids))
     if row is None:
         raise web.PageError(404, "error.not_found")
     return row

@@ -209,38 +209,6 @@ JOIN care_teams t ON t.id = p.team_id
 ORDER BY p.display_name, p.id
 """
 
-# --- one patient -------------------------------------------------------------------------------------------------
-
-PATIENT = """
-SELECT p.id, p.team_id, t.name AS team_name, p.external_id, p.display_name, p.time_zone, p.due_date,
-       p.diagnosis_date, p.delivery_date, p.treatment, p.profile, p.target_overrides, p.readings_per_day,
-       p.last_reviewed_at, p.created_at, p.archived_at,
-       COALESCE((SELECT array_agg(DISTINCT d.kind ORDER BY d.kind) FROM devices d
-                 WHERE d.patient_id = p.id AND d.active), '{}') AS device_kinds
-FROM patients p JOIN care_teams t ON t.id = p.team_id
-WHERE p.id = $1 AND p.team_id = ANY($2::uuid[])
-"""
-
-# Meter readings of a patient within [$2, $3) (columns of the readings_patient_time index: an index-only scan).
-METER_READINGS = """
-SELECT id, kind, measured_at, value_mgdl, context, context_inferred, meal, minutes_after_meal, flags
-FROM readings
-WHERE patient_id = $1 AND kind = 'smbg' AND measured_at >= $2 AND measured_at < $3
-ORDER BY measured_at, id
-"""
-
-# Sensor readings of a patient within [$2, $3) as columns: epoch seconds, mg/dL, minute of the local day ($4 zone).
-CGM_READINGS = """
-SELECT COALESCE(array_agg(extract(epoch FROM measured_at)::bigint ORDER BY measured_at), '{}') AS t,
-       COALESCE(array_agg(value_mgdl ORDER BY measured_at), '{}') AS v,
-       COALESCE(array_agg((extract(hour FROM measured_at AT TIME ZONE $4) * 60
-                           + extract(minute FROM measured_at AT TIME ZONE $4))::int ORDER BY measured_at), '{}')
-           AS local_minute
-FROM readings
-WHERE patient_id = $1 AND kind = 'cgm' AND measured_at >= $2 AND measured_at < $3
-  AND NOT ('control_solution' = ANY(flags))
-"""
-
 ALERT_COLUMNS = """
 id, patient_id, rule, severity, status, episode_key, code, params, message, evidence, opened_at, updated_at,
 acknowledged_at, acknowledged_by, snoozed_until, snoozed_by, resolved_at, resolved_by, resolved_reason, folded_episodes,
@@ -346,3 +314,6 @@ SELECT (detail->>'alert_id')::bigint AS alert_id, (detail->'applied'->>'plan_ver
 FROM audit_log
 WHERE patient_id = $1 AND action = 'alert.resolve' AND detail ? 'applied'
 """
+
+# The record's height and pre-pregnancy weight (migration 0018), and whether it is archived (the measurements section).
+BODY = "SELECT height_cm, pre_pregnancy_weight_kg, archived_at FROM patients WHERE id = $1"

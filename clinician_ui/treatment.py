@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from clinician_ui import dose_review_page, queries, sessions, web
 from clinician_ui.sessions import Clinician
-from telemon import audit, patients, treatment
+from telemon import audit, patients, record_queries, treatment
 from telemon.db import Conn
 
 router = APIRouter(include_in_schema=False)
@@ -139,7 +139,7 @@ async def versions(db: Conn, patient_id: uuid.UUID) -> list[Version]:
 
 
 async def _patient(db: Conn, who: Clinician, patient_id: uuid.UUID) -> asyncpg.Record:
-    row: asyncpg.Record | None = await db.fetchrow(queries.PATIENT, patient_id, list(who.team_ids))
+    row: asyncpg.Record | None = await db.fetchrow(record_queries.PATIENT, patient_id, list(who.team_ids))
     if row is None:
         raise web.PageError(404, "error.not_found")
     return row

@@ -11,18 +11,16 @@ Two kinds: ``report`` (default: the last 14 local days, with the day-by-day logb
 whole monitoring, from the diagnosis to the delivery; the summary, the plan's history, the postpartum result and
 the follow-up it calls for, without the day-by-day grid).
 
-Layout is CPU work (WeasyPrint, pure Python over Pango): :func:`report_pdf` runs it in the report's worker threads,
-``RENDERS_AT_ONCE`` per process, so the event loop keeps serving while a report is drawn."""
+Layout is CPU work (WeasyPrint, pure Python over Pango): :func:`report_pdf` runs it on ``records.pdf``'s worker
+threads, so the event loop keeps serving while a report is drawn."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,9 +36,10 @@ from alerts import messages
 from clinician_ui import charts
 from clinician_ui import glycaemia as G
 from clinician_ui.i18n import LANGUAGES, Formatter
+from records import pdf
 from records import report_queries as queries
 from records.report_texts import report_text
-from telemon import audit, units
+from telemon import audit, record_queries, units
 from telemon import postpartum as postpartum_tests
 from telemon import treatment as treatment_plans
 from telemon.db import Conn
@@ -51,10 +50,9 @@ DEFAULT_DAYS = 14  # the dashboard's logbook and the CGM consensus's 14 days (Ba
 MAX_DAYS = 310  # a whole pregnancy (about 280 days) and its postpartum weeks; longer is a typing error
 ALERTS_SHOWN = 200
 NOTES_SHOWN = 200
-RENDERS_AT_ONCE = 2  # reports drawn at once by one process (each holds a thread and the GIL in turns)
+MEASURES_SHOWN = 300  # ketones, blood pressures and weights of a period: a few a day at most
 # The reports' own threads: more requests wait in its queue, not in threads of the loop's default executor (which
 # others use, e.g. telemon.mail).
-_drawing = ThreadPoolExecutor(max_workers=RENDERS_AT_ONCE, thread_name_prefix="report-pdf")
 
 templates = Environment(
     loader=PackageLoader("records", "templates"),
@@ -129,6 +127,8 @@ class ReportData:
     plans: list[treatment_plans.Plan]  # every version, newest first
     postpartum: list[dict[str, Any]] = field(default_factory=list)  # telemon.postpartum's tests, as JSON
     plan_authors: dict[str, str] = field(default_factory=dict)
+    doses: list[asyncpg.Record] = field(default_factory=list)  # insulin doses of the period, beside the readings
+    measures: list[asyncpg.Record] = field(default_factory=list)  # ketones, blood pressures, weights of the period
 
 
 def check_choice(kind: str, lang: str, unit: str) -> None:
@@ -199,13 +199,15 @@ async def load(
     404, as for a missing one); the read is audited as ``actor`` (``patient.report``, with the kind and period)."""
     check_choice(kind, lang, unit)
     now = now or dt.datetime.now(dt.UTC)
-    row = await db.fetchrow(queries.PATIENT, patient_id, list(team_ids))
+    row = await db.fetchrow(record_queries.PATIENT, patient_id, list(team_ids))
     if row is None:
         raise ReportRefused(404, f"no patient {patient_id}")
     patient = dict(row)
     period = period_of(kind, from_text, to_text, patient, now)
-    meter_rows = await db.fetch(queries.METER_READINGS, patient_id, period.start, period.end)
-    cgm = await db.fetchrow(queries.CGM_READINGS, patient_id, period.start, period.end, patient["time_zone"])
+    meter_rows = await db.fetch(record_queries.METER_READINGS, patient_id, period.start, period.end)
+    doses = await db.fetch(record_queries.INSULIN_DOSES, patient_id, period.start, period.end)
+    measures = await db.fetch(queries.MEASURES, patient_id, period.start, period.end, MEASURES_SHOWN)
+    cgm = await db.fetchrow(record_queries.CGM_READINGS, patient_id, period.start, period.end, patient["time_zone"])
     assert cgm is not None  # an aggregate without GROUP BY always answers one row
     alerts = await db.fetch(queries.ALERTS, patient_id, period.start, period.end, ALERTS_SHOWN)
     notes = await db.fetch(queries.NOTES, patient_id, period.start, period.end, NOTES_SHOWN)
@@ -237,6 +239,8 @@ async def load(
         notes=list(notes),
         plans=plans,
         postpartum=postpartum,
+        doses=list(doses),
+        measures=list(measures),
     )
 
 
@@ -393,7 +397,7 @@ def render_html(data: ReportData) -> str:
     targets = G.targets_for(p["profile"], p["treatment"], p["target_overrides"])
     days = data.period.days
     placed = G.placed_rows(data.meter_rows, zone)
-    book = G.logbook(data.meter_rows, targets, zone, days)
+    book = G.logbook(data.meter_rows, targets, zone, days, doses=data.doses)
     entries = sorted((e for d in book for c in d.cells.values() for e in c.entries), key=lambda e: e.local)
     has_cgm = "cgm" in p["device_kinds"] or len(data.cgm_t) > 0
     numbers = figures(data, targets, placed)
@@ -460,20 +464,16 @@ def render_html(data: ReportData) -> str:
         "postpartum": tests,
         "followup": _followup(tests, delivered),
         "delivered": delivered,
+        "ketones": [m for m in data.measures if m["kind"] == "ketone"],
+        "pressures": [m for m in data.measures if m["kind"] == "blood_pressure"],
+        "weights": [m for m in data.measures if m["kind"] == "weight"],
     }
     return templates.get_template("report.html").render(context)
 
 
 def render_pdf(data: ReportData) -> bytes:
     """The report as PDF bytes. CPU work: call it off the event loop (:func:`report_pdf` does)."""
-    import weasyprint  # imported on first use: Pango loads once, and only in processes that print
-    from weasyprint.urls import URLFetcher
-
-    # The report is one self-contained document (inline styles and SVG): it fetches nothing, neither a file of the
-    # server nor an address a text in it might name.
-    nothing = URLFetcher(allowed_protocols=())
-    pdf: bytes = weasyprint.HTML(string=render_html(data), url_fetcher=nothing).write_pdf()
-    return pdf
+    return pdf.html_to_pdf(render_html(data))
 
 
 async def report_pdf(
@@ -484,16 +484,12 @@ async def report_pdf(
 ) -> tuple[ReportData, bytes]:
     """:func:`load` (audited), then :func:`render_pdf` in a worker thread, off the event loop."""
     data = await load(db, patient_id, team_ids, **options)
-    return data, await asyncio.get_running_loop().run_in_executor(_drawing, render_pdf, data)
+    return data, await pdf.render(lambda: render_html(data))
 
 
-def pdf_response(data: ReportData, pdf: bytes) -> Response:
-    """The PDF as an answer, named for the patient and the period; never cached (it holds patient data)."""
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{filename(data)}"', "Cache-Control": "no-store"},
-    )
+def pdf_response(data: ReportData, document: bytes) -> Response:
+    """The PDF as an answer, named for the patient and the period."""
+    return pdf.pdf_response(document, filename(data))
 
 
 def filename(data: ReportData) -> str:

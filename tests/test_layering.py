@@ -45,7 +45,7 @@ PUBLIC = {
     "patient_ui": set[str](),
     # the PDF report, the CSV exports and the activity report, which the dashboard serves under the clinician's
     # session
-    "records": {"records.report", "records.exports", "records.activity"},
+    "records": {"records.report", "records.exports", "records.activity", "records.pdf"},
 }
 
 

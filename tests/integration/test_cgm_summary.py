@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from clinician_ui import glycaemia
-from clinician_ui import queries as dashboard_queries
-from telemon import devices, patients
+from telemon import devices, patients, record_queries
 from telemon.app.services import Services
 from telemon.units import MMOLL_TO_MGDL
 from tests.support.data import IGLU_DUE_DATE, IGLU_ZONE, iglu_by_subject
@@ -183,7 +182,7 @@ async def test_the_summary_figures_are_the_dashboards(
         # the dashboard's own query and code over the same 14 local days, to the figure
         start = dt.datetime.combine(first_day, dt.time(0), tzinfo=ZONE)
         end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0), tzinfo=ZONE)
-        row = await db.fetchrow(dashboard_queries.CGM_READINGS, patient_id, start, end, IGLU_ZONE)
+        row = await db.fetchrow(record_queries.CGM_READINGS, patient_id, start, end, IGLU_ZONE)
         assert row is not None
         tir = glycaemia.time_in_ranges(np.asarray(row["v"], dtype=np.float64), (end - start).total_seconds())
         assert tir is not None and tir.n == n

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -198,6 +199,13 @@ async def test_a_months_activity_counts_what_the_month_held(services: Services, 
         assert (await http.get("/activity", params={"month": "novembre"})).status_code == 422
         download = await http.get("/activity.csv", params={"month": "2026-11"})
         assert download.status_code == 200 and download.text == activity.activity_csv(found)
+        printed = await http.get("/activity.pdf", params={"month": "2026-11"})
+        assert printed.status_code == 200 and printed.headers["content-type"] == "application/pdf"
+        text = subprocess.run(
+            ["pdftotext", "-layout", "-", "-"], input=printed.content, capture_output=True, check=True
+        ).stdout.decode()
+        assert f"Activity of {team.name}: 2026-11" in text and "Monitored days" in text and "45" in text
+        assert "4 of 5 acknowledged; median 0:15:00" in text
         readings = await http.get(f"/patients/{whole}/readings.csv")
         assert [r["value"] for r in _rows(readings)] == ["92", "92", "92"]
         other_team = await make_team(db)

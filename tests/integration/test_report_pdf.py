@@ -129,6 +129,16 @@ async def _patient_with_a_fortnight(
         clinician,
         'Appel : régime revu, mesures à jeun à poursuivre. <img src="file:///etc/hostname">',
     )
+    measure = (
+        "INSERT INTO measurements (patient_id, device_id, kind, device_time, values_key, measured_at, value, insulin,"
+        " product, slot, systolic, diastolic, pulse, source) VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10,"
+        " $11, $12, 'http')"
+    )
+    for days_ago in (1, 2):  # the evening's basal, logged, and a blood pressure
+        await db.execute(measure, patient, device, "insulin", _local(days_ago, 22, 0), "6", 6.0, "basal", "NPH",
+                         "bedtime", None, None, None)  # fmt: skip
+    await db.execute(measure, patient, device, "blood_pressure", _local(1, 8, 0), "146/94", None, None, None, None,
+                     146.0, 94.0, 80.0)  # fmt: skip
     values = [r[1] for r in readings]
     return patient, values
 
@@ -177,6 +187,8 @@ async def test_the_report_shows_what_the_dashboard_shows_in_english_and_french(
     assert "acknowledged by" in text and f"Dr {email[3:9]}" in text
     assert flat('Appel : régime revu, mesures à jeun à poursuivre. <img src="file:///etc/hostname">') in text  # text
     assert "Logbook" in text and "After breakfast" in text
+    # the treatment record beside the glucose: the logged basal doses in the logbook, the blood pressure
+    assert text.count("6 U NPH") == 2 and "146/94 mmHg" in text
 
     assert french.status_code == 200, french.text
     fmt_fr = Formatter(lang="fr", unit="g/L", now=dt.datetime.now(dt.UTC))
