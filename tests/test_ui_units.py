@@ -3,6 +3,7 @@ targets (the same choices as the engine), the CGM figures, the lock-out policy, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -11,11 +12,12 @@ import numpy as np
 import pytest
 
 from alerts import profiles as P
+from alerts import titration
 from alerts.messages import legacy
 from alerts.rules import RULES_BY_ID
 from clinician_ui import glycaemia as G
 from clinician_ui import i18n, sessions, web
-from telemon import teams, weight_gain
+from telemon import postpartum, teams, webhooks, weight_gain
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "clinician_ui" / "templates"
 DYNAMIC = {  # keys templates build from a prefix and a value
@@ -33,6 +35,17 @@ DYNAMIC = {  # keys templates build from a prefix and a value
     "role.": teams.ROLES,
     "dose.insulin.": ("basal", "rapid", "premixed", "unknown"),
     "measures.bmi.": tuple(c.name for c in weight_gain.CATEGORIES),
+    "titration.field.": tuple(
+        f.name for f in dataclasses.fields(titration.Protocol) if f.name != "suggestions_enabled"
+    ),
+    "event.": webhooks.EVENTS,
+    "hooks.state.": ("pending", "delivered", "failed"),
+    "postpartum.class.": postpartum.CLASSIFICATIONS,
+    "dose_review.slot.": ("basal", "breakfast", "lunch", "dinner"),
+    "postpartum.test.": postpartum.TESTS,
+    "postpartum.follow.": postpartum.FOLLOW_UPS,
+    "postpartum.field.": ("test", "date", "unit", "fasting", "two_hour", "hba1c", "hba1c_unit"),
+    "alert.reason.": ("cleared", "delivered", "postpartum_test"),
 }
 
 
