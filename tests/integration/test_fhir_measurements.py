@@ -120,7 +120,7 @@ async def test_a_batch_of_every_kind_stores_the_good_entries_and_refuses_each_ba
             component(*HEART_RATE, 80, "/min"),
         ),
     ]
-    too_high = blood_ketone(setup, at + 6 * minute, 9.5)
+    too_high = blood_ketone(setup, at + 6 * minute, 30.5)
     no_diastolic = blood_pressure(setup, at + 7 * minute, component(*SYSTOLIC, 150, "mm[Hg]"))
     pulse_alone = observation(setup, at + 8 * minute, concept(*HEART_RATE), "vital-signs")
     pulse_alone["valueQuantity"] = quantity(72, "/min")
@@ -155,12 +155,12 @@ async def test_a_batch_of_every_kind_stores_the_good_entries_and_refuses_each_ba
         ("code-invalid", ["Observation.valueString"]),
         ("code-invalid", ["Observation.valueQuantity.code"]),
     ]
-    assert "9.5 mmol/L is outside the plausible range" in answers[6]["outcome"]["issue"][0]["diagnostics"]
+    assert "30.5 mmol/L is outside the plausible range" in answers[6]["outcome"]["issue"][0]["diagnostics"]
     rejected = await db.fetch(
         "SELECT item_index, reason FROM ingest_rejections WHERE patient_id = $1 ORDER BY item_index", setup.patient_id
     )
     assert [r["item_index"] for r in rejected] == [6, 7, 8, 9, 10]
-    assert rejected[0]["reason"].startswith("Observation.valueQuantity.value: 9.5 mmol/L is outside")
+    assert rejected[0]["reason"].startswith("Observation.valueQuantity.value: 30.5 mmol/L is outside")
 
     again = await client.post("/fhir", json=bundle, headers=auth(key))
     assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK"] * 6 + ["422 Unprocessable Entity"] * 5

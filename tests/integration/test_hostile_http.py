@@ -197,6 +197,7 @@ async def test_nightscout_treatments_echo_what_json_can_carry_and_refuse_unstora
     setup = await patient_with_device(db)
     treatments = [
         {"eventType": "Meal Bolus", "carbs": float("nan"), "insulin": float("inf"), "notes": "\ud800"},
+        {"eventType": "Note", "carbs": float("nan"), "notes": "\ud800"},
         {"eventType": "BG Check", "glucose": 110, "created_at": RECENTLY, "notes": "fine\x00"},
         {"eventType": "BG Check", "glucose": 105, "date": BIG},
         {"eventType": "BG Check", "glucose": 99, "created_at": RECENTLY, "nested": json.loads(deep(90))},
@@ -209,20 +210,21 @@ async def test_nightscout_treatments_echo_what_json_can_carry_and_refuse_unstora
     answer = response.json()
     # cleaned up as Nightscout does: the NaN numbers dropped, the surrogate escaped, time and id added
     assert answer[0] == {
-        "eventType": "Meal Bolus",
+        "eventType": "Note",
         "notes": "\\ud800",
         "_id": answer[0]["_id"],
         "created_at": answer[0]["created_at"],
         "utcOffset": 0,
     }
-    assert [a.get("glucose") for a in answer] == [None, 99]  # the refused two are left out
-    assert response.headers["X-Telemon-Rejected"] == "2"
+    assert [a.get("glucose") for a in answer] == [None, 99]  # the refused three are left out
+    assert response.headers["X-Telemon-Rejected"] == "3"
     rows = await db.fetch(
         "SELECT item_index, reason FROM ingest_rejections WHERE device_id = $1 ORDER BY item_index", setup.device_id
     )
     assert [(r["item_index"], r["reason"]) for r in rows] == [
-        (1, "note: contains a NUL character"),
-        (2, "date: an integer of 400 digits is out of range"),
+        (0, "insulin: inf is not a number of units"),  # a dose that is no number is refused, never guessed
+        (2, "note: contains a NUL character"),
+        (3, "date: an integer of 400 digits is out of range"),
     ]
     assert status.status_code == 200
     assert status.json() == [{"battery": None}]

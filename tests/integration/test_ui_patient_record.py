@@ -71,7 +71,10 @@ def _cell(page: Node, days_ago: int, slot: str) -> Node:
     return page.one(f'tr[data-day="{day}"]').one(f'td[data-slot="{slot}"]')
 
 
-DAY = [  # yesterday as her app sends it: readings, the doses before each meal (two without a slot), the NPH
+def _yesterday() -> list[dict[str, Any]]:
+    """Yesterday as her app sends it: readings, the doses before each meal (two without a slot), the NPH. Made
+    when the test runs, not when the module is imported (a run that crosses midnight must not move the day)."""
+    return [
     {"measured_at": _at(1, 7, 30), "value": 88, "unit": "mg/dL", "context": "fasting"},
     {"kind": "insulin", "measured_at": _at(1, 7, 45), "units": 6, "insulin": "rapid", "product": "NovoRapid",
      "slot": "breakfast"},
@@ -81,7 +84,7 @@ DAY = [  # yesterday as her app sends it: readings, the doses before each meal (
     {"kind": "insulin", "measured_at": _at(1, 19, 0), "units": 8, "insulin": "rapid", "slot": "dinner"},
     {"measured_at": _at(1, 21, 0), "value": 104, "unit": "mg/dL", "context": "after_meal", "meal": "dinner"},
     {"kind": "insulin", "measured_at": _at(1, 22, 0), "units": 12, "insulin": "basal", "product": "NPH"},
-]  # fmt: skip
+    ]  # fmt: skip
 
 
 async def test_the_logbook_shows_each_dose_beside_the_readings_of_its_meal(
@@ -91,8 +94,9 @@ async def test_the_logbook_shows_each_dose_beside_the_readings_of_its_meal(
     email = await make_clinician(db, team)
     patient, token = await _patient_with_app(db, team)
     async with browser(services) as http:
-        assert (await _sync(http, token, DAY))["accepted"] == 8
-        assert (await _sync(http, token, DAY))["duplicates"] == 8  # the app re-sends its memory: nothing doubles
+        day = _yesterday()
+        assert (await _sync(http, token, day))["accepted"] == 8
+        assert (await _sync(http, token, day))["duplicates"] == 8  # the app re-sends its memory: nothing doubles
         await login(http, email)
         page = parse_html((await http.get(f"/patients/{patient}")).text)
 
@@ -152,11 +156,14 @@ async def test_the_glucose_chart_marks_each_change_of_the_plan(services: Service
 
 
 def _weights(kgs: tuple[float, float, float]) -> list[dict[str, Any]]:
-    """Weights 4 weeks ago, 2 weeks ago and an hour ago (kg)."""
+    """Weights (kg) at noon, her time, 29, 15 and 1 days ago: 4 and 2 weeks before the latest, whatever the hour the
+    test runs (weights are judged by her local day: at a quarter past midnight "an hour ago" is yesterday)."""
+    today = dt.datetime.now(PARIS).date()
     return [
-        {"kind": "weight", "measured_at": _ago(days), "value": kg, "unit": "kg"}
-        for days, kg in zip((28, 14, 1 / 24), kgs, strict=True)
-    ]
+        {"kind": "weight", "value": kg, "unit": "kg",
+         "measured_at": dt.datetime.combine(today - dt.timedelta(days=days), dt.time(12), PARIS).isoformat()}
+        for days, kg in zip((29, 15, 1), kgs, strict=True)
+    ]  # fmt: skip
 
 
 async def test_the_measurements_section_flags_a_gain_too_fast_and_not_one_in_range(
