@@ -15,8 +15,16 @@ patient, so that none should move with the size of the whole database:
   each run twice (the first after the build opens what the season left; the second is the steady state,
   reported): their time and the share of their period it takes — these grow with the population by nature, so
   their figure is the share (goal: under a quarter) and the time per patient;
-- peak RSS of the server and of the passes' process.
+- peak RSS of the server and of the passes' process, and the largest chunk of each pass (readings, ms): the
+  passes aim at chunks of about 100,000 readings, and one chunk holds its connection (and, served, the event loop
+  for its load and reconcile) at once;
+- the triage's two statements run directly (``measure_plans``): planned for their values, planned once for any
+  values (what PostgreSQL may switch a prepared statement to after five runs), and with JIT; and the triage
+  plan's estimated cost, which decides JIT (``jit_above_cost``). The page's p95 hides what a long-lived server may
+  pay: these do not.
 
+Every size is built first; then the pages, exports and incremental evaluations go to the sizes in turn, request
+by request (every size served at once), so that the shared machine's changing load falls on all sizes alike.
 Each figure's growth factor is its value at the largest size over the smallest (goal: within 1.2 for every
 figure of a team or a patient). The last line is one JSON object: ``{"growth": {...}, "pass_share": {...},
 "sizes": {...}, "build": {...}}``. ``--quick``: sizes 1, 3 and 10 % (the largest a tenth of the region).
@@ -45,7 +53,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import BenchError, say, start_api_server
+from bench.common import BenchError, Helper, say, start_api_server
 from bench.dashboard import Samples, pct, signed_in
 from bench.scale_data import Build, Population, Size, build, describe, drop_database, population
 from telemon.api_keys import create_api_key
@@ -62,7 +70,8 @@ NEW_READINGS = ["patient_id", "device_id", "kind", "device_time", "value_raw", "
 # nature; their share of the period is judged instead).
 PER_TEAM = ("triage_p95_ms", "patient_p95_ms", "incremental_p99_ms", "fhir_meter_ms", "fhir_cgm_ms",
             "csv_meter_ms", "csv_cgm_ms", "server_rss_mb", "triage_sql_custom_ms", "triage_sql_generic_ms",
-            "figures_sql_custom_ms", "figures_sql_generic_ms", "triage_plan_cost")  # fmt: skip
+            "figures_sql_custom_ms", "figures_sql_generic_ms", "triage_plan_cost", "passes_rss_mb",
+            "population_chunk_max_readings", "cgm_chunk_max_readings")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,22 +121,81 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def measure_pages(base: str, email: str, members: list[uuid.UUID], requests: int) -> dict[str, Samples]:
-    rng = random.Random(3)
-    http = await signed_in(base, email)
-    samples = {"triage": Samples(), "patient": Samples()}
+@dataclass
+class Site:
+    """One size while it is measured: its database, people, the measured team, and its server and clients."""
+
+    built: Build
+    pop: Population
+    team: uuid.UUID
+    members: list[int]  # indices in ``pop`` of the team's patients
+    api_key: str
+    figures: Figures
+    server: Helper | None = None
+    web: httpx.AsyncClient | None = None  # signed in as the team's clinician
+    api: httpx.AsyncClient | None = None  # with the team's API key
+    samples: dict[str, Samples] = field(default_factory=lambda: {"triage": Samples(), "patient": Samples()})
+    exports: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
+    evaluations: list[float] = field(default_factory=list)
+
+    @property
+    def member_ids(self) -> list[uuid.UUID]:
+        return [self.pop.patients[i] for i in self.members]
+
+    def alike(self, cgm: bool, count: int) -> list[uuid.UUID]:
+        """The same patient-season at every size: meters of 4 readings a day on insulin first (their doses are
+        exported too), or CGM wearers."""
+        chosen = [i for i in self.members if bool(self.pop.cgm[i]) == cgm and (cgm or self.pop.per_day[i] == 4)]
+        chosen.sort(key=lambda i: self.pop.treatment[i] != "insulin")
+        return [self.pop.patients[i] for i in chosen[:count]]
+
+
+async def open_site(maintenance_url: str, size: Size) -> Site:
+    say(f"size {size.percent:g} %: {size.patients:,} patients in {size.teams} teams")
+    built = await build(maintenance_url, size)
+    conn = await asyncpg.connect(built.url)
     try:
-        for i in range(20):  # connections, caches, plans
-            await http.get(TRIAGE_VARIANTS[i % len(TRIAGE_VARIANTS)])
-            await http.get(f"/patients/{rng.choice(members)}")
-        for i in range(requests):
-            started = time.perf_counter()
-            samples["triage"].add(await http.get(TRIAGE_VARIANTS[i % len(TRIAGE_VARIANTS)]), started)
-            started = time.perf_counter()
-            samples["patient"].add(await http.get(f"/patients/{rng.choice(members)}"), started)
+        pop = await population(conn)
+        team = pop.teams[0]
+        key = await create_api_key(conn, label="bench.scale", scopes=["readings:read"], team_ids=[team])
     finally:
-        await http.aclose()
-    return samples
+        await conn.close()
+    return Site(built, pop, team, pop.of_team(team), key.key, Figures(size))
+
+
+async def serve_sites(sites: Sequence[Site], work: Path) -> None:
+    for site in sites:
+        state = work / site.built.size.label
+        state.mkdir(parents=True, exist_ok=True)
+        site.server, base = await start_api_server(site.built.url, state, roles="api", TELEMON_LOG_LEVEL="WARNING")
+        site.web = await signed_in(base, site.pop.emails[0])
+        site.api = httpx.AsyncClient(base_url=base, timeout=300, headers={"X-API-Key": site.api_key})
+
+
+async def close_sites(sites: Sequence[Site]) -> None:
+    for site in sites:
+        for client in (site.web, site.api):
+            if client is not None:
+                await client.aclose()
+        if site.server is not None:
+            await site.server.stop()
+
+
+async def measure_pages(sites: Sequence[Site], requests: int) -> None:
+    """The sizes in turn, request by request: a change of the machine's load falls on every size alike."""
+    rng = random.Random(3)
+    for i in range(20 + requests):  # the first 20: connections, caches, plans
+        variant = TRIAGE_VARIANTS[i % len(TRIAGE_VARIANTS)]
+        for site in sites:
+            assert site.web is not None
+            started = time.perf_counter()
+            answer = await site.web.get(variant)
+            if i >= 20:
+                site.samples["triage"].add(answer, started)
+            started = time.perf_counter()
+            answer = await site.web.get(f"/patients/{rng.choice(site.member_ids)}")
+            if i >= 20:
+                site.samples["patient"].add(answer, started)
 
 
 async def export_ms(http: httpx.AsyncClient, patient: uuid.UUID) -> tuple[float, float, int]:
@@ -150,23 +218,23 @@ async def export_ms(http: httpx.AsyncClient, patient: uuid.UUID) -> tuple[float,
     return fhir, (time.perf_counter() - started) * 1000, entries
 
 
-async def measure_exports(base: str, key: str, pop: Population, members: list[int], count: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=base, timeout=300, headers={"X-API-Key": key}) as http:
-        for kind, wanted in (("meter", False), ("cgm", True)):
-            # the same patient-season at every size: a meter of 4 readings a day on insulin (doses exported too),
-            # or a CGM wearer
-            alike = [i for i in members if bool(pop.cgm[i]) == wanted and (wanted or pop.per_day[i] == 4)]
-            alike.sort(key=lambda i: pop.treatment[i] != "insulin")
-            chosen = [pop.patients[i] for i in alike[:count]]
-            if not chosen:
-                continue
-            await export_ms(http, chosen[0])  # warm
-            timings = [await export_ms(http, p) for p in chosen]
-            out[f"fhir_{kind}_ms"] = round(statistics.median(t[0] for t in timings), 1)
-            out[f"csv_{kind}_ms"] = round(statistics.median(t[1] for t in timings), 1)
-            out[f"fhir_{kind}_entries"] = float(statistics.median(t[2] for t in timings))
-    return out
+async def measure_exports(sites: Sequence[Site], count: int) -> None:
+    """Each size's chosen patients in turn (after one unmeasured export of each size)."""
+    for kind, cgm in (("meter", False), ("cgm", True)):
+        chosen = [site.alike(cgm, count) for site in sites]
+        if not all(chosen):
+            continue
+        for k in range(-1, min(len(c) for c in chosen)):
+            for site, patients in zip(sites, chosen, strict=True):
+                assert site.api is not None
+                timing = await export_ms(site.api, patients[max(k, 0)])
+                if k >= 0:
+                    site.exports.setdefault(kind, []).append(timing)
+    for site in sites:
+        for kind, timings in site.exports.items():
+            site.figures.values[f"fhir_{kind}_ms"] = round(statistics.median(t[0] for t in timings), 1)
+            site.figures.values[f"csv_{kind}_ms"] = round(statistics.median(t[1] for t in timings), 1)
+            site.figures.values[f"fhir_{kind}_entries"] = float(statistics.median(t[2] for t in timings))
 
 
 async def _timed(conn: asyncpg.Connection, sql: str, args: Sequence[Any], runs: int = 5) -> float:
@@ -204,6 +272,9 @@ async def measure_plans(url: str, team: uuid.UUID) -> dict[str, float]:
             "triage_plan_cost": round(float(plan[0]["Plan"]["Total Cost"]), 1),
             "jit_above_cost": float(await conn.fetchval("SELECT current_setting('jit_above_cost')::float8")),
         }
+        await conn.execute("SET jit_above_cost = 0")  # what the triage pays once its cost crosses the threshold
+        out["triage_sql_jit_ms"] = round(await _timed(conn, queries.TRIAGE_PAGE, triage), 2)
+        await conn.execute("RESET jit_above_cost")
         for mode, label in (("force_custom_plan", "custom"), ("force_generic_plan", "generic")):
             await conn.execute(f"SET plan_cache_mode = {mode}")  # one of two words of this module
             out[f"triage_sql_{label}_ms"] = round(await _timed(conn, queries.TRIAGE_PAGE, triage), 2)
@@ -213,34 +284,35 @@ async def measure_plans(url: str, team: uuid.UUID) -> dict[str, float]:
         await conn.close()
 
 
-async def measure_incremental(url: str, pop: Population, members: list[int], evaluations: int) -> list[float]:
-    """Five new readings of a random patient of the team, stored, then her evaluation (load, rules, reconcile)."""
+async def measure_incremental(sites: Sequence[Site], evaluations: int) -> None:
+    """Five new readings of a random patient of the team, stored, then her evaluation (load, rules, reconcile);
+    the sizes in turn."""
     from alerts.engine import Engine
 
     rng = random.Random(9)
-    pool = await create_pool(url, max_size=2)
+    pools = [await create_pool(site.built.url, max_size=2) for site in sites]
     try:
-        engine = Engine(pool)
+        engines = [Engine(pool) for pool in pools]
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        timings: list[float] = []
         for n in range(evaluations + 10):
-            i = rng.choice(members)
-            kind = "cgm" if pop.cgm[i] else "smbg"
-            rows = []
-            for k in range(5):
-                at = now - dt.timedelta(seconds=n * 5 + k * 60 + 1)
-                value = float(rng.randint(80, 160))
-                rows.append((pop.patients[i], pop.devices[i], kind, at, value, "mg/dL", at, value,
-                             "unspecified" if kind == "cgm" else "after_meal", "http"))  # fmt: skip
-            async with pool.acquire() as conn:
-                await conn.copy_records_to_table("readings", records=rows, columns=NEW_READINGS)
-            started = time.perf_counter()
-            await engine.evaluate([pop.patients[i]])
-            if n >= 10:
-                timings.append((time.perf_counter() - started) * 1000)
-        return timings
+            for site, pool, engine in zip(sites, pools, engines, strict=True):
+                i = rng.choice(site.members)
+                kind = "cgm" if site.pop.cgm[i] else "smbg"
+                rows = []
+                for k in range(5):
+                    at = now - dt.timedelta(seconds=n * 5 + k * 60 + 1)
+                    value = float(rng.randint(80, 160))
+                    rows.append((site.pop.patients[i], site.pop.devices[i], kind, at, value, "mg/dL", at, value,
+                                 "unspecified" if kind == "cgm" else "after_meal", "http"))  # fmt: skip
+                async with pool.acquire() as conn:
+                    await conn.copy_records_to_table("readings", records=rows, columns=NEW_READINGS)
+                started = time.perf_counter()
+                await engine.evaluate([site.pop.patients[i]])
+                if n >= 10:
+                    site.evaluations.append((time.perf_counter() - started) * 1000)
     finally:
-        await pool.close()
+        for pool in pools:
+            await pool.close()
 
 
 async def measure_passes(url: str, work: Path) -> dict[str, Any]:
@@ -259,66 +331,83 @@ async def measure_passes(url: str, work: Path) -> dict[str, Any]:
     return result
 
 
-async def measure_size(maintenance_url: str, size: Size, options: Options, work: Path) -> tuple[Figures, Build]:
-    say(f"size {size.percent:g} %: {size.patients:,} patients in {size.teams} teams")
-    built = await build(maintenance_url, size)
-    figures = Figures(size)
-    conn = await asyncpg.connect(built.url)
+async def measure_sites(sites: Sequence[Site], options: Options, work: Path) -> None:
+    """Every figure of every size: pages, exports and the server's memory with every size served at once; then
+    the statements, the incremental evaluation, and each size's passes in a process of their own."""
     try:
-        pop = await population(conn)
-        team = pop.teams[0]
-        key = await create_api_key(conn, label="bench.scale", scopes=["readings:read"], team_ids=[team])
+        await serve_sites(sites, work)
+        await measure_pages(sites, options.requests)
+        await measure_exports(sites, options.exports)
+        for site in sites:
+            assert site.server is not None and site.server.proc is not None
+            values = site.figures.values
+            values["triage_p50_ms"] = round(pct(site.samples["triage"].server_ms, 50), 1)
+            values["triage_p95_ms"] = round(pct(site.samples["triage"].server_ms, 95), 1)
+            values["patient_p95_ms"] = round(pct(site.samples["patient"].server_ms, 95), 1)
+            values["server_rss_mb"] = round(peak_rss_mb(site.server.proc.pid), 1)
     finally:
-        await conn.close()
-    members = pop.of_team(team)
-    member_ids = [pop.patients[i] for i in members]
-    state = work / size.label
-    state.mkdir(parents=True, exist_ok=True)
-    server, base = await start_api_server(built.url, state, roles="api", TELEMON_LOG_LEVEL="WARNING")
-    try:
-        assert server.proc is not None
-        samples = await measure_pages(base, pop.emails[0], member_ids, options.requests)
-        figures.values["triage_p50_ms"] = round(pct(samples["triage"].server_ms, 50), 1)
-        figures.values["triage_p95_ms"] = round(pct(samples["triage"].server_ms, 95), 1)
-        figures.values["patient_p95_ms"] = round(pct(samples["patient"].server_ms, 95), 1)
-        figures.values.update(await measure_exports(base, key.key, pop, members, options.exports))
-        figures.values["server_rss_mb"] = round(peak_rss_mb(server.proc.pid), 1)
-    finally:
-        await server.stop()
-    figures.values.update(await measure_plans(built.url, team))
-    timings = await measure_incremental(built.url, pop, members, options.evaluations)
-    figures.values["incremental_p50_ms"] = round(pct(timings, 50), 1)
-    figures.values["incremental_p99_ms"] = round(pct(timings, 99), 1)
-    passes = await measure_passes(built.url, state)
-    figures.passes = {"population": passes["population_s"], "cgm": passes["cgm_s"]}
-    say(f"  passes (population, CGM; twice): {passes['population_s']} s, {passes['cgm_s']} s; alert changes"
-        f" {passes['changes']}")  # fmt: skip
-    figures.values["population_pass_s"] = round(passes["population_s"][-1], 2)
-    figures.values["cgm_pass_s"] = round(passes["cgm_s"][-1], 2)
-    figures.values["population_pass_ms_per_patient"] = round(passes["population_s"][-1] * 1000 / size.patients, 3)
-    cgm_wearers = max(1, int(pop.cgm.sum()))
-    figures.values["cgm_pass_ms_per_wearer"] = round(passes["cgm_s"][-1] * 1000 / cgm_wearers, 3)
-    figures.values["passes_rss_mb"] = round(passes["peak_rss_mb"], 1)
-    say("  " + ", ".join(f"{k} {v:g}" for k, v in figures.values.items()))
-    return figures, built
+        await close_sites(sites)
+    for site in sites:
+        site.figures.values.update(await measure_plans(site.built.url, site.team))
+    await measure_incremental(sites, options.evaluations)
+    for site in sites:
+        values = site.figures.values
+        values["incremental_p50_ms"] = round(pct(site.evaluations, 50), 1)
+        values["incremental_p99_ms"] = round(pct(site.evaluations, 99), 1)
+        size = site.built.size
+        passes = await measure_passes(site.built.url, work)
+        site.figures.passes = {"population": passes["population_s"], "cgm": passes["cgm_s"]}
+        say(f"  {size.percent:g} %: passes (population, CGM; twice): {passes['population_s']} s, {passes['cgm_s']} s;"
+            f" alert changes {passes['changes']}; peak RSS after each {passes['rss_mb']} MB")  # fmt: skip
+        values["population_pass_s"] = round(passes["population_s"][-1], 2)
+        values["cgm_pass_s"] = round(passes["cgm_s"][-1], 2)
+        values["population_pass_ms_per_patient"] = round(passes["population_s"][-1] * 1000 / size.patients, 3)
+        cgm_wearers = max(1, int(site.pop.cgm.sum()))
+        values["cgm_pass_ms_per_wearer"] = round(passes["cgm_s"][-1] * 1000 / cgm_wearers, 3)
+        values["passes_rss_mb"] = round(passes["peak_rss_mb"], 1)
+        for job in ("population", "cgm"):
+            chunks = passes["chunks"][f"{job}_s"]
+            values[f"{job}_chunk_max_readings"] = max((r for _, r, _ in chunks), default=0)
+            values[f"{job}_chunk_max_ms"] = max((ms for _, _, ms in chunks), default=0)
+            say(f"  {size.percent:g} %: {job} pass chunks (patients, readings, ms): {chunks}")
 
 
 # --- the passes' process -----------------------------------------------------------------------------------------
 
 
-async def _passes(url: str) -> dict[str, Any]:
+def _chunk_recorder() -> Any:
+    """``alerts.engine.Engine`` that records each chunk of its passes: patients, readings, ms (the time one
+    evaluation holds its connection, and in a served process the event loop for its load and reconcile)."""
     from alerts.engine import Engine
 
+    class Recording(Engine):
+        chunks: list[tuple[int, int, float]]
+
+        async def evaluate(self, patient_ids: Sequence[uuid.UUID], **kwargs: Any) -> Any:
+            sizes = kwargs.get("sizes")
+            started = time.perf_counter()
+            changes = await super().evaluate(patient_ids, **kwargs)
+            spent = (time.perf_counter() - started) * 1000
+            self.chunks.append((len(patient_ids), sum(sizes.values()) if sizes is not None else 0, spent))
+            return changes
+
+    return Recording
+
+
+async def _passes(url: str) -> dict[str, Any]:
     pool = await create_pool(url, max_size=2)
     try:
-        engine = Engine(pool)
-        out: dict[str, Any] = {"population_s": [], "cgm_s": [], "changes": []}
+        engine = _chunk_recorder()(pool)
+        out: dict[str, Any] = {"population_s": [], "cgm_s": [], "changes": [], "rss_mb": [], "chunks": {}}
         for _ in range(2):
             for name, cgm_only in (("population_s", False), ("cgm_s", True)):
+                engine.chunks = []
                 started = time.perf_counter()
                 changes = await engine.evaluate_population(cgm_only=cgm_only)
                 out[name].append(round(time.perf_counter() - started, 3))
                 out["changes"].append(changes)
+                out["rss_mb"].append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+                out["chunks"][name] = [(n, r, round(ms)) for n, r, ms in engine.chunks]  # the last run's
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return out
     finally:
@@ -336,18 +425,16 @@ def growth(figures: Sequence[Figures]) -> dict[str, float]:
 async def run(options: Options, maintenance_url: str, work: Path) -> dict[str, Any]:
     say(f"bench.scale: sizes {', '.join(f'{s.percent:g} %' for s in options.sizes)} of a region of 20,000 "
         f"patients; {options.requests} requests of each page, {options.evaluations} evaluations")  # fmt: skip
-    results: list[Figures] = []
-    builds: list[Build] = []
     try:
-        for size in options.sizes:
-            figures, built = await measure_size(maintenance_url, size, options, work)
-            results.append(figures)
-            builds.append(built)
+        sites = [await open_site(maintenance_url, size) for size in options.sizes]
+        await measure_sites(sites, options, work)
     finally:
         if not options.keep:
             for size in options.sizes:
                 await drop_database(maintenance_url, size)
                 say(f"dropped database {size.database}")
+    results = [site.figures for site in sites]
+    builds = [site.built for site in sites]
     say("built:")
     for line in describe(builds):
         say(line)

@@ -31,7 +31,7 @@ def _sql() -> str:
 
 
 async def test_stored_alerts_get_the_code_and_params_the_engine_makes(db: asyncpg.Pool) -> None:
-    cohort = random_cohort(4, 24)
+    cohort = random_cohort(4, 40)
     # the rules that existed when the migration was written: alerts of the treatment record came later, with codes
     before = [spec.rule for spec in rules.RULES if spec.family not in ("measurements", "treatment")]
     results = rules.evaluate(cohort, before)
