@@ -31,8 +31,8 @@ import numpy as np
 from alerts import profiles as P
 from alerts import queries
 from alerts.cohort import Candidates, Cohort
-from alerts.load import load_cohort
-from alerts.rules import ALL_RULES, CGM_RULES, Rule, evaluate
+from alerts.load import CGM_MINUTE_WINDOW, WINDOW, load_cohort
+from alerts.rules import ALL_RULES, CGM_MINUTE_RULES, Rule, evaluate
 from alerts.rules.cgm import ar2_points
 from alerts.store import Change, reconcile
 from telemon.db import describe, unavailable
@@ -91,14 +91,15 @@ class Engine:
         rules: Sequence[Rule] | None = None,
         now: float | None = None,
         sizes: dict[uuid.UUID, int] | None = None,
+        window: dt.timedelta = WINDOW,
     ) -> list[Change]:
         """One evaluation of ``patient_ids`` in one transaction; ``sizes``, when given, receives the number of
-        readings in each patient's window."""
+        readings in each patient's window (``window``: shorter only for rules that look back less)."""
         if not patient_ids:
             return []
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(queries.EVALUATION_SETTINGS)
-            cohort, found = await load_cohort(conn, patient_ids, now=now)
+            cohort, found = await load_cohort(conn, patient_ids, now=now, window=window)
             if sizes is not None:
                 sizes.update(zip(found, np.diff(cohort.offsets).tolist(), strict=True))
             await conn.execute(queries.RECONCILE_SETTINGS)
@@ -108,9 +109,12 @@ class Engine:
     async def evaluate_population(
         self, *, cgm_only: bool = False, chunk: int = CHUNK, chunk_readings: int = CHUNK_READINGS
     ) -> int:
-        """Evaluate every patient (or every CGM patient), chunk by chunk of at most ``chunk`` patients and about
-        ``chunk_readings`` readings; returns the number of alert changes."""
-        rules = CGM_RULES if cgm_only else self.rules
+        """Evaluate every patient (or, ``cgm_only``, every CGM wearer with the minute pass's rules and window),
+        chunk by chunk of at most ``chunk`` patients and about ``chunk_readings`` readings (a chunk at most twice
+        the one before: the patients after a chunk of meters may be sensor wearers); returns the number of alert
+        changes."""
+        rules = CGM_MINUTE_RULES if cgm_only else self.rules
+        window = CGM_MINUTE_WINDOW if cgm_only else WINDOW
         changed = 0
         after = uuid.UUID(int=0)
         size = min(chunk, FIRST_CHUNK)
@@ -120,14 +124,14 @@ class Engine:
                 return changed
             sizes: dict[uuid.UUID, int] = {}
             try:
-                changed += len(await self.evaluate(ids, rules=rules, sizes=sizes))
+                changed += len(await self.evaluate(ids, rules=rules, sizes=sizes, window=window))
             except Exception as exc:
                 if unavailable(exc):
                     raise  # the next chunks would fail the same way: the run stops, the next one covers everyone
                 log.exception("evaluating a chunk of patients failed", extra={"first": str(ids[0])})
             if sizes:
                 per_patient = max(sum(sizes.values()) / len(ids), 1.0)
-                size = max(1, min(chunk, int(chunk_readings / per_patient)))
+                size = max(1, min(chunk, int(chunk_readings / per_patient), 2 * len(ids)))
             after = ids[-1]
 
 

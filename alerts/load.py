@@ -15,14 +15,24 @@ from alerts.cohort import PROFILE, TREATMENT, Cohort, Record
 from telemon.db import Conn
 
 WINDOW = dt.timedelta(days=14)  # the longest look-back of any rule (CGM range review, fasting trend)
+# The CGM minute pass's rules look back 30 minutes at most (a stale sensor turns urgent after 30 min, the AR2
+# forecast reads the last 20 min, a rapid fall 15 min): 6 hours keeps a sensor silent for hours judged as stale
+# (beyond, the 5-minute pass over the full window still judges it). Like every window it starts at the local
+# midnight of its first day, so it loads 6 to 30 hours instead of 14 days.
+CGM_MINUTE_WINDOW = dt.timedelta(hours=6)
 
 
 async def load_cohort(
-    db: asyncpg.Pool | Conn, patient_ids: Sequence[uuid.UUID], *, now: float | None = None
+    db: asyncpg.Pool | Conn,
+    patient_ids: Sequence[uuid.UUID],
+    *,
+    now: float | None = None,
+    window: dt.timedelta = WINDOW,
 ) -> tuple[Cohort, list[uuid.UUID]]:
-    """The cohort of ``patient_ids`` (those that exist, in the given order) and their ids in cohort order."""
+    """The cohort of ``patient_ids`` (those that exist, in the given order) and their ids in cohort order, with the
+    readings of the last ``window`` (shorter only for rules that look back less: the CGM minute pass)."""
     now_s = int(now if now is not None else time.time())
-    since = dt.datetime.fromtimestamp(now_s, dt.UTC) - WINDOW
+    since = dt.datetime.fromtimestamp(now_s, dt.UTC) - window
     ids = list(patient_ids)
     patients = await db.fetch(queries.COHORT_PATIENTS, ids, dt.datetime.fromtimestamp(now_s, dt.UTC))
     found = [r["id"] for r in patients]

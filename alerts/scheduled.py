@@ -71,6 +71,6 @@ JOBS: tuple[Job, ...] = (
         evaluate_cgm_patients,
         "interval",
         {"minutes": 1},
-        "CGM wearers' time-critical rules: stale sensor, predicted low, rapid fall",
+        "CGM wearers' time-critical rules over their last 6 hours: stale sensor, predicted low, rapid fall",
     ),
 )

@@ -87,6 +87,9 @@ WITH scoped AS (
     WHERE p.team_id = ANY($1::uuid[])
       AND p.archived_at IS NULL
       AND a.status = ANY($2::text[])
+      -- implied by $2 ({open} or {open,acknowledged}), said so that a plan made for any $2 still reaches the
+      -- team's alerts through the partial index of unresolved alerts, never by scanning every team's history
+      AND a.status <> 'resolved'
       AND (a.snoozed_until IS NULL OR a.snoozed_until <= now())
       AND array_position(ARRAY['info', 'warning', 'urgent'], a.severity) >= $3
       AND ($5::int IS NULL OR p.last_reviewed_at IS NULL OR p.last_reviewed_at < now() - make_interval(days => $5))

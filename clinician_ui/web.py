@@ -22,7 +22,7 @@ from telemon import units
 from telemon.auth import pool as pool  # the dashboard's pages use web.pool
 from telemon.db import Conn
 
-PAGE_SETTINGS = "SELECT set_config('jit', 'off', false), set_config('statement_timeout', $1, false)"
+PAGE_SETTINGS = "SELECT set_config('statement_timeout', $1, false)"
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -69,10 +69,9 @@ PAGE_STATEMENT_TIMEOUT_MS = 5000
 
 @contextlib.asynccontextmanager
 async def connection(request: Request) -> AsyncIterator[Conn]:
-    """One pooled connection for a page's queries, with a time limit on every query (as Datasette does) and
-    without JIT compilation: the planner's cost of a query over the partitioned ``readings`` crosses
-    ``jit_above_cost`` while the query itself takes milliseconds, and compiling it would take ~100 ms.
-    The pool resets both settings when the connection goes back (``RESET ALL``)."""
+    """One pooled connection for a page's queries, with a time limit on every query (as Datasette does; JIT is off
+    on every connection of the pool: ``telemon.db.create_pool``). The pool resets the limit when the connection
+    goes back (``RESET ALL``)."""
     async with pool(request).acquire() as conn:
         await conn.execute(PAGE_SETTINGS, str(PAGE_STATEMENT_TIMEOUT_MS))
         yield conn

@@ -31,7 +31,7 @@ from alerts.rules.patterns import fasting_pattern, pattern_above_target
 from alerts.rules.postpartum import postpartum_test_due
 from alerts.rules.registry import (
     ALL_RULES,
-    CGM_RULES,
+    CGM_MINUTE_RULES,
     CONFIRMED_RULES,
     RULES,
     RULES_BY_ID,
@@ -55,7 +55,7 @@ from alerts.rules.trend import fasting_trend_rising
 
 __all__ = [
     "ALL_RULES",
-    "CGM_RULES",
+    "CGM_MINUTE_RULES",
     "CONFIRMED_RULES",
     "HIGH",
     "IN_RANGE",

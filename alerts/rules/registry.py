@@ -84,7 +84,11 @@ RULES: tuple[RuleSpec, ...] = (
 
 ALL_RULES: tuple[Rule, ...] = tuple(spec.rule for spec in RULES)
 # The time-driven CGM rules, for a frequent scheduled pass over CGM patients only.
-CGM_RULES: tuple[Rule, ...] = tuple(spec.rule for spec in RULES if spec.family == "cgm")
+# The minute pass over CGM wearers: the time-critical CGM rules only (stale sensor, predicted low, rapid fall); the
+# 14-day range review waits for the 5-minute pass over everyone, which runs every rule.
+CGM_MINUTE_RULES: tuple[Rule, ...] = tuple(
+    spec.rule for spec in RULES if spec.family == "cgm" and spec.name != "cgm_range_review"
+)
 RULES_BY_ID: dict[str, Rule] = {spec.name: spec.rule for spec in RULES}
 SPECS_BY_ID: dict[str, RuleSpec] = {spec.name: spec for spec in RULES}
 STATEFUL_RULES = frozenset(spec.name for spec in RULES if spec.stateful)
