@@ -118,6 +118,8 @@
     show();
     loadReadings();
     loadMeasures();
+    loadMessages();
+    listen();
   }
 
   function pairError(text) {
@@ -607,6 +609,41 @@
      them on screen: they stay marked "new" until she leaves the messages screen. */
   function newIds() { return new Set(JSON.parse(localStorage.getItem(KEY.seen) || "[]")); }
 
+  /* The team's messages pushed: /api/v1/me/events is a server-sent-event stream read with fetch (the token goes in
+     the Authorization header, which EventSource cannot send). Each "message" or "resync" event loads the
+     conversation at once; when the stream ends or the network drops, it is opened again after a pause that grows
+     up to a minute, and the slow poll below covers the gaps. */
+  async function listen() {
+    let pause = 1000;
+    while (state.token) {
+      if (navigator.onLine !== false) {
+        try {
+          const response = await api("/api/v1/me/events", { headers: { Accept: "text/event-stream" } });
+          if (response.ok && response.body) {
+            pause = 1000;
+            const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+            let buffer = "";
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              buffer += value;
+              let end;
+              while ((end = buffer.indexOf("\n\n")) >= 0) {
+                const frame = buffer.slice(0, end);
+                buffer = buffer.slice(end + 2);
+                if (/^event: (message|resync)$/m.test(frame)) loadMessages();
+              }
+            }
+          }
+        } catch (error) {
+          if (error instanceof SignedOut) return;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 60000);
+    }
+  }
+
   async function loadMessages() {
     if (!state.token) return;
     let items;
@@ -766,8 +803,9 @@
     show();
     refreshQueue().then(() => flush());
     if (state.token) { loadMe().then(() => { loadReadings(); loadMeasures(); }); }
-    setInterval(() => { flush(); loadMessages(); }, 10000);
-    if (state.token) loadMessages();
+    setInterval(flush, 10000);
+    setInterval(loadMessages, 60000); // the events stream says at once; this covers a stream the network cut
+    if (state.token) { loadMessages(); listen(); }
     document.body.dataset.ready = "1";
   }
 

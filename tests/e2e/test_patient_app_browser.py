@@ -144,7 +144,8 @@ async def test_a_patient_pairs_from_the_qr_code_and_talks_with_her_team(
     database_url: str, mqtt_url: str, db: asyncpg.Pool
 ) -> None:
     """The QR code of the pairing sheet opens ``/app#pair=<code>``; a message of the team appears in the open app
-    without a reload, marked new, and her reply reaches the team's conversation."""
+    at once (pushed on her event stream: the app's poll is once a minute), marked new, and her reply reaches the
+    team's conversation."""
     from clinic import messages  # the conversation's store, which the messages' domain owns
 
     her = await patient_with_device(db, kind="app", profile="NICE")
@@ -171,7 +172,7 @@ async def test_a_patient_pairs_from_the_qr_code_and_talks_with_her_team(
                 conn, her.patient_id, "Please measure after lunch too.", actor="test", clinician_id=clinician_id
             )
         team_message = page.locator(".message.from-team")
-        await expect(team_message).to_contain_text("Please measure after lunch too.", timeout=20_000)
+        await expect(team_message).to_contain_text("Please measure after lunch too.", timeout=8_000)
         await expect(team_message).to_have_class("message from-team new")
         await expect(page.locator("#unread")).to_have_text("1")
 
