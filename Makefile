@@ -52,6 +52,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.dashboard
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.fhir
+	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.scale --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
