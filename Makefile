@@ -10,7 +10,7 @@ PANGO := $(shell ls /usr/lib/*/libpangoft2-1.0.so.0 2>/dev/null)
 HARFBUZZ_SUBSET := $(shell ls /usr/lib/*/libharfbuzz-subset.so.0 2>/dev/null)
 DEJAVU := $(shell ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf 2>/dev/null)
 
-.PHONY: demo test lint bench serve clean system-packages
+.PHONY: demo test lint bench serve clean system-packages pdf-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) pdf-packages
 	$(BIN)/python -m telemon.app.demo
 
 serve: $(STAMP)
@@ -31,6 +31,17 @@ serve: $(STAMP)
 SYSTEM_PACKAGES := $(if $(MOSQUITTO),,mosquitto) $(if $(CHROMIUM),,chromium) \
 	$(if $(PANGO),,libpango-1.0-0 libpangoft2-1.0-0) $(if $(HARFBUZZ_SUBSET),,libharfbuzz-subset0) \
 	$(if $(DEJAVU),,fonts-dejavu-core) $(if $(PDFTOPPM),,poppler-utils)
+# What the demo needs of them: the PDF report's libraries and font. Installed when missing and root; otherwise
+# the demo runs all the same and says what its PDF report lacks.
+PDF_PACKAGES := $(if $(PANGO),,libpango-1.0-0 libpangoft2-1.0-0) $(if $(HARFBUZZ_SUBSET),,libharfbuzz-subset0) \
+	$(if $(DEJAVU),,fonts-dejavu-core)
+pdf-packages:
+ifneq ($(strip $(PDF_PACKAGES)),)
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PDF_PACKAGES) >/dev/null; \
+	else echo "the PDF report needs: sudo apt-get install $(PDF_PACKAGES) (the demo runs without it)" >&2; fi
+endif
+
 system-packages:
 ifneq ($(strip $(SYSTEM_PACKAGES)),)
 	@if [ "$$(id -u)" = 0 ]; then \

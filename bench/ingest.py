@@ -2,8 +2,11 @@
 
 ``python -m bench.ingest [--quick]`` (``make bench``) creates a fresh, uniquely named database (migrated with
 ``telemon.migrate.migrate``, dropped at the end even on failure) on the PostgreSQL the tests use (127.0.0.1:5432
-if it answers, else an embedded one) and uses the tests' broker (127.0.0.1:1883 if it answers, else an embedded
-amqtt). It registers devices (one patient each) and writes the same valid readings (inside each pregnancy, never
+if it answers, else an embedded one) and starts a private Mosquitto for the run (``private_broker``: the settings
+of ``deploy/mosquitto/mosquitto.conf`` without its authentication, on a free loopback port), so that the flood
+never reaches the shared broker's other clients (every consumer subscribes to every device's topic) and their
+traffic does not disturb the figures; ``--tests-broker`` uses the tests' broker instead (127.0.0.1:1883 if it
+answers, else an embedded amqtt), never while tests may run. It registers devices (one patient each) and writes the same valid readings (inside each pregnancy, never
 in the future, unique per device) in every phase, starting each phase from an empty ``readings`` table:
 
 - ``copy``: ``copy_records_to_table`` of the very rows the service writes (the ceiling);
@@ -31,9 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -68,6 +73,7 @@ from telemon.db import create_pool
 from telemon.settings import redact
 from telemon.topics import readings_topic
 from tests.support.factories import patient_with_device
+from tests.support.mosquitto import DEPLOY, start_mosquitto
 from tests.support.services import mqtt_broker, postgres_server
 
 HTTP_BATCH = 1000
@@ -93,6 +99,7 @@ class Params:
     window: int  # MQTT messages published but not yet acknowledged by the receiving process
     publisher_inflight: int
     rounds: int
+    tests_broker: bool  # the tests' shared broker rather than a private Mosquitto
 
     @property
     def readings(self) -> int:
@@ -137,6 +144,12 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         " a limit makes paho rescan its whole queue on every PUBACK)",
     )
     parser.add_argument("--rounds", type=int, help="rounds of every phase but naive; the best counts (2 quick, 5)")
+    parser.add_argument(
+        "--tests-broker",
+        action="store_true",
+        help="use the tests' broker (127.0.0.1:1883, else embedded amqtt) instead of a private Mosquitto;"
+        " its other clients receive the flood",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     params = Params(
@@ -149,6 +162,7 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         window=args.window,
         publisher_inflight=args.publisher_inflight,
         rounds=args.rounds or (2 if quick else 5),
+        tests_broker=bool(args.tests_broker),
     )
     if params.per_device % HTTP_BATCH or params.per_device % MQTT_BATCH or params.per_device <= 0:
         parser.error(f"--per-device must be a positive multiple of {HTTP_BATCH}")
@@ -443,7 +457,8 @@ async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -
         f" {params.single_messages:,} single-reading messages, {params.rounds} rounds, run {run_id},"
         f" {os.cpu_count()} CPUs"
     )
-    say(f"  PostgreSQL {redact(maintenance_url)}; broker {mqtt_url} (MQTT {'5' if mqtt5 else '3.1.1'})")
+    broker = "the tests' broker" if params.tests_broker else "private Mosquitto"
+    say(f"  PostgreSQL {redact(maintenance_url)}; {broker} {mqtt_url} (MQTT {'5' if mqtt5 else '3.1.1'})")
     say("  servers run as subprocesses: `telemon serve --roles api`; the consumer (open_services, role mqtt);"
         " the raw subscriber")  # fmt: skip
     async with fresh_database(maintenance_url) as db_url:
@@ -483,17 +498,41 @@ async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -
             "mqtt_single_messages": params.single_messages, "naive_readings": params.naive,
             "mqtt_window": params.window, "publisher_inflight": params.publisher_inflight,
             "mqtt_protocol": "5" if mqtt5 else "3.1.1", "servers": "subprocess", "cpus": os.cpu_count(),
+            "broker": "tests" if params.tests_broker else "private mosquitto",
             "run_id": run_id,
         },
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def private_broker(work: Path) -> Iterator[str]:
+    """A Mosquitto of this run only, with the shipped settings that shape a flood (no queue-count limit, 100
+    messages in flight per client, persistence) and anonymous clients: its authentication is not measured."""
+    broker_dir = work / "mosquitto"
+    (broker_dir / "data").mkdir(parents=True)
+    config = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
+    for key, value in (
+        ("listener", None),
+        ("password_file", None),
+        ("acl_file", None),
+        ("allow_anonymous", "true"),
+        ("persistence_location", f"{broker_dir / 'data'}/"),
+    ):
+        line = "" if value is None else f"{key} {value}"
+        config, count = re.subn(rf"^{key}\s.*$", line, config, flags=re.MULTILINE)
+        if count != 1:
+            raise BenchError(f"{key} should appear once in {DEPLOY / 'mosquitto.conf'}")
+    with start_mosquitto(config, broker_dir) as (host, port):
+        yield f"mqtt://{host}:{port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     params = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="telemon-bench-") as tmp:
         work = Path(tmp)
+        broker = mqtt_broker() if params.tests_broker else private_broker(work)
         try:
-            with postgres_server() as maintenance_url, mqtt_broker() as mqtt_url:
+            with postgres_server() as maintenance_url, broker as mqtt_url:
                 summary = asyncio.run(run(params, maintenance_url, mqtt_url, work))
         except BenchError as exc:
             print(f"bench.ingest: FAILED: {exc}", file=sys.stderr, flush=True)
