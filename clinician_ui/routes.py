@@ -11,20 +11,17 @@ from fastapi.staticfiles import StaticFiles
 
 from clinician_ui import (
     account,
-    activity_page,
     api_keys_page,
     audit_page,
     conversation,
     dose_review_page,
     enrol,
     events,
-    exports_page,
     login,
     measurements,
     patient,
     postpartum,
     preferences,
-    report_page,
     sessions,
     team,
     titration_page,
@@ -42,14 +39,11 @@ def include_routes(app: FastAPI) -> None:
     pages = (
         *(login, triage, patient, conversation, preferences, events),
         *(enrol, device_pages, treatment_plan),  # enrolment, devices and pairing sheets, the treatment plan
-        report_page,  # the patient report and end-of-monitoring letter as PDF (records.report)
         *(dose_review_page, titration_page),  # dose review suggestions applied; the team's titration protocol
         measurements,  # the height and pre-pregnancy weight of the measurements section
         postpartum,  # the postpartum glucose test recorded from the patient page
         *(team, account, api_keys_page, audit_page),  # the team, invitations, passwords, API keys, audit
         webhooks_page,  # the team's signed webhooks and their delivery log
-        activity_page,  # the team's monthly activity report (page and CSV)
-        exports_page,  # CSV downloads: a patient's readings, the team's patients
     )
     for module in pages:
         app.include_router(module.router)

@@ -40,12 +40,13 @@ PUBLIC = {
         # the printed report is the patient page on paper: the same SVG charts, drawn with the same words and numbers
         "clinician_ui.charts",
         "clinician_ui.i18n",
+        # the records' dashboard pages (PDF, CSV, activity) are served under the clinician's session and templates
+        "clinician_ui.web",
+        "clinician_ui.sessions",
     },
     "clinic": {"clinic.messages"},  # the conversation with the patient: one way for her app and the dashboard
     "patient_ui": set[str](),
-    # the PDF report, the CSV exports and the activity report, which the dashboard serves under the clinician's
-    # session
-    "records": {"records.report", "records.exports", "records.activity", "records.pdf"},
+    "records": set[str](),
 }
 
 
