@@ -65,5 +65,3 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     who = await sessions.clinician_of(web.pool(request), request.cookies.get(sessions.COOKIE))
     context = {"error_key": exc.key, "error_values": exc.values, "status": exc.status}
     return web.render(request, "error.html", context, who=who, status_code=exc.status)
-
-

@@ -273,7 +273,6 @@ class _Transaction:
             receipt, position = owners[record["position"]]
             receipt.readings[position] = record
 
-
     async def _look_up_measurements(self, conn: Conn) -> None:
         """The stored measurement of every item of another kind, by its dedup key: just inserted or already there."""
         owners = [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)

@@ -64,9 +64,7 @@ async def test_a_team_without_a_protocol_follows_the_default_and_a_saved_one_is_
         other = await teams.create_team(conn, f"team-{uuid.uuid4().hex[:8]}")
         assert await titration.load(conn, [mine, other]) == {mine: DEFAULT, other: DEFAULT}
 
-        chosen = Protocol(
-            step_units=None, step_percent=10, window_days=5, days_required=3, suggestions_enabled=False
-        )
+        chosen = Protocol(step_units=None, step_percent=10, window_days=5, days_required=3, suggestions_enabled=False)
         stored = await titration.save(conn, mine, chosen, "clinician:test")
         assert stored == chosen
         assert await titration.load(conn, [mine, other]) == {mine: chosen, other: DEFAULT}
