@@ -34,9 +34,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -179,6 +180,20 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+class Progress(Protocol):
+    """What a publisher paces itself by: one receiving process (``Helper``) or several (``bench.ingest``)."""
+
+    @property
+    def confirmed(self) -> int: ...
+
+    @property
+    def changed(self) -> asyncio.Event: ...
+
+    def alive(self) -> bool: ...
+
+    def died(self) -> BenchError: ...
+
+
 class Helper:
     """A child process whose standard error goes to a log file and, for workers, whose ``P n`` lines update
     ``done``; ``reached(n)`` waits until ``done >= n`` and returns the ``perf_counter`` time it was seen."""
@@ -222,6 +237,16 @@ class Helper:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far (Linux ``/proc``; 0 elsewhere)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -385,7 +410,7 @@ class Publisher:
         self.client.loop_stop()
 
     async def send_paced(
-        self, messages: Sequence[tuple[str, bytes]], helper: Helper, window: int, base: int = 0
+        self, messages: Sequence[tuple[str, bytes]], helper: Progress, window: int, base: int = 0
     ) -> float:
         """Publish ``messages`` keeping at most ``window`` of them not yet confirmed (acknowledged) by
         ``helper`` (whose count starts at ``base``); returns the ``perf_counter`` time of the first publish."""
@@ -453,6 +478,7 @@ async def _run_consumer() -> None:
         mqtt_url=env["BENCH_MQTT_URL"],
         mqtt_client_id=env["BENCH_CLIENT_ID"],
         roles=("mqtt",),
+        mqtt_shared_group=env.get("BENCH_SHARED_GROUP", ""),
         state_dir=Path(env.get("BENCH_STATE_DIR", ".telemon")),
     )
     logs.configure(env.get("BENCH_LOG_LEVEL", "INFO"))
@@ -476,9 +502,12 @@ def _run_raw() -> None:
     url, client_id = env["BENCH_MQTT_URL"], env["BENCH_CLIENT_ID"]
     wanted = set(Path(env["BENCH_DEVICES_FILE"]).read_text(encoding="utf-8").split())
     mqtt5 = broker_speaks_mqtt5(url)
-    client = new_client(
-        url, client_id, protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311, persistent=True, manual_ack=True
-    )
+    # paho's own client, not telemon's (``telemon.mqtt_client.Client``): the baseline is what a plain paho
+    # subscriber costs, and does not move when telemon's client handles a packet in fewer steps
+    if mqtt5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, clean_session=False, manual_ack=True)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     counted = [0]

@@ -15,8 +15,12 @@ in the future, unique per device) in every phase, starting each phase from an em
   a few requests in flight; done when every response came back (they come after the commit);
 - ``mqtt_batch`` / ``mqtt_single``: the real consumer (``open_services`` with the ``mqtt`` role) in a subprocess,
   fed QoS 1 messages of 50 readings / 1 reading for many devices; done when the consumer has stored them all;
-- ``mqtt_raw``: a bare QoS 1 subscriber (manual ack, acks at once, stores nothing) in a subprocess, fed the
-  same single-reading stream.
+- ``mqtt_raw``: a bare QoS 1 subscriber (paho's own client on its network thread, manual ack, acks at once,
+  stores nothing) in a subprocess, fed the same single-reading stream.
+
+``--consumers N`` runs N consumer processes on one shared subscription (``TELEMON_MQTT_SHARED_GROUP``) instead
+of one. The MQTT single-reading and raw phases also print the CPU time their receiving processes used (``/proc``):
+the cores they kept busy and messages per CPU-second, the ratio per core (``per_cpu_s_by_round`` in the JSON).
 
 Every server runs in its own process so that the client does not share a GIL with it; on a 2-core machine
 client, server, broker and PostgreSQL still share the CPUs, as they would on a small production host.
@@ -100,6 +104,8 @@ class Params:
     publisher_inflight: int
     rounds: int
     tests_broker: bool  # the tests' shared broker rather than a private Mosquitto
+    consumers: int  # consumer processes, on one shared subscription when more than one
+    broker_inflight: int | None  # the private broker's max_inflight_messages, if not the shipped one
 
     @property
     def readings(self) -> int:
@@ -116,6 +122,7 @@ class Phase:
     count: int
     seconds: float
     unit: str = "readings"
+    cpu: float = 0.0  # CPU seconds the receiving process(es) used meanwhile (MQTT phases)
 
     @property
     def rate(self) -> float:
@@ -150,6 +157,18 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         help="use the tests' broker (127.0.0.1:1883, else embedded amqtt) instead of a private Mosquitto;"
         " its other clients receive the flood",
     )
+    parser.add_argument(
+        "--consumers",
+        type=int,
+        default=1,
+        help="consumer processes splitting the messages on one shared subscription (TELEMON_MQTT_SHARED_GROUP);"
+        " default 1",
+    )
+    parser.add_argument(
+        "--broker-inflight",
+        type=int,
+        help="the private broker's max_inflight_messages (default: deploy/mosquitto/mosquitto.conf's; 0 = no limit)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     params = Params(
@@ -163,13 +182,15 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         publisher_inflight=args.publisher_inflight,
         rounds=args.rounds or (2 if quick else 5),
         tests_broker=bool(args.tests_broker),
+        consumers=args.consumers,
+        broker_inflight=args.broker_inflight,
     )
     if params.per_device % HTTP_BATCH or params.per_device % MQTT_BATCH or params.per_device <= 0:
         parser.error(f"--per-device must be a positive multiple of {HTTP_BATCH}")
     if not 0 < params.single_per_device <= params.per_device:
         parser.error("--single-per-device must be between 1 and --per-device")
-    if min(params.window, params.devices, params.http_concurrency, params.rounds, params.naive) < 1:
-        parser.error("--window, --devices, --http-concurrency, --rounds and --naive must be positive")
+    if min(params.window, params.devices, params.http_concurrency, params.rounds, params.naive, params.consumers) < 1:
+        parser.error("--window, --devices, --http-concurrency, --rounds, --naive and --consumers must be positive")
     return params
 
 
@@ -237,6 +258,13 @@ async def check_stored(pool: asyncpg.Pool, phase: str, expected: int, wait: floa
             + (f"; rejections recorded: {reasons}" if refused else "")
             + (" - DATA LOST" if stored < expected else "")
         )
+
+
+def cpu_note(phase: Phase) -> str:
+    """The receiving processes' CPU: the cores they kept busy, and messages per CPU-second (the ratio per core)."""
+    if phase.cpu <= 0:
+        return ""
+    return f"(CPU {phase.cpu:.2f} s = {phase.cpu / phase.seconds:.2f} cores; {phase.count / phase.cpu:,.0f}/CPU-s)"
 
 
 def report(phase: Phase, note: str = "") -> None:
@@ -323,8 +351,51 @@ async def start_mqtt_helper(kind: str, mqtt_url: str, client_id: str, state_dir:
     return helper
 
 
+class Consumers:
+    """Consumer processes on one shared subscription, paced and waited for as one: their counts add up."""
+
+    def __init__(self, helpers: list[Helper]) -> None:
+        self.helpers = helpers
+        self.changed = asyncio.Event()
+        for helper in helpers:  # every helper's progress wakes whoever waits on the group
+            helper.changed = self.changed
+
+    @property
+    def done(self) -> int:
+        return sum(h.done for h in self.helpers)
+
+    @property
+    def confirmed(self) -> int:
+        return sum(h.confirmed for h in self.helpers)
+
+    def alive(self) -> bool:
+        return all(h.alive() for h in self.helpers)
+
+    def died(self) -> BenchError:
+        return next((h.died() for h in self.helpers if not h.alive()), BenchError("a consumer stopped"))
+
+    def cpu_seconds(self) -> float:
+        return sum(h.cpu_seconds() for h in self.helpers)
+
+    async def wait_progress(self, target: int, stall: float) -> float:
+        """Wait until the consumers together report ``target`` messages; fail like ``Helper.wait_progress``."""
+        last, last_change = self.done, time.perf_counter()
+        while self.done < target:
+            if not self.alive():
+                raise self.died()
+            if self.done != last:
+                last, last_change = self.done, time.perf_counter()
+            elif time.perf_counter() - last_change > stall:
+                raise BenchError(f"consumers: stuck at {self.done} of {target} messages for {stall:.0f} s")
+            self.changed.clear()
+            if self.done < target:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 1.0)
+        return time.perf_counter()
+
+
 async def publish_and_wait(
-    publisher: Publisher, helper: Helper, messages: list[tuple[str, bytes]], window: int
+    publisher: Publisher, helper: Helper | Consumers, messages: list[tuple[str, bytes]], window: int
 ) -> float:
     base = helper.done
     started = await publisher.send_paced(messages, helper, window, base)
@@ -348,15 +419,21 @@ class MqttRun:
     warm: list[tuple[str, bytes]]
     ids_file: Path
     window: int
+    consumers: int
 
 
 async def phases_consumer(m: MqttRun, round_no: int) -> tuple[Phase, Phase]:
-    """The real consumer in its own process: 50-reading messages, then single-reading messages."""
-    consumer_id = f"telemon-bench-consumer-{m.run_id}-{round_no}"
-    consumer: Helper | None = None
+    """The real consumer in its own process (or ``--consumers`` of them on one shared subscription): 50-reading
+    messages, then single-reading messages."""
+    consumer_ids = [f"telemon-bench-consumer-{m.run_id}-{round_no}-{k}" for k in range(m.consumers)]
+    env = {"BENCH_DATABASE_URL": m.db_url}
+    if m.consumers > 1:
+        env["BENCH_SHARED_GROUP"] = f"bench{m.run_id}"
+    helpers: list[Helper] = []
     try:
-        consumer = await start_mqtt_helper("consumer", m.mqtt_url, consumer_id, m.state_dir,
-                                           {"BENCH_DATABASE_URL": m.db_url})  # fmt: skip
+        for consumer_id in consumer_ids:
+            helpers.append(await start_mqtt_helper("consumer", m.mqtt_url, consumer_id, m.state_dir, env))
+        consumer = Consumers(helpers)
         await publish_and_wait(m.publisher, consumer, m.warm, m.window)
         readings = sum(len(json.loads(payload)["readings"]) for _, payload in m.batch_messages)
         await reset_tables(m.pool)
@@ -366,15 +443,19 @@ async def phases_consumer(m: MqttRun, round_no: int) -> tuple[Phase, Phase]:
         report(batch, f"({len(m.batch_messages):,} messages)")
 
         await reset_tables(m.pool)
+        cpu = consumer.cpu_seconds()
         seconds = await publish_and_wait(m.publisher, consumer, m.single_messages, m.window)
+        cpu = consumer.cpu_seconds() - cpu
         await check_stored(m.pool, "mqtt_single", len(m.single_messages), DB_CHECK_TIMEOUT_S)
-        single = Phase("MQTT 1/message", len(m.single_messages), seconds)
-        report(single)
+        name = "MQTT 1/message" if m.consumers == 1 else f"MQTT 1/message x{m.consumers}"
+        single = Phase(name, len(m.single_messages), seconds, cpu=cpu)
+        report(single, cpu_note(single))
         return batch, single
     finally:
-        if consumer is not None:
-            await consumer.stop()
-        await asyncio.to_thread(clean_session, m.mqtt_url, consumer_id, m.mqtt5)
+        for helper in helpers:
+            await helper.stop()
+        for consumer_id in consumer_ids:
+            await asyncio.to_thread(clean_session, m.mqtt_url, consumer_id, m.mqtt5)
 
 
 async def phase_raw(m: MqttRun, round_no: int) -> Phase:
@@ -385,12 +466,14 @@ async def phase_raw(m: MqttRun, round_no: int) -> Phase:
         raw = await start_mqtt_helper("raw", m.mqtt_url, raw_id, m.state_dir, {"BENCH_DEVICES_FILE": str(m.ids_file)})
         await publish_and_wait(m.publisher, raw, m.warm, m.window)
         base = raw.done
+        cpu = raw.cpu_seconds()
         seconds = await publish_and_wait(m.publisher, raw, m.single_messages, m.window)
+        cpu = raw.cpu_seconds() - cpu
         await asyncio.sleep(0.2)
         if raw.done - base != len(m.single_messages):
             raise BenchError(f"raw subscriber counted {raw.done - base} of {len(m.single_messages)} messages")
-        phase = Phase("raw MQTT subscriber", len(m.single_messages), seconds, "messages")
-        report(phase)
+        phase = Phase("raw MQTT subscriber", len(m.single_messages), seconds, "messages", cpu)
+        report(phase, cpu_note(phase))
         return phase
     finally:
         if raw is not None:
@@ -420,7 +503,7 @@ async def measure(
         batch_messages=mqtt_messages(devices, MQTT_BATCH, params.per_device),
         single_messages=mqtt_messages(devices, 1, params.single_per_device),
         warm=mqtt_messages([warmup], MQTT_BATCH, len(warmup.readings))[:20],
-        ids_file=ids_file, window=params.window,
+        ids_file=ids_file, window=params.window, consumers=params.consumers,
     )  # fmt: skip
     say(f"  {len(everyone)} patients and devices registered, readings and messages prepared"
         f" in {time.perf_counter() - prepared_at:.1f} s")  # fmt: skip
@@ -490,6 +573,11 @@ async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -
         **rates,
         **{key: round(value, 4) for key, value in ratios.items()},
         "ratios_by_round": {key: [round(r, 4) for r in values] for key, values in by_round.items()},
+        # messages per CPU-second of the receiving process(es), by round: the ratio per core
+        "per_cpu_s_by_round": {
+            name: [round(p.count / p.cpu) if p.cpu > 0 else None for p in results[name]]
+            for name in ("mqtt_single", "mqtt_raw")
+        },
         "targets": verdicts,
         "params": {
             "mode": params.mode, "rounds": params.rounds, "statistic": "best round", "devices": params.devices,
@@ -498,16 +586,18 @@ async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -
             "mqtt_single_messages": params.single_messages, "naive_readings": params.naive,
             "mqtt_window": params.window, "publisher_inflight": params.publisher_inflight,
             "mqtt_protocol": "5" if mqtt5 else "3.1.1", "servers": "subprocess", "cpus": os.cpu_count(),
-            "broker": "tests" if params.tests_broker else "private mosquitto",
+            "broker": "tests" if params.tests_broker else "private mosquitto", "consumers": params.consumers,
+            "broker_inflight": params.broker_inflight,
             "run_id": run_id,
         },
     }  # fmt: skip
 
 
 @contextlib.contextmanager
-def private_broker(work: Path) -> Iterator[str]:
+def private_broker(work: Path, inflight: int | None = None) -> Iterator[str]:
     """A Mosquitto of this run only, with the shipped settings that shape a flood (no queue-count limit, 100
-    messages in flight per client, persistence) and anonymous clients: its authentication is not measured."""
+    messages in flight per client unless ``inflight`` says otherwise, persistence) and anonymous clients: its
+    authentication is not measured."""
     broker_dir = work / "mosquitto"
     (broker_dir / "data").mkdir(parents=True)
     config = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
@@ -517,6 +607,7 @@ def private_broker(work: Path) -> Iterator[str]:
         ("acl_file", None),
         ("allow_anonymous", "true"),
         ("persistence_location", f"{broker_dir / 'data'}/"),
+        *([("max_inflight_messages", str(inflight))] if inflight is not None else []),
     ):
         line = "" if value is None else f"{key} {value}"
         config, count = re.subn(rf"^{key}\s.*$", line, config, flags=re.MULTILINE)
@@ -530,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="telemon-bench-") as tmp:
         work = Path(tmp)
-        broker = mqtt_broker() if params.tests_broker else private_broker(work)
+        broker = mqtt_broker() if params.tests_broker else private_broker(work, params.broker_inflight)
         try:
             with postgres_server() as maintenance_url, broker as mqtt_url:
                 summary = asyncio.run(run(params, maintenance_url, mqtt_url, work))

@@ -10,15 +10,19 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from telemon.settings import parse_mqtt_url
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _OutPacket
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ _PUBACK_TOOK = {
     for code in (0x00, 0x10)
 }
 _PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+_PUBLISH_NO_PROPERTIES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
 
 
 class Client(mqtt.Client):
@@ -38,14 +43,18 @@ class Client(mqtt.Client):
     MQTT 5 Success), or the id and a reason code of Success or No matching subscribers without properties (MQTT
     5). paho decodes every PUBACK into a new ``ReasonCode`` and a new ``Properties``, whose constructor builds its
     tables of every MQTT 5 property: a fifth of the consumer's CPU when it publishes a receipt for each message.
-    This hands the callbacks shared, equal ones; every other packet takes paho's own path. paho is pinned to 2.2
+    This hands the callbacks shared, equal ones; every other packet takes paho's own path. The same goes for the
+    commonest packet of a QoS 1 subscriber (``_handle_publish``), and on an event loop the socket is read and
+    written in chunks rather than a system call per packet, or per byte (``event_loop_io``). paho is pinned to 2.2
     (``pyproject.toml``), and every private member of paho this class relies on is named in ``PAHO_PRIVATE``:
     ``tests/test_mqtt_client.py`` checks that paho still has each of them, and compares both PUBACK paths on the
     same packets. Nothing else in telemon touches paho's private members."""
 
     # paho's private members used here, and why: reading one packet (_packet_read, _loop_rc_handle, _sock), the
-    # PUBACK being handled (_handle_pubackcomp, overridden; _in_packet, _protocol), and releasing its message as
-    # paho does (_out_message_mutex, _out_messages, _do_on_publish)
+    # PUBACK being handled (_handle_pubackcomp, overridden; _in_packet, _protocol), releasing its message as
+    # paho does (_out_message_mutex, _out_messages, _do_on_publish), and the event loop's buffered reads and
+    # gathered writes (_sock_recv and _packet_write, overridden; _sock_send, _out_packet, _msgtime_mutex,
+    # _last_msg_out, _easy_log)
     PAHO_PRIVATE = (
         "_packet_read",
         "_loop_rc_handle",
@@ -56,7 +65,26 @@ class Client(mqtt.Client):
         "_out_message_mutex",
         "_out_messages",
         "_do_on_publish",
+        "_sock_recv",
+        "_sock_send",
+        "_packet_write",
+        "_out_packet",
+        "_msgtime_mutex",
+        "_last_msg_out",
+        "_easy_log",
+        "_handle_publish",
+        "_handle_on_message",
+        "_manual_ack",
+        "_send_puback",
+        "_packet_handle",
+        "_last_bytes_received",
     )
+    # Socket reads and writes of up to this many bytes when driven by an event loop (``event_loop_io``)
+    IO_CHUNK = 65536
+    event_loop_io = False  # set by LoopDriver: every read and write of this client happens on the loop's thread
+    _recv_buffer = b""  # bytes read from _recv_sock and not yet handed to paho, from _recv_pos on
+    _recv_pos = 0
+    _recv_sock: object = None
 
     def read_packets(self, limit: int) -> MQTTErrorCode:
         """``loop_read``, but at most ``limit`` packets (paho reads up to one per message in flight: with
@@ -72,6 +100,155 @@ class Client(mqtt.Client):
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return MQTTErrorCode.MQTT_ERR_AGAIN  # nothing more to read now
         return MQTTErrorCode.MQTT_ERR_SUCCESS  # ``limit`` packets read: more may be waiting
+
+    def buffered(self) -> bool:
+        """Whether bytes already read from the socket wait to be handled (the socket may not be readable)."""
+        return self._recv_pos < len(self._recv_buffer) and self._recv_sock is self._sock
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        """paho reads a packet in three system calls at least (its first byte, each byte of its length, the
+        rest): on an event loop the socket is read ``IO_CHUNK`` bytes at a time instead and paho served from
+        that, a seventh of the consumer's CPU under a flood of small messages. Bytes read from a socket that has
+        since been replaced are dropped with it."""
+        pos, buffer = self._recv_pos, self._recv_buffer
+        if pos < len(buffer):
+            if self._recv_sock is self._sock:
+                self._recv_pos = pos + bufsize
+                return buffer[pos : pos + bufsize]
+            self._recv_buffer, self._recv_pos = b"", 0
+        if not self.event_loop_io or bufsize >= self.IO_CHUNK:
+            return super()._sock_recv(bufsize)
+        data = super()._sock_recv(self.IO_CHUNK)
+        if len(data) > bufsize:
+            self._recv_buffer, self._recv_pos, self._recv_sock = data, bufsize, self._sock
+            return data[:bufsize]
+        return data
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """On an event loop, a packet already whole in the buffer is taken in one step and handed to paho's
+        ``_packet_handle`` as paho's own read would hand it; anything else (nothing buffered, a packet cut at
+        the buffer's end, a packet begun by an earlier read, a malformed length) takes paho's path."""
+        buffer, pos = self._recv_buffer, self._recv_pos
+        if not self.event_loop_io or self._in_packet["command"] != 0 or self._recv_sock is not self._sock:
+            return super()._packet_read()
+        size = len(buffer)
+        start = pos + 1  # the remaining length's first byte
+        length, mult, index = 0, 1, start
+        while True:
+            if index >= size or index - start >= 4:
+                return super()._packet_read()
+            byte = buffer[index]
+            index += 1
+            length += (byte & 127) * mult
+            mult *= 128
+            if not byte & 128:
+                break
+        end = index + length
+        if end > size:
+            return super()._packet_read()
+        self._recv_pos = end
+        self._in_packet = {
+            "command": buffer[pos],
+            "have_remaining": 1,
+            "remaining_count": list(buffer[start:index]),
+            "remaining_mult": mult,
+            "remaining_length": length,
+            "packet": bytearray(buffer[index:end]),
+            "to_process": 0,
+            "pos": 0,
+        }
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket as exc:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {
+            "command": 0,
+            "have_remaining": 0,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": 0,
+            "packet": bytearray(b""),
+            "to_process": 0,
+            "pos": 0,
+        }
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return rc
+
+    def _packet_write(self) -> MQTTErrorCode:
+        """On an event loop, the packets queued (a receipt and an acknowledgement per message) go out together,
+        up to ``IO_CHUNK`` bytes in one system call where paho makes one per packet. A packet paho must act on
+        once written (a QoS 0 PUBLISH, DISCONNECT) and the ones after it are left to paho's own path."""
+        out = self._out_packet
+        while self.event_loop_io and len(out) > 1:
+            group: list[_OutPacket] = []
+            size = 0
+            while out and size < self.IO_CHUNK:
+                head = out[0]
+                kind = head["command"] & 0xF0
+                if kind == mqtt.DISCONNECT or (kind == mqtt.PUBLISH and head["qos"] == 0):
+                    break
+                group.append(out.popleft())
+                size += head["to_process"]
+            if len(group) < 2:
+                out.extendleft(group)
+                break
+            try:
+                sent = self._sock_send(b"".join(p["packet"][p["pos"] :] for p in group))
+            except (AttributeError, ValueError):
+                out.extendleft(reversed(group))
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            except BlockingIOError:
+                out.extendleft(reversed(group))
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                out.extendleft(reversed(group))
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to send on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            for index, packet in enumerate(group):
+                if sent < packet["to_process"]:  # a partial write: the rest goes first next time
+                    packet["pos"] += sent
+                    packet["to_process"] -= sent
+                    out.extendleft(reversed(group[index:]))
+                    break
+                sent -= packet["to_process"]
+                packet["pos"] += packet["to_process"]
+                packet["to_process"] = 0
+            with self._msgtime_mutex:
+                self._last_msg_out = mqtt.time_func()
+        return super()._packet_write()
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """The commonest packet of a QoS 1 subscriber, an MQTT 5 QoS 1 PUBLISH without properties (a device's
+        readings), decoded in a few steps: paho builds a new ``Properties`` for each (its constructor builds its
+        tables of every property), a tenth of the consumer's CPU. The message gets a shared, empty one; every
+        other PUBLISH takes paho's own path. ``tests/test_mqtt_client.py`` compares both on every shape."""
+        packet = self._in_packet["packet"]
+        header = self._in_packet["command"]
+        if self._protocol != mqtt.MQTTv5 or header & 0x06 != 0x02 or len(packet) < 2:
+            return super()._handle_publish()
+        end = 2 + ((packet[0] << 8) | packet[1])  # the topic's end: the message id and the properties follow
+        if end == 2 or len(packet) < end + 3 or packet[end + 2] != 0:
+            return super()._handle_publish()
+        topic = bytes(packet[2:end])
+        message = mqtt.MQTTMessage(mid=(packet[end] << 8) | packet[end + 1], topic=topic)
+        message.dup = header & 0x08 != 0
+        message.qos = 1
+        message.retain = header & 0x01 != 0
+        message.properties = _PUBLISH_NO_PROPERTIES
+        message.payload = bytes(packet[end + 3 :])
+        self._easy_log(
+            mqtt.MQTT_LOG_DEBUG,
+            "Received PUBLISH (d%d, q%d, r%d, m%d), '%s', properties=%s, ...  (%d bytes)",
+            message.dup, message.qos, message.retain, message.mid,
+            topic.decode("utf-8", "replace"), message.properties, len(message.payload),
+        )  # fmt: skip
+        message.timestamp = mqtt.time_func()
+        self._handle_on_message(message)
+        if self._manual_ack:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._send_puback(message.mid)
 
     def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
@@ -176,6 +353,7 @@ class LoopDriver:
         self, client: Client, host: str, port: int, connect_kwargs: dict[str, Any], *, max_delay: float = 5.0
     ) -> None:
         self.client = client
+        client.event_loop_io = True
         client.connect_async(host, port, **connect_kwargs)  # only records where to connect
         self.max_delay = max_delay
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,7 +438,8 @@ class LoopDriver:
     def _read(self) -> None:
         self.client.read_packets(self.READ_BURST)
         sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes the selector cannot see
+        # bytes already read (Client.event_loop_io), or decrypted, that the selector cannot see
+        if self.client.buffered() or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             assert self._loop is not None
             self._loop.call_soon(self._read)
 
