@@ -257,39 +257,28 @@ class _Transaction:
 
     async def _look_up(self, conn: Conn) -> None:
         """The stored reading of every row, by its dedup key: just inserted or already there."""
-        owners = [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)
-                  for position in m.positions]  # fmt: skip
         rows = [row for m in self.messages for row in m.rows]
-        records = await conn.fetch(
-            queries.STORED_BY_KEY,
-            [r.patient_id for r in rows],
-            [r.device_id for r in rows],
-            [r.kind for r in rows],
-            [r.device_time for r in rows],
-            [r.value_raw for r in rows],
-            list(range(len(rows))),
-        )
-        for record in records:
+        keys = [[r.patient_id for r in rows], [r.device_id for r in rows], [r.kind for r in rows],
+                [r.device_time for r in rows], [r.value_raw for r in rows]]  # fmt: skip
+        owners = self._owners(lambda m: m.positions)
+        for record in await conn.fetch(queries.STORED_BY_KEY, *keys, list(range(len(rows)))):
             receipt, position = owners[record["position"]]
             receipt.readings[position] = record
 
     async def _look_up_measurements(self, conn: Conn) -> None:
         """The stored measurement of every item of another kind, by its dedup key: just inserted or already there."""
-        owners = [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)
-                  for position in m.measured_positions]  # fmt: skip
         items = [item for m in self.messages for item in m.measurements]
-        records = await conn.fetch(
-            queries.STORED_MEASUREMENTS_BY_KEY,
-            [m.patient_id for m in items],
-            [m.device_id for m in items],
-            [m.kind for m in items],
-            [m.device_time for m in items],
-            [m.values_key for m in items],
-            list(range(len(items))),
-        )
-        for record in records:
+        keys = [[m.patient_id for m in items], [m.device_id for m in items], [m.kind for m in items],
+                [m.device_time for m in items], [m.values_key for m in items]]  # fmt: skip
+        owners = self._owners(lambda m: m.measured_positions)
+        for record in await conn.fetch(queries.STORED_MEASUREMENTS_BY_KEY, *keys, list(range(len(items)))):
             receipt, position = owners[record["position"]]
             receipt.measurements[position] = record
+
+    def _owners(self, positions: Callable[[Prepared], list[int]]) -> list[tuple[Receipt, int]]:
+        """For each stored item of the batch, in order: its message's receipt and its position in the message."""
+        return [(receipt, position) for m, receipt in zip(self.messages, self.receipts, strict=True)
+                for position in positions(m)]  # fmt: skip
 
 
 def _measurement_columns(messages: Sequence[Prepared]) -> list[list[Any]]:

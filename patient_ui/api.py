@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from patient_ui import queries
 from telemon import audit, treatment
 from telemon.auth import AppDevice, app_device, pool
 from telemon.pagination import cursor_instant, cursor_int, decode_cursor, envelope, limit_param
+from telemon.periods import END, EPOCH, bound_instant, parse_bound
 
 router = APIRouter(prefix="/api/v1", tags=["patient app"])
 
@@ -180,26 +180,35 @@ async def patch_me(body: MePatch, who: Me = Depends(me), db: asyncpg.Pool = Depe
     return me_out(dataclasses.replace(who, language=body.language), await treatment.current_plan(db, who.patient_id))
 
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _bound(text: str | None, name: str, zone: ZoneInfo) -> dt.datetime | None:
-    """A date (her local midnight) or an ISO 8601 timestamp with its offset; anything else is a 422."""
-    if not text:
-        return None
-    try:
-        if _DATE.fullmatch(text):
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), zone).astimezone(dt.UTC)
-        value = dt.datetime.fromisoformat(text)
-        if value.tzinfo is None:
-            raise ValueError("no offset")
-        return value.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        raise HTTPException(
-            status_code=422, detail=f"{name}: a date (YYYY-MM-DD) or a timestamp with its offset (2026-11-01T06:00Z)"
-        ) from None
+async def _my_page(
+    db: asyncpg.Pool,
+    who: Me,
+    query: str,
+    action: str,
+    *,
+    from_: str | None,
+    to: str | None,
+    kind: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[asyncpg.Record], dict[str, str], list[Any] | None]:
+    """One page of her rows of ``query`` (readings or measurements) in [from, to) (``telemon.periods``: a date is
+    her local midnight), the kinds of her devices, and the next page's cursor; the read audited as ``action``."""
+    start = bound_instant(parse_bound(from_, "from"), "from", who.time_zone) or EPOCH
+    end = bound_instant(parse_bound(to, "to"), "to", who.time_zone) or END
+    after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
+    async with db.acquire() as conn:
+        rows = await conn.fetch(query, who.patient_id, start, end, after_time, after_id, limit + 1, kind)
+        kinds = {r["id"]: r["kind"] for r in await conn.fetch(queries.DEVICE_KINDS, who.patient_id)}
+        await audit.record(
+            conn,
+            actor=who.actor,
+            action=action,
+            patient_id=who.patient_id,
+            detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)},
+        )
+    last = rows[limit - 1] if len(rows) > limit else None
+    return list(rows[:limit]), kinds, [last["measured_at"].isoformat(), last["id"]] if last else None
 
 
 def _iso(instant: dt.datetime) -> str:
@@ -255,24 +264,10 @@ async def get_my_readings(
     """The list envelope ``{"items", "next"}``, oldest first. Each item carries ``status`` (``in``, ``above``,
     ``hypo``, ``none``: no target for its context, ``control``: control solution), the ``target_mgdl`` it was
     judged against and its logbook ``slot``; ``client_id`` is the id the sender gave it."""
-    zone = ZoneInfo(who.time_zone)
-    start = _bound(from_, "from", zone) or EPOCH
-    end = _bound(to, "to", zone) or END
-    after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
-    async with db.acquire() as conn:
-        rows = await conn.fetch(queries.MY_READINGS, who.patient_id, start, end, after_time, after_id, limit + 1, kind)
-        kinds = {r["id"]: r["kind"] for r in await conn.fetch(queries.DEVICE_KINDS, who.patient_id)}
-        await audit.record(
-            conn,
-            actor=who.actor,
-            action="me.readings.read",
-            patient_id=who.patient_id,
-            detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)},
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more else None
-    return envelope(readings_out(rows, who, kinds), [last["measured_at"].isoformat(), last["id"]] if last else None)
+    rows, kinds, position = await _my_page(
+        db, who, queries.MY_READINGS, "me.readings.read", from_=from_, to=to, kind=kind, limit=limit, cursor=cursor
+    )
+    return envelope(readings_out(rows, who, kinds), position)
 
 
 def measurements_out(rows: list[asyncpg.Record], who: Me, kinds: dict[str, str]) -> list[dict[str, Any]]:
@@ -320,24 +315,15 @@ async def get_my_measurements(
     """The list envelope ``{"items", "next"}``, oldest first. ``value`` is in the kind's canonical unit (insulin
     units, blood β-hydroxybutyrate mmol/L, weight kg; null for urine ketones and blood pressure), ``value_sent`` and
     ``unit_sent`` as the device sent them; ``client_id`` is the id the sender gave the item."""
-    zone = ZoneInfo(who.time_zone)
-    start = _bound(from_, "from", zone) or EPOCH
-    end = _bound(to, "to", zone) or END
-    after_time, after_id = decode_cursor(cursor, cursor_instant, cursor_int) or (EPOCH - dt.timedelta(days=1), 0)
-    async with db.acquire() as conn:
-        rows = await conn.fetch(
-            queries.MY_MEASUREMENTS, who.patient_id, start, end, after_time, after_id, limit + 1, kind
-        )
-        kinds = {r["id"]: r["kind"] for r in await conn.fetch(queries.DEVICE_KINDS, who.patient_id)}
-        await audit.record(
-            conn,
-            actor=who.actor,
-            action="me.measurements.read",
-            patient_id=who.patient_id,
-            detail={"from": start.isoformat(), "to": end.isoformat(), "count": min(len(rows), limit)},
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more else None
-    position = [last["measured_at"].isoformat(), last["id"]] if last else None
+    rows, kinds, position = await _my_page(
+        db,
+        who,
+        queries.MY_MEASUREMENTS,
+        "me.measurements.read",
+        from_=from_,
+        to=to,
+        kind=kind,
+        limit=limit,
+        cursor=cursor,
+    )
     return envelope(measurements_out(rows, who, kinds), position)
