@@ -194,6 +194,14 @@ class Progress(Protocol):
     def died(self) -> BenchError: ...
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process (Linux ``VmHWM``)."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class Helper:
     """A child process whose standard error goes to a log file and, for workers, whose ``P n`` lines update
     ``done``; ``reached(n)`` waits until ``done >= n`` and returns the ``perf_counter`` time it was seen."""

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,26 +238,67 @@ def mqtt_messages(devices: list[BenchDevice], size: int, per_device: int) -> lis
 # --- checks -----------------------------------------------------------------------------------------------------
 
 
-async def reset_tables(pool: asyncpg.Pool) -> None:
-    await pool.execute("TRUNCATE readings, ingest_rejections")
+class Tables:
+    """Where a phase's readings land: the whole tables of a database of this run (emptied before each phase)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def reset(self) -> None:
+        await self.pool.execute("TRUNCATE readings, ingest_rejections")
+
+    async def count(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM readings"))
+
+    async def refused(self) -> list[str]:
+        return [r["reason"] for r in await self.pool.fetch("SELECT reason FROM ingest_rejections LIMIT 3")]
 
 
-async def check_stored(pool: asyncpg.Pool, phase: str, expected: int, wait: float = 0.0) -> None:
-    """The table holds exactly ``expected`` readings and nothing was refused; fail loudly otherwise."""
+class DevicesTables(Tables):
+    """Only the rows of some devices (and their patients) in a database that holds others: nothing is emptied,
+    each phase sends its own devices' readings, and its count is what they added (``bench.scale``)."""
+
+    def __init__(self, pool: asyncpg.Pool, devices: Sequence[BenchDevice]) -> None:
+        super().__init__(pool)
+        self.device_ids = [d.device_id for d in devices]
+        self.patient_ids = [d.context.patient_id for d in devices]
+
+    async def reset(self) -> None:
+        pass
+
+    async def count(self) -> int:
+        return int(await self.pool.fetchval(OF_PATIENTS_COUNT, self.patient_ids))
+
+    async def refused(self) -> list[str]:
+        return [r["reason"] for r in await self.pool.fetch(OF_DEVICES_REFUSED, self.device_ids)]
+
+
+OF_PATIENTS_COUNT = "SELECT count(*) FROM readings WHERE patient_id = ANY($1::uuid[])"
+OF_DEVICES_REFUSED = "SELECT reason FROM ingest_rejections WHERE device_id = ANY($1::text[]) LIMIT 3"
+
+
+async def check_stored(tables: Tables, phase: str, base: int, expected: int, wait: float = 0.0) -> None:
+    """The tables hold exactly ``expected`` readings more than ``base`` and nothing was refused; fail loudly
+    otherwise."""
     deadline = time.perf_counter() + wait
     while True:
-        stored = await pool.fetchval("SELECT count(*) FROM readings")
+        stored = await tables.count() - base
         if stored >= expected or time.perf_counter() >= deadline:
             break
         await asyncio.sleep(0.2)
-    refused = await pool.fetch("SELECT reason FROM ingest_rejections LIMIT 3")
+    refused = await tables.refused()
     if stored != expected or refused:
-        reasons = "; ".join(r["reason"] for r in refused)
         raise BenchError(
             f"{phase}: {stored} readings stored of {expected} sent"
-            + (f"; rejections recorded: {reasons}" if refused else "")
+            + (f"; rejections recorded: {'; '.join(refused)}" if refused else "")
             + (" - DATA LOST" if stored < expected else "")
         )
+
+
+async def emptied(tables: Tables) -> int:
+    """Ready the tables for a phase; the count the phase starts from."""
+    await tables.reset()
+    return await tables.count()
 
 
 def cpu_note(phase: Phase) -> str:
@@ -277,26 +318,26 @@ def report(phase: Phase, note: str = "") -> None:
 # --- phases -----------------------------------------------------------------------------------------------------
 
 
-async def phase_copy(pool: asyncpg.Pool, records: list[tuple[Any, ...]]) -> Phase:
-    await reset_tables(pool)
-    async with pool.acquire() as conn:
+async def phase_copy(tables: Tables, records: list[tuple[Any, ...]]) -> Phase:
+    base = await emptied(tables)
+    async with tables.pool.acquire() as conn:
         started = time.perf_counter()
         await conn.copy_records_to_table("readings", records=records, columns=list(READINGS_COLUMNS))
         seconds = time.perf_counter() - started
-    await check_stored(pool, "copy", len(records))
+    await check_stored(tables, "copy", base, len(records))
     return Phase("COPY (ceiling)", len(records), seconds)
 
 
-async def phase_naive(pool: asyncpg.Pool, records: list[tuple[Any, ...]]) -> Phase:
-    await reset_tables(pool)
+async def phase_naive(tables: Tables, records: list[tuple[Any, ...]]) -> Phase:
+    base = await emptied(tables)
     placeholders = ", ".join(f"${i}" for i in range(1, len(READINGS_COLUMNS) + 1))
     insert = f"INSERT INTO readings ({', '.join(READINGS_COLUMNS)}) VALUES ({placeholders})"
-    async with pool.acquire() as conn:
+    async with tables.pool.acquire() as conn:
         started = time.perf_counter()
         for record in records:
             await conn.execute(insert, *record)
         seconds = time.perf_counter() - started
-    await check_stored(pool, "naive", len(records))
+    await check_stored(tables, "naive", base, len(records))
     return Phase("naive INSERT per reading", len(records), seconds)
 
 
@@ -326,14 +367,14 @@ async def post_all(base: str, requests: list[tuple[str, bytes, int]], concurrenc
 
 
 async def phase_http(
-    pool: asyncpg.Pool, base: str, requests: list[tuple[str, bytes, int]], concurrency: int, server: Helper
+    tables: Tables, url: str, requests: list[tuple[str, bytes, int]], concurrency: int, server: Helper
 ) -> Phase:
-    await reset_tables(pool)
-    seconds = await post_all(base, requests, concurrency)
+    base = await emptied(tables)
+    seconds = await post_all(url, requests, concurrency)
     if not server.alive():
         raise server.died()
     total = sum(count for _, _, count in requests)
-    await check_stored(pool, "http_batch", total)
+    await check_stored(tables, "http_batch", base, total)
     return Phase(f"HTTP {HTTP_BATCH}/request x{concurrency}", total, seconds)
 
 
@@ -407,7 +448,7 @@ async def publish_and_wait(
 class MqttRun:
     """What the MQTT phases of one round need."""
 
-    pool: asyncpg.Pool
+    tables: Tables
     db_url: str
     mqtt_url: str
     mqtt5: bool
@@ -422,9 +463,11 @@ class MqttRun:
     consumers: int
 
 
-async def phases_consumer(m: MqttRun, round_no: int) -> tuple[Phase, Phase]:
+async def phases_consumer(
+    m: MqttRun, round_no: int, on_stop: Callable[[Helper], None] | None = None
+) -> tuple[Phase, Phase]:
     """The real consumer in its own process (or ``--consumers`` of them on one shared subscription): 50-reading
-    messages, then single-reading messages."""
+    messages, then single-reading messages; ``on_stop`` sees each consumer before it is stopped."""
     consumer_ids = [f"telemon-bench-consumer-{m.run_id}-{round_no}-{k}" for k in range(m.consumers)]
     env = {"BENCH_DATABASE_URL": m.db_url}
     if m.consumers > 1:
@@ -436,23 +479,25 @@ async def phases_consumer(m: MqttRun, round_no: int) -> tuple[Phase, Phase]:
         consumer = Consumers(helpers)
         await publish_and_wait(m.publisher, consumer, m.warm, m.window)
         readings = sum(len(json.loads(payload)["readings"]) for _, payload in m.batch_messages)
-        await reset_tables(m.pool)
+        base = await emptied(m.tables)
         seconds = await publish_and_wait(m.publisher, consumer, m.batch_messages, m.window)
-        await check_stored(m.pool, "mqtt_batch", readings, DB_CHECK_TIMEOUT_S)
+        await check_stored(m.tables, "mqtt_batch", base, readings, DB_CHECK_TIMEOUT_S)
         batch = Phase(f"MQTT {MQTT_BATCH}/message", readings, seconds)
         report(batch, f"({len(m.batch_messages):,} messages)")
 
-        await reset_tables(m.pool)
+        base = await emptied(m.tables)
         cpu = consumer.cpu_seconds()
         seconds = await publish_and_wait(m.publisher, consumer, m.single_messages, m.window)
         cpu = consumer.cpu_seconds() - cpu
-        await check_stored(m.pool, "mqtt_single", len(m.single_messages), DB_CHECK_TIMEOUT_S)
+        await check_stored(m.tables, "mqtt_single", base, len(m.single_messages), DB_CHECK_TIMEOUT_S)
         name = "MQTT 1/message" if m.consumers == 1 else f"MQTT 1/message x{m.consumers}"
         single = Phase(name, len(m.single_messages), seconds, cpu=cpu)
         report(single, cpu_note(single))
         return batch, single
     finally:
         for helper in helpers:
+            if on_stop is not None and helper.alive():
+                on_stop(helper)
             await helper.stop()
         for consumer_id in consumer_ids:
             await asyncio.to_thread(clean_session, m.mqtt_url, consumer_id, m.mqtt5)
@@ -498,8 +543,9 @@ async def measure(
     ids_file = work / "devices.txt"
     ids_file.write_text("\n".join(d.device_id for d in everyone), encoding="utf-8")
     publisher = Publisher(mqtt_url, f"telemon-bench-pub-{run_id}", mqtt5, params.publisher_inflight)
+    tables = Tables(pool)
     mqtt_run = MqttRun(
-        pool, db_url, mqtt_url, mqtt5, work, run_id, publisher,
+        tables, db_url, mqtt_url, mqtt5, work, run_id, publisher,
         batch_messages=mqtt_messages(devices, MQTT_BATCH, params.per_device),
         single_messages=mqtt_messages(devices, 1, params.single_per_device),
         warm=mqtt_messages([warmup], MQTT_BATCH, len(warmup.readings))[:20],
@@ -509,7 +555,7 @@ async def measure(
         f" in {time.perf_counter() - prepared_at:.1f} s")  # fmt: skip
 
     results: dict[str, list[Phase]] = {name: [] for name in PHASES}
-    results["naive"].append(await phase_naive(pool, records[: params.naive]))
+    results["naive"].append(await phase_naive(tables, records[: params.naive]))
     report(results["naive"][-1])
     server, base = await start_api_server(db_url, work)
     await asyncio.to_thread(publisher.connect)
@@ -518,9 +564,9 @@ async def measure(
         await post_all(base, warm[: params.http_concurrency], params.http_concurrency)
         for round_no in range(1, params.rounds + 1):
             say(f"round {round_no} of {params.rounds}")
-            results["copy"].append(await phase_copy(pool, records))
+            results["copy"].append(await phase_copy(tables, records))
             report(results["copy"][-1])
-            results["http_batch"].append(await phase_http(pool, base, requests, params.http_concurrency, server))
+            results["http_batch"].append(await phase_http(tables, base, requests, params.http_concurrency, server))
             report(results["http_batch"][-1], f"({len(requests):,} requests)")
             batch, single = await phases_consumer(mqtt_run, round_no)
             results["mqtt_batch"].append(batch)

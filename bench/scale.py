@@ -15,7 +15,12 @@ patient, so that none should move with the size of the whole database:
   each run twice (the first after the build opens what the season left; the second is the steady state,
   reported): their time and the share of their period it takes — these grow with the population by nature, so
   their figure is the share (goal: under a quarter) and the time per patient;
-- peak RSS of the server and of the passes' process, and the largest chunk of each pass (readings, ms): the
+- the ingest paths of ``bench.ingest`` (``bench.scale_ingest``): COPY, HTTP batches of 1,000, MQTT messages of 50
+  readings and of one reading through the real consumer, and a raw subscriber, on a private Mosquitto, new
+  patients' readings sent into the season's tables: each path's rate and its ratio to its baseline (the ratios
+  should hold; a rate that falls with the database is a defect as a time that grows is);
+- peak RSS of each process: the server, the passes' process, the ingest's API server and its MQTT consumer; and
+  the largest chunk of each pass (readings, ms): the
   passes aim at chunks of about 100,000 readings, and one chunk holds its connection (and, served, the event loop
   for its load and reconcile) at once;
 - the triage's two statements run directly (``measure_plans``): planned for their values, planned once for any
@@ -27,8 +32,8 @@ Every size is built first; then the pages, exports and incremental evaluations g
 by request (every size served at once), so that the shared machine's changing load falls on all sizes alike.
 Each figure's growth factor is its value at the largest size over the smallest (goal: within 1.2 for every
 figure of a team or a patient). The last line is one JSON object: ``{"growth": {...}, "pass_share": {...},
-"sizes": {...}, "build": {...}}``. ``--quick``: sizes 1, 3 and 10 % (the largest a tenth of the region).
-The ingest paths (HTTP, MQTT) are not measured here: ``bench.ingest`` does, on its own broker.
+"sizes": {...}, "build": {...}}``. ``--quick``: sizes 1, 3 and 10 % (the largest a tenth of the region) and
+smaller ingest volumes; ``--no-ingest`` leaves the ingest paths out.
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import BenchError, Helper, say, start_api_server
+from bench.common import BenchError, Helper, peak_rss_mb, say, start_api_server
 from bench.dashboard import Samples, pct, signed_in
 from bench.scale_data import Build, Population, Size, build, describe, drop_database, population
+from bench.scale_ingest import FULL, QUICK, IngestParams, measure_ingest
 from telemon.api_keys import create_api_key
 from telemon.db import create_pool
 from tests.support.services import postgres_server
@@ -71,7 +77,11 @@ NEW_READINGS = ["patient_id", "device_id", "kind", "device_time", "value_raw", "
 PER_TEAM = ("triage_p95_ms", "patient_p95_ms", "incremental_p99_ms", "fhir_meter_ms", "fhir_cgm_ms",
             "csv_meter_ms", "csv_cgm_ms", "server_rss_mb", "triage_sql_custom_ms", "triage_sql_generic_ms",
             "figures_sql_custom_ms", "figures_sql_generic_ms", "triage_plan_cost", "passes_rss_mb",
-            "population_chunk_max_readings", "cgm_chunk_max_readings")  # fmt: skip
+            "population_chunk_max_readings", "cgm_chunk_max_readings", "ingest_server_rss_mb",
+            "consumer_rss_mb")  # fmt: skip
+# ... and those that should not fall: the ingest paths' rates and their ratios to their baselines
+PER_TEAM_RATES = ("http_vs_copy", "mqtt_batch_vs_copy", "mqtt_single_vs_raw", "ingest_copy_rps",
+                  "ingest_http_batch_rps", "ingest_mqtt_batch_rps", "ingest_mqtt_single_rps")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class Options:
     evaluations: int
     exports: int
     keep: bool
+    ingest: IngestParams | None
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -89,6 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--sizes", help="percents of the region, comma-separated (default 1,10,100)")
     parser.add_argument("--requests", type=int, help="requests of each page (default 300; quick 150)")
     parser.add_argument("--keep", action="store_true", help="keep the databases (a later run reuses them)")
+    parser.add_argument("--no-ingest", action="store_true", help="leave the ingest paths out")
     args = parser.parse_args(argv)
     text = args.sizes or ("1,3,10" if args.quick else "1,10,100")
     sizes = tuple(Size(float(s)) for s in text.split(",") if s.strip())
@@ -100,6 +112,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         evaluations=200 if args.quick else 500,
         exports=3 if args.quick else 5,
         keep=bool(args.keep),
+        ingest=None if args.no_ingest else (QUICK if args.quick else FULL),
     )
 
 
@@ -111,14 +124,6 @@ class Figures:
     size: Size
     values: dict[str, float] = field(default_factory=dict)
     passes: dict[str, list[float]] = field(default_factory=dict)
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The peak resident memory of a running process (Linux ``VmHWM``)."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 @dataclass
@@ -370,6 +375,10 @@ async def measure_sites(sites: Sequence[Site], options: Options, work: Path) -> 
             values[f"{job}_chunk_max_readings"] = max((r for _, r, _ in chunks), default=0)
             values[f"{job}_chunk_max_ms"] = max((ms for _, _, ms in chunks), default=0)
             say(f"  {size.percent:g} %: {job} pass chunks (patients, readings, ms): {chunks}")
+    if options.ingest is not None:
+        ingest = await measure_ingest([(s.built.size.label, s.built.url) for s in sites], options.ingest, work)
+        for site in sites:
+            site.figures.values.update(ingest[site.built.size.label])
 
 
 # --- the passes' process -----------------------------------------------------------------------------------------
@@ -452,6 +461,10 @@ async def run(options: Options, maintenance_url: str, work: Path) -> dict[str, A
             say(
                 f"  {'PASS' if factors[k] <= GROWTH_GOAL else 'MISS'}  {k} grew {factors[k]:.2f}× (goal ≤ {GROWTH_GOAL})"
             )
+    for k in PER_TEAM_RATES:
+        if k in factors:
+            verdict = "PASS" if factors[k] >= 1 / GROWTH_GOAL else "MISS"
+            say(f"  {verdict}  {k} changed {factors[k]:.2f}× (goal ≥ {1 / GROWTH_GOAL:.2f})")
     for job, value in share.items():
         verdict = "PASS" if value < PASS_SHARE_GOAL else "MISS"
         say(f"  {verdict}  {job} pass takes {value:.1%} of its {PERIODS_S[job]:.0f} s period (goal < 25 %)")

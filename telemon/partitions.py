@@ -13,6 +13,9 @@ from telemon.db import Conn
 
 MONTHS_BACK = 12
 MONTHS_AHEAD = 3
+# A partition is vacuumed once 1 % more rows arrived (PostgreSQL's default: 20 %), so that its pages are soon
+# marked all-visible and the engine's window is read from readings_patient_time alone (migration 0021).
+STORAGE = "autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 10000"
 
 EXISTING = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -49,7 +52,9 @@ async def _create(conn: Conn, name: str, start: dt.date, end: dt.date) -> None:
     lower = dt.datetime.combine(start, dt.time(), dt.UTC)
     upper = dt.datetime.combine(end, dt.time(), dt.UTC)
     async with conn.transaction():
-        await conn.execute(f"CREATE TABLE {name} (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        await conn.execute(
+            f"CREATE TABLE {name} (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS) WITH ({STORAGE})"
+        )
         await conn.execute(
             f"WITH moved AS (DELETE FROM readings_default WHERE device_time >= $1 AND device_time < $2 RETURNING *)"
             f" INSERT INTO {name} OVERRIDING SYSTEM VALUE SELECT * FROM moved",

@@ -93,3 +93,58 @@ async def test_partitions_cover_the_year_and_take_rows_from_the_default(empty_da
         assert await conn.fetchval("SELECT count(*) FROM readings") == 1
     finally:
         await conn.close()
+
+
+STORAGE_OPTIONS = """
+SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'readings'::regclass
+"""
+
+
+async def test_the_engines_window_is_read_from_the_index_alone(empty_database: str) -> None:
+    """A patient's window (``alerts.queries.COHORT_READINGS``) is answerable by an index-only scan of
+    readings_patient_time, and every partition, old or new, is vacuumed soon enough for its pages to be all-visible:
+    otherwise each reading of a window costs a table page, interleaved with every other patient's."""
+    from alerts import queries
+
+    conn = await connect(empty_database)
+    try:
+        await migrate(conn)
+        await partitions.ensure(conn, today=dt.date(2030, 6, 1))
+        for row in await conn.fetch(STORAGE_OPTIONS):
+            assert "autovacuum_vacuum_insert_scale_factor=0.01" in (row["reloptions"] or []), row["relname"]
+        team = uuid.uuid4()
+        await conn.execute("INSERT INTO care_teams (id, name) VALUES ($1, 'w')", team)
+        patients = [uuid.uuid4() for _ in range(20)]
+        for k, patient in enumerate(patients):
+            await conn.execute(
+                "INSERT INTO patients (id, team_id, external_id, display_name, time_zone, due_date)"
+                " VALUES ($1, $2, $3, 'x', 'Europe/Paris', CURRENT_DATE + 60)",
+                patient,
+                team,
+                f"w{k}",
+            )
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        rows = [  # a CGM's 5-minute readings of the last 7 days, every patient interleaved as they arrive
+            (patient, "cgm", now - dt.timedelta(minutes=5 * i), 100.0, "unspecified", "test")
+            for i in range(2016)
+            for patient in patients
+        ]
+        await conn.copy_records_to_table(
+            "readings",
+            records=[(p, "d", kind, at, v, "mg/dL", at, v, c, s) for p, kind, at, v, c, s in rows],
+            columns=["patient_id", "device_id", "kind", "device_time", "value_raw", "unit_raw", "measured_at",
+                     "value_mgdl", "context", "source"],
+        )  # fmt: skip
+        await conn.execute("VACUUM ANALYZE readings")
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN (ANALYZE, BUFFERS) " + queries.COHORT_READINGS, patients[:1], now - dt.timedelta(days=3)
+            )
+        )
+        assert "Index Only Scan using readings_p" in plan, plan
+        assert "Heap Fetches: 0" in plan and "Bitmap Heap Scan" not in plan, plan
+        assert "Index Scan using readings_p" not in plan, plan
+    finally:
+        await conn.close()
