@@ -248,23 +248,36 @@ w AS (
            COALESCE(g.reading_ids[greatest(cardinality(g.reading_ids) - $9 + 1, 1):], '{}'),
            CASE WHEN g.folded IS NOT NULL THEN now() END
     FROM c
+    LEFT JOIN k ON k.ord = c.ord
     LEFT JOIN n ON n.ord = c.ord
     LEFT JOIN g ON n.place = 1 AND n.target IS NULL AND g.patient_id = n.patient_id AND g.rule = n.rule
-    WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.ord = c.ord AND k.covered)
-      AND (n.ord IS NULL OR (n.target IS NULL AND n.place = 1))
-      AND NOT EXISTS (  -- unchanged: nothing to write (ON CONFLICT would still lock the row)
-        SELECT 1 FROM alerts o
+    -- Each candidate's alerts are looked up by its key, one candidate at a time (as in k): the planner, asked
+    -- for NOT EXISTS beside an OR, may instead hash every resolved alert of the database, a cost that grows
+    -- with the region rather than with the patients evaluated.
+    LEFT JOIN LATERAL (  -- the episode's open alert (at most one: alerts_one_open_episode)
+        SELECT o.severity, o.evidence FROM alerts o
         WHERE o.patient_id = c.patient_id AND o.rule = c.rule AND o.episode_key = c.episode_key
-          AND o.status <> 'resolved' AND o.severity = c.severity AND o.evidence = c.evidence
-    ) AND (c.stateful OR NOT EXISTS (
-        SELECT 1 FROM alerts r
+          AND o.status <> 'resolved'
+    ) o ON true
+    LEFT JOIN LATERAL (
+        SELECT 1 AS found FROM alerts r
         WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
           AND r.status = 'resolved'
-    )) AND NOT (c.rule = ANY($14::text[]) AND EXISTS (  -- a suggestion a person dismissed stays dismissed
-        SELECT 1 FROM alerts r
-        WHERE r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
+        LIMIT 1
+    ) r ON true
+    LEFT JOIN LATERAL (  -- a suggestion a person dismissed (only the rules of $14 ask)
+        SELECT 1 AS found FROM alerts r
+        WHERE c.rule = ANY($14::text[])
+          AND r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
           AND r.status = 'resolved' AND r.resolved_by <> 'system'
-    ))
+        LIMIT 1
+    ) d ON true
+    WHERE NOT COALESCE(k.covered, false)
+      AND (n.ord IS NULL OR (n.target IS NULL AND n.place = 1))
+      -- unchanged: nothing to write (ON CONFLICT would still lock the row)
+      AND NOT COALESCE(o.severity = c.severity AND o.evidence = c.evidence, false)
+      AND (c.stateful OR r.found IS NULL)
+      AND d.found IS NULL  -- a suggestion a person dismissed stays dismissed
     ON CONFLICT (patient_id, rule, episode_key) WHERE status <> 'resolved' DO UPDATE
     SET severity = EXCLUDED.severity,
         code = EXCLUDED.code,
