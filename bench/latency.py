@@ -4,8 +4,10 @@ A fresh, uniquely named database (migrated, dropped at the end even on failure) 
 (127.0.0.1:5432 if it answers, else an embedded one) holds one care team: meter patients and CGM wearers with
 14 days of history each (meters 5 readings a day; CGM every 5 minutes from the real traces of
 ``../shared/data/cgm``), and the alerts that history raised (one population pass before measuring). telemon then
-runs as it ships (``telemon serve``, roles ``api,mqtt,scheduler`` in one process) on the tests' broker
-(127.0.0.1:1883, else an embedded one), and for the whole run, from a process of its own, a background load:
+runs as it ships (``telemon serve``, roles ``api,mqtt,scheduler`` in one process) on a Mosquitto of the run's own
+(``bench.ingest.private_broker``: the shipped settings, anonymous clients; ``--tests-broker``: the tests' broker,
+127.0.0.1:1883 or an embedded one, never while tests may run), and for the whole run, from a process of its own,
+a background load:
 
 - every meter syncs every ``--meter-period`` seconds (its new reading and the two before, which are duplicates),
   half of them over HTTP, half over MQTT (QoS 1, one message a sync); values 81–135 mg/dL, never low;
@@ -69,6 +71,7 @@ from bench.common import (
     start_api_server,
 )
 from bench.dashboard import PASSWORD, pct, signed_in
+from bench.ingest import private_broker
 from ingest.mqtt import broker_speaks_mqtt5
 from ingest.readings import prepare
 from ingest.service import devices_by_ids
@@ -96,6 +99,7 @@ class Params:
     probes: int
     probe_interval: float
     warmup: float
+    tests_broker: bool  # the tests' shared broker rather than a private Mosquitto
 
 
 def parse_args(argv: Sequence[str] | None) -> Params:
@@ -107,6 +111,12 @@ def parse_args(argv: Sequence[str] | None) -> Params:
     parser.add_argument("--cgm-period", type=float, default=300.0, help="seconds between CGM readings (300)")
     parser.add_argument("--probes", type=int, help="hypoglycaemias timed (default 200; quick 60)")
     parser.add_argument("--probe-interval", type=float, help="mean seconds between probes (default 3; quick 2)")
+    parser.add_argument(
+        "--tests-broker",
+        action="store_true",
+        help="use the tests' broker (127.0.0.1:1883, else embedded amqtt) instead of a private Mosquitto;"
+        " its other clients receive the load",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     params = Params(
@@ -118,6 +128,7 @@ def parse_args(argv: Sequence[str] | None) -> Params:
         probes=args.probes or (60 if quick else 200),
         probe_interval=args.probe_interval or (2.0 if quick else 3.0),
         warmup=10.0 if quick else 20.0,
+        tests_broker=bool(args.tests_broker),
     )
     if params.meters + params.cgm < params.probes or params.meters < 2:
         parser.error("--meters + --cgm must be at least --probes (each probe takes a patient of her own)")
@@ -598,6 +609,7 @@ async def run(params: Params, maintenance_url: str, mqtt_url: str, work: Path) -
             "cgm_period_s": params.cgm_period, "probe_interval_s": params.probe_interval, "history_days": HISTORY_DAYS,
             "syncs": syncs, "sync_failures": failed, "roles": "api,mqtt,scheduler in one process",
             "mqtt_protocol": "5" if mqtt5 else "3.1.1", "cpus": os.cpu_count(), "run_id": run_id,
+            "broker": "tests" if params.tests_broker else "private mosquitto",
             "statistic": "publish (time.time) to the event on the dashboard's stream; split from NOTIFYs heard by"
             " the bench and the alert's updated_at",
         },
@@ -611,8 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     params = parse_args(args)
     with tempfile.TemporaryDirectory(prefix="telemon-bench-latency-") as tmp:
+        broker = mqtt_broker() if params.tests_broker else private_broker(Path(tmp))
         try:
-            with postgres_server() as maintenance_url, mqtt_broker() as mqtt_url:
+            with postgres_server() as maintenance_url, broker as mqtt_url:
                 summary = asyncio.run(run(params, maintenance_url, mqtt_url, Path(tmp)))
         except BenchError as exc:
             print(f"bench.latency: FAILED: {exc}", file=sys.stderr, flush=True)

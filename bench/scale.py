@@ -76,9 +76,14 @@ NEW_READINGS = ["patient_id", "device_id", "kind", "device_time", "value_raw", "
 # nature; their share of the period is judged instead).
 PER_TEAM = ("triage_p95_ms", "patient_p95_ms", "incremental_p99_ms", "fhir_meter_ms", "fhir_cgm_ms",
             "csv_meter_ms", "csv_cgm_ms", "server_rss_mb", "triage_sql_custom_ms", "triage_sql_generic_ms",
-            "figures_sql_custom_ms", "figures_sql_generic_ms", "triage_plan_cost", "passes_rss_mb",
-            "population_chunk_max_readings", "cgm_chunk_max_readings", "ingest_server_rss_mb",
+            "figures_sql_custom_ms", "figures_sql_generic_ms", "passes_rss_mb", "ingest_server_rss_mb",
             "consumer_rss_mb")  # fmt: skip
+# Printed with their growth but not judged by it, and why.
+BY_NATURE = {
+    "triage_plan_cost": "the planner's estimate, from the whole table's statistics; its times are judged",
+    "population_chunk_max_readings": "a chunk grows to its bound (100,000 readings, twice the one before)",
+    "cgm_chunk_max_readings": "a chunk grows to its bound (100,000 readings, twice the one before)",
+}
 # ... and those that should not fall: the ingest paths' rates and their ratios to their baselines
 PER_TEAM_RATES = ("http_vs_copy", "mqtt_batch_vs_copy", "mqtt_single_vs_raw", "ingest_copy_rps",
                   "ingest_http_batch_rps", "ingest_mqtt_batch_rps", "ingest_mqtt_single_rps")  # fmt: skip
@@ -461,6 +466,9 @@ async def run(options: Options, maintenance_url: str, work: Path) -> dict[str, A
             say(
                 f"  {'PASS' if factors[k] <= GROWTH_GOAL else 'MISS'}  {k} grew {factors[k]:.2f}× (goal ≤ {GROWTH_GOAL})"
             )
+    for k, why in BY_NATURE.items():
+        if k in factors:
+            say(f"  ----  {k} grew {factors[k]:.2f}× (not judged: {why})")
     for k in PER_TEAM_RATES:
         if k in factors:
             verdict = "PASS" if factors[k] >= 1 / GROWTH_GOAL else "MISS"

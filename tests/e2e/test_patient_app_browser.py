@@ -9,6 +9,7 @@ TELEMON_DOCS_SCREENSHOTS=1 asks to refresh them); the screenshots are not assert
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import asyncpg
@@ -23,6 +24,17 @@ from tests.test_ui_toolkit import Team, make_clinician
 pytestmark = pytest.mark.slow
 
 PHONE = {"width": 360, "height": 740}
+
+
+async def controlled_by_service_worker(page: Page, timeout_s: float = 15.0) -> None:
+    """Wait until the app's service worker controls the page. Polled with ``evaluate`` of a function: Playwright's
+    ``wait_for_function`` (1.65) evaluates a predicate given as text with ``eval`` in the page, which the app's
+    Content-Security-Policy (``script-src 'self'``, no ``unsafe-eval``) rightly refuses."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await page.evaluate("() => navigator.serviceWorker.controller !== null"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no service worker controls {page.url} after {timeout_s:g} s")
+        await asyncio.sleep(0.1)
 
 
 async def _docs_shot(page: Page, name: str) -> None:
@@ -74,7 +86,7 @@ async def test_a_patient_pairs_records_offline_and_nothing_is_lost_or_doubled(
         await expect(page.get_by_role("heading", name="Record a reading")).to_be_visible()
         assert await page.evaluate("localStorage.getItem('telemon.token') !== null")
         # the service worker controls the page before the network goes away
-        await page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+        await controlled_by_service_worker(page)
 
         # three readings, each judged at once against her own targets (fasting < 0.95 g/L, FR)
         judgement = page.locator("#judgement")

@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 
 from telemon import devices, treatment
 from tests.e2e.test_dashboard_browser import chromium, telemon_serve
-from tests.e2e.test_patient_app_browser import PHONE, _docs_shot
+from tests.e2e.test_patient_app_browser import PHONE, _docs_shot, controlled_by_service_worker
 from tests.support.factories import patient_with_device
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ async def test_she_records_a_dose_and_a_blood_pressure_offline_and_they_are_sent
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{base}/app#pair={code.code}")
         await expect(page.get_by_role("heading", name="Record a reading")).to_be_visible()
-        await page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+        await controlled_by_service_worker(page)
 
         # five large choices at a phone's width, nothing wider than the screen
         kinds = page.locator("#kinds label")
