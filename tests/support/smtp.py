@@ -65,7 +65,7 @@ def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[str, Inb
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
             ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == login
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)  # a refusal answers 535 at once, as a real server does
 
         options = {"authenticator": authenticate, "auth_require_tls": False, "auth_required": True}
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
