@@ -266,10 +266,10 @@ w AS (
         LIMIT 1
     ) r ON true
     LEFT JOIN LATERAL (  -- a suggestion a person dismissed (only the rules of $14 ask)
-        SELECT 1 AS found FROM alerts r
+        SELECT 1 AS found FROM alerts x
         WHERE c.rule = ANY($14::text[])
-          AND r.patient_id = c.patient_id AND r.rule = c.rule AND r.episode_key = c.episode_key
-          AND r.status = 'resolved' AND r.resolved_by <> 'system'
+          AND x.patient_id = c.patient_id AND x.rule = c.rule AND x.episode_key = c.episode_key
+          AND x.status = 'resolved' AND x.resolved_by <> 'system'
         LIMIT 1
     ) d ON true
     WHERE NOT COALESCE(k.covered, false)

@@ -126,6 +126,8 @@ async def measure_ingest(targets: Sequence[tuple[str, str]], params: IngestParam
 
 @dataclass
 class Round:
+    """One round of one size: new devices for each phase (and two to warm the servers up), then the phases."""
+
     site: Target
     params: IngestParams
     publisher: Publisher
@@ -133,9 +135,9 @@ class Round:
     mqtt5: bool
     run_id: str
 
-    async def devices(self, now: dt.datetime) -> list[BenchDevice]:
+    async def devices(self, now: dt.datetime, count: int | None = None) -> list[BenchDevice]:
         assert self.site.pool is not None
-        made = await make_devices(self.site.pool, self.params.devices, self.params.per_device, now)
+        made = await make_devices(self.site.pool, count or self.params.devices, self.params.per_device, now)
         self.site.devices.extend(d.device_id for d in made)
         return made
 
@@ -144,7 +146,7 @@ class Round:
         assert site.pool is not None and site.server is not None
         now = dt.datetime.now(dt.UTC)
         sets = {name: await self.devices(now) for name in STORED_PHASES}
-        warm = await self.devices(now)
+        warm = await self.devices(now, count=2)  # one for HTTP, one for MQTT
         everyone = [d for devices in (*sets.values(), warm) for d in devices]
         tables = DevicesTables(site.pool, everyone)
         http_requests = interleave(
