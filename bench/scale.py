@@ -103,7 +103,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 1, 3 and 10 %% and fewer requests")
     parser.add_argument("--sizes", help="percents of the region, comma-separated (default 1,10,100)")
-    parser.add_argument("--requests", type=int, help="requests of each page (default 300; quick 100)")
+    parser.add_argument("--requests", type=int, help="requests of each page (default 300; quick 80)")
     parser.add_argument("--keep", action="store_true", help="keep the databases (a later run reuses them)")
     parser.add_argument("--no-ingest", action="store_true", help="leave the ingest paths out")
     args = parser.parse_args(argv)
@@ -113,9 +113,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         parser.error("--sizes: at least one size")
     return Options(
         sizes=tuple(sorted(sizes, key=lambda s: s.percent)),
-        requests=args.requests or (100 if args.quick else 300),
-        evaluations=200 if args.quick else 500,
-        exports=2 if args.quick else 5,
+        requests=args.requests or (80 if args.quick else 300),
+        evaluations=150 if args.quick else 500,
+        exports=1 if args.quick else 5,
         keep=bool(args.keep),
         ingest=None if args.no_ingest else (QUICK if args.quick else FULL),
     )

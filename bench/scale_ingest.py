@@ -78,7 +78,7 @@ class IngestParams:
     window: int = 1000  # MQTT messages not yet confirmed by the receiving process (``bench.ingest --window``)
 
 
-QUICK = IngestParams(devices=50, per_device=1000, single_per_device=100, rounds=2)
+QUICK = IngestParams(devices=50, per_device=600, single_per_device=300, rounds=2)
 FULL = IngestParams(devices=100, per_device=2000, single_per_device=300, rounds=3)
 
 
@@ -153,7 +153,8 @@ class Round:
             [[(d.token, dumps({"readings": c}), len(c)) for c in chunks(d.readings, HTTP_BATCH)]
              for d in sets["http_batch"]]
         )  # fmt: skip
-        await post_all(site.base, [(warm[0].token, dumps({"readings": warm[0].readings[:HTTP_BATCH]}), HTTP_BATCH)], 1)
+        first = warm[0].readings[:HTTP_BATCH]
+        await post_all(site.base, [(warm[0].token, dumps({"readings": first}), len(first))], 1)
         ids_file = site.work / f"devices-{round_no}.txt"
         ids_file.write_text("\n".join(d.device_id for d in (*sets["mqtt_single"], *warm)), encoding="utf-8")
         mqtt_run = MqttRun(
