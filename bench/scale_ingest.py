@@ -7,8 +7,8 @@ HTTP batches of 1,000 through ``telemon serve --roles api``, MQTT messages of 50
 through the real consumer, and a raw paho subscriber that stores nothing, on a private Mosquitto. Nothing is
 emptied: each phase sends new devices' readings into the season's tables (new patients, each in a care team of
 its own, with their readings' place in every index as a new patient's would be), checks that they are all
-stored and counts what they added. Once measured, those patients are removed with every row that names them, so
-that a kept season stays as it was built.
+stored and counts what they added. Once measured, those patients are removed with every row that names them, and
+the tables vacuumed, so that a kept season holds the rows it was built with (its files keep the space, reused).
 
 The figures are ``bench.ingest``'s: each path's rate (best round) and its ratio to its baseline, and the peak
 RSS of the API server and of the consumer.
