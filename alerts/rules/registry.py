@@ -83,7 +83,6 @@ RULES: tuple[RuleSpec, ...] = (
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(spec.rule for spec in RULES)
-# The time-driven CGM rules, for a frequent scheduled pass over CGM patients only.
 # The minute pass over CGM wearers: the time-critical CGM rules only (stale sensor, predicted low, rapid fall); the
 # 14-day range review waits for the 5-minute pass over everyone, which runs every rule.
 CGM_MINUTE_RULES: tuple[Rule, ...] = tuple(
