@@ -93,17 +93,35 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def free_heap_bytes() -> int | None:
-    """Bytes malloc holds free in its main heap (mallinfo2's ``fordblks``); None where it cannot be read."""
+    """Bytes malloc holds free in its heaps (mallinfo2's ``fordblks``); None where it cannot be read."""
     libc = _glibc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
     return int(libc.mallinfo2().fordblks)
 
 
+def heap_in_use_bytes() -> int | None:
+    """Bytes malloc has handed out and not had back: in its heaps (``uordblks``) and mapped on their own
+    (``hblkhd``); None where it cannot be read."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
 def trim_memory() -> bool:
     """Give the free pages of malloc's heaps back to the system; whether any was given back."""
     libc = _glibc()
     return bool(libc is not None and libc.malloc_trim(0))
+
+
+def _young_generation() -> tuple[int, int]:
+    """How many times the youngest generation was collected, and how many objects it holds now. Either changes
+    when objects were made: the count of collections alone missed the cycles made after the last collection (a
+    refused body is ``bytes``, which the collector does not count, held in a cycle by a handful of objects that
+    are)."""
+    return gc.get_stats()[0]["collections"], gc.get_count()[0]
 
 
 def release_freed_memory() -> Callable[[], None]:
@@ -119,13 +137,13 @@ def release_freed_memory() -> Callable[[], None]:
         libc.mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD_BYTES)
     running = asyncio.get_running_loop()
     handle: asyncio.TimerHandle | None = None
-    young_collections = gc.get_stats()[0]["collections"]
+    seen = _young_generation()
 
     def check() -> None:
-        nonlocal handle, young_collections
-        if gc.get_stats()[0]["collections"] != young_collections:  # objects were made since the last check
+        nonlocal handle, seen
+        if _young_generation() != seen:  # objects were made since the last check
             gc.collect()
-            young_collections = gc.get_stats()[0]["collections"]
+            seen = _young_generation()
         free = free_heap_bytes()
         if libc is not None and (free is None or free > TRIM_ABOVE_BYTES):
             trim_memory()
