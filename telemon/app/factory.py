@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from telemon import headers, live, logs, mqtt_client
 from telemon.app import openapi
@@ -19,6 +21,10 @@ from telemon.app.services import Services, open_services
 from telemon.db import ping
 from telemon.outage import UnavailableMiddleware
 from telemon.settings import Settings
+
+log = logging.getLogger(__name__)
+# nginx's code for a request whose client went away: nobody reads it, the access log shows it
+CLIENT_CLOSED_REQUEST = 499
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(headers.SecurityHeadersMiddleware)
     app.add_middleware(logs.RequestIdMiddleware)
     headers.include_docs(app)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -84,3 +91,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             domain.include_routes(app)
     openapi.describe(app)
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body was read whole (a phone losing its signal in the middle
+    of an upload). Nothing of it was taken and nobody reads the answer: one line in the log, not an error's
+    traceback; the device sends the whole body again."""
+    log.info("%s %s: the client closed the connection before its body was read", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
