@@ -23,7 +23,7 @@ from telemon.outage import UnavailableMiddleware
 from telemon.settings import Settings
 
 log = logging.getLogger(__name__)
-# nginx's code for a request whose client went away: nobody reads it, the access log shows it
+# nginx's code for a request whose client went away before the answer: nobody reads it
 CLIENT_CLOSED_REQUEST = 499
 
 

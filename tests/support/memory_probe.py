@@ -67,7 +67,8 @@ def read(path: Path) -> list[Snapshot]:
     """The snapshots written so far, oldest first."""
     if not path.exists():
         return []
-    return [Snapshot(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+    *whole, _ = path.read_text(encoding="utf-8").split("\n")  # the last line is complete once it ends
+    return [Snapshot(**json.loads(line)) for line in whole]
 
 
 def _write(signum: int, frame: FrameType | None) -> None:
