@@ -53,9 +53,10 @@ MAX_MORE_BLOCKS_AFTER_FIRST = 5_000
 # TRIM_ABOVE_BYTES lie free. Measured: 6-10 MB; 35-52 MB without the trim and the fixed mmap threshold.
 MAX_HEAP_RESIDENT_FREE_BYTES = loop.TRIM_ABOVE_BYTES
 # Idle after the rounds, the process may keep at most this share of what its peak added to its resident memory.
-# Measured: 26-34 %, which is CPython's small-object arenas (1 MiB, given back only when empty) kept by a few
-# long-lived objects made while a peak spread them out; it varies with how the requests overlapped, hence the
-# margin. 48-63 % without the fixes above, which the two bounds before this one catch exactly.
+# Measured: 26-36 % (the higher with both cores busy with other work). That is CPython's small-object arenas
+# (1 MiB, given back only when empty), each kept by a few long-lived objects made while a peak spread them out;
+# it varies with how the requests overlapped, hence the margin. 48-63 % without the fixes above, which the two
+# bounds before this one catch exactly.
 MAX_RETAINED_SHARE_OF_PEAK = 0.45
 # The last round may add at most this share of what the first round added (or FLOOR_MB, for the noise of a few MB
 # between two idle readings): the same requests again find their memory reused or given back.
