@@ -44,7 +44,11 @@ async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg
         return changes
 
     engine.evaluate = recorded  # type: ignore[method-assign, assignment]
-    most, aim = 3, 60  # patients, readings a chunk
+    # patients, readings a chunk: one of these wearers (72 readings in the pass's 6-hour window) among two others
+    # without any makes a chunk of 24 readings a patient, after which a chunk may hold aim / 24 < 2 patients
+    most, aim = 3, 40
+    in_window = CGM_MINUTE_WINDOW // dt.timedelta(minutes=5)
+    assert aim * most < 2 * in_window
     await engine.evaluate_population(cgm_only=True, chunk=most, chunk_readings=aim)
 
     # every CGM wearer of the database once, in order (other tests' wearers too)
@@ -55,7 +59,7 @@ async def test_each_chunk_is_sized_on_the_readings_of_the_one_before(db: asyncpg
     for (before, readings), (ids, _) in itertools.pairwise(chunks):
         per_patient = max(readings / len(before), 1.0)
         assert len(ids) <= max(1, min(most, int(aim / per_patient), 2 * len(before))), (len(before), readings, len(ids))
-    # a chunk holding one of these wearers holds over 30 readings a patient (100 among at most 3 patients, other
+    # a chunk holding one of these wearers holds at least 24 readings a patient (72 among at most 3 patients, other
     # tests' wearers beside them): the next chunk holds one patient
     mine = {w.patient_id for w in wearers}
     after_mine = [ids for (before, _), (ids, _) in itertools.pairwise(chunks) if mine & set(before)]
