@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from clinician_ui import sessions, team_queries, web
+from clinician_ui import sessions, web
 from clinician_ui.admin import FormErrors, admin
 from clinician_ui.sessions import Clinician
-from telemon import api_keys, audit
+from telemon import api_keys, audit, teams
 
 router = APIRouter(include_in_schema=False)
 MAX_LABEL = 100
@@ -26,7 +26,7 @@ async def _keys(request: Request, who: Clinician) -> tuple[list[api_keys.ApiKeyI
         for team_id in who.team_ids:
             for key in await api_keys.list_api_keys(conn, team_id):
                 found.setdefault(key.id, key)
-        names = {r["id"]: r["name"] for r in await conn.fetch(team_queries.TEAM_NAMES, list(who.team_ids))}
+        names = await teams.team_names(conn, who.team_ids)
     return sorted(found.values(), key=lambda k: (k.created_at, k.id)), names
 
 

@@ -19,10 +19,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from clinic import messages
-from clinician_ui import queries, sessions, team_queries, web
+from clinician_ui import queries, sessions, web
 from clinician_ui.i18n import text
 from clinician_ui.sessions import Clinician
-from telemon import record_queries
+from telemon import record_queries, teams
 from telemon.db import Conn
 from telemon.settings import Settings
 
@@ -162,7 +162,7 @@ async def templates_page(request: Request, who: Clinician = Depends(web.clinicia
     team = _team(who, request.query_params.get("team"))
     async with web.connection(request) as db:
         found = await messages.templates(db, team, who.language)
-        names = {r["id"]: r["name"] for r in await db.fetch(team_queries.TEAM_NAMES, list(who.team_ids))}
+        names = await teams.team_names(db, who.team_ids)
     context = {
         "templates": found,
         "team_id": team,

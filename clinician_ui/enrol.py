@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, available_timezones
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from clinician_ui import queries, sessions, team_queries, web
+from clinician_ui import queries, sessions, web
 from clinician_ui.enrol_form import FIELD_LABELS, LANGUAGES, MAX_LENGTH, FieldProblem, read_enrolment
 from clinician_ui.sessions import Clinician
-from telemon import audit, patients, units
+from telemon import audit, patients, teams, units
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,12 +39,12 @@ async def _form_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     async with web.connection(request) as db:
-        teams = await db.fetch(team_queries.TEAM_NAMES, list(who.team_ids))
+        names = await teams.team_names(db, who.team_ids)
     context = {
         "values": values,
         "errors": errors,
         "duplicate": duplicate,
-        "teams": teams,
+        "teams": names,
         "profiles": patients.PROFILES,
         "treatments": patients.TREATMENTS,
         "languages": LANGUAGES,

@@ -20,8 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 async def _team_names(request: Request, who: Clinician) -> dict[uuid.UUID, str]:
     async with web.connection(request) as conn:
-        rows = await conn.fetch(team_queries.TEAM_NAMES, list(who.team_ids))
-    return {r["id"]: r["name"] for r in rows}
+        return await teams.team_names(conn, who.team_ids)
 
 
 async def _page(

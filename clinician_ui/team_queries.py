@@ -1,7 +1,5 @@
 """SQL of the team administration pages (the audit page, password checks). Values go in as parameters only."""
 
-# The care teams $1 (a clinician's), by name: every page that names or offers the reader's teams.
-TEAM_NAMES = "SELECT id, name FROM care_teams WHERE id = ANY($1::uuid[]) ORDER BY name, id"
 CLINICIAN_LANGUAGE = "SELECT language FROM clinicians WHERE id = $1"
 PASSWORD_HASH = "SELECT password_hash FROM clinicians WHERE id = $1 AND active"  # noqa: S105 - SQL
 

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from alerts import titration
-from clinician_ui import sessions, team_queries, web
+from clinician_ui import sessions, web
 from clinician_ui.admin import FormErrors
 from clinician_ui.i18n import Formatter
 from clinician_ui.sessions import Clinician
+from telemon import teams
 from telemon.patients import FieldError
 
 router = APIRouter(include_in_schema=False)
@@ -134,8 +135,7 @@ def refusal(refused: FieldError, errors: FormErrors, fmt: Formatter) -> None:
 
 async def _teams(request: Request, who: Clinician) -> dict[uuid.UUID, str]:
     async with web.connection(request) as conn:
-        rows = await conn.fetch(team_queries.TEAM_NAMES, list(who.team_ids))
-    return {r["id"]: r["name"] for r in rows}
+        return await teams.team_names(conn, who.team_ids)
 
 
 def _team(text: str | None, who: Clinician) -> uuid.UUID:

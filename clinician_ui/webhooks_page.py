@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from clinician_ui import sessions, team_queries, web
+from clinician_ui import sessions, web
 from clinician_ui.admin import FormErrors, admin
 from clinician_ui.sessions import Clinician
-from telemon import webhooks
+from telemon import teams, webhooks
 
 router = APIRouter(include_in_schema=False)
 FIELDS = {"url": "field.url.invalid", "events": "field.events.invalid", "label": "field.webhook_label.invalid"}
@@ -29,7 +29,7 @@ async def _page(
 ) -> HTMLResponse:
     async with web.connection(request) as conn:
         endpoints = await webhooks.endpoints_of(conn, list(who.team_ids))
-        names = {r["id"]: r["name"] for r in await conn.fetch(team_queries.TEAM_NAMES, list(who.team_ids))}
+        names = await teams.team_names(conn, who.team_ids)
     context: dict[str, Any] = {
         "endpoints": endpoints,
         "team_names": names,

@@ -14,8 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from clinician_ui import web
 from clinician_ui.sessions import Clinician
 from records import activity, pdf
-from records import activity_queries as queries
-from telemon import audit
+from telemon import audit, teams
 from telemon.csv_export import csv_response
 
 router = APIRouter(include_in_schema=False)
@@ -29,7 +28,7 @@ async def _report(request: Request, who: Clinician, fmt: str) -> tuple[activity.
             found = await activity.activity(conn, team_id, request.query_params.get("month"))
         except activity.MonthError:
             raise web.PageError(422, "error.month") from None
-        names = {r["id"]: r["name"] for r in await conn.fetch(queries.TEAM_NAMES, list(who.team_ids))}
+        names = await teams.team_names(conn, who.team_ids)
         await audit.record(
             conn,
             actor=who.actor,

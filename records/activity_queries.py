@@ -8,7 +8,6 @@ TEAM_ZONE = """
 SELECT time_zone FROM patients WHERE team_id = $1 GROUP BY time_zone ORDER BY count(*) DESC, time_zone LIMIT 1
 """
 TEAM_NAME = "SELECT name FROM care_teams WHERE id = $1"
-TEAM_NAMES = "SELECT id, name FROM care_teams WHERE id = ANY($1::uuid[]) ORDER BY name"  # the reader's teams
 
 # Patients monitored during the month: enrolled before its end, neither archived nor delivered before it began.
 # Monitored days: from the later of enrolment and the month's start to the earliest of delivery, archive and the

@@ -70,7 +70,9 @@ TRIM_INTERVAL_S = 2.0
 TRIM_ABOVE_BYTES = 16 * 1024 * 1024
 
 
-class _MallInfo2(ctypes.Structure):
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``: what malloc holds, summed over its heaps (``man 3 mallinfo2``)."""
+
     _fields_ = [
         (name, ctypes.c_size_t)
         for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
@@ -88,26 +90,23 @@ def _glibc() -> ctypes.CDLL | None:
     except (OSError, AttributeError, TypeError):
         return None
     if hasattr(libc, "mallinfo2"):  # glibc 2.33 and later
-        libc.mallinfo2.restype = _MallInfo2
+        libc.mallinfo2.restype = MallInfo2
     return libc
+
+
+def heap_info() -> MallInfo2 | None:
+    """malloc's counts now; None where they cannot be read (not glibc, or glibc before 2.33)."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    info: MallInfo2 = libc.mallinfo2()
+    return info
 
 
 def free_heap_bytes() -> int | None:
     """Bytes malloc holds free in its heaps (mallinfo2's ``fordblks``); None where it cannot be read."""
-    libc = _glibc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
-        return None
-    return int(libc.mallinfo2().fordblks)
-
-
-def heap_in_use_bytes() -> int | None:
-    """Bytes malloc has handed out and not had back: in its heaps (``uordblks``) and mapped on their own
-    (``hblkhd``); None where it cannot be read."""
-    libc = _glibc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
-        return None
-    info = libc.mallinfo2()
-    return int(info.uordblks + info.hblkhd)
+    info = heap_info()
+    return None if info is None else int(info.fordblks)
 
 
 def trim_memory() -> bool:

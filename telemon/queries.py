@@ -6,6 +6,8 @@ parameters only."""
 INSERT_TEAM = "INSERT INTO care_teams (id, name) VALUES ($1, $2)"
 TEAM_ID_BY_NAME = "SELECT id FROM care_teams WHERE name = $1"
 CLINICIAN_ID_BY_EMAIL = "SELECT id FROM clinicians WHERE lower(email) = lower($1)"
+# The care teams $1 (a clinician's), by name: every page that names or offers the reader's teams.
+TEAM_NAMES = "SELECT id, name FROM care_teams WHERE id = ANY($1::uuid[]) ORDER BY name, id"
 # A team by id or by name ($1), the exact name first.
 FIND_TEAM = "SELECT id, name FROM care_teams WHERE id::text = $1 OR name = $1 ORDER BY name = $1 LIMIT 1"
 INSERT_CLINICIAN = """

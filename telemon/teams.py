@@ -39,6 +39,12 @@ async def create_team(conn: Conn, name: str) -> uuid.UUID:
     return team_id
 
 
+async def team_names(conn: Conn, team_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The name of each of the care teams ``team_ids`` (a clinician's), by name then id: every page that names or
+    offers the reader's teams."""
+    return {r["id"]: r["name"] for r in await conn.fetch(queries.TEAM_NAMES, list(team_ids))}
+
+
 async def team_id_by_name(conn: Conn, name: str) -> uuid.UUID | None:
     team_id: uuid.UUID | None = await conn.fetchval(queries.TEAM_ID_BY_NAME, name)
     return team_id

@@ -101,6 +101,25 @@ async def test_a_midwife_enrols_a_patient_with_her_ogtt_in_french_decimals(
     assert audit["actor"].startswith("clinician:") and audit["detail"]["ogtt"] is True
 
 
+async def test_a_midwife_of_two_teams_chooses_the_team_by_name(services: Services, db: asyncpg.Pool) -> None:
+    first, second = sorted([await make_team(db), await make_team(db)], key=lambda team: team.name)
+    email = await make_clinician(db, first, role="midwife")
+    await db.execute(
+        "INSERT INTO team_memberships (team_id, clinician_id) SELECT $1, id FROM clinicians WHERE email = $2",
+        second.id,
+        email,
+    )
+    async with browser(services) as http:
+        assert (await login(http, email)).status_code == 303
+        form = parse_html((await http.get("/enrol")).text)
+        options = [(o.get("value"), o.text()) for o in form.select('select[name="team_id"] option')]
+        assert options == [(str(first.id), first.name), (str(second.id), second.name)]
+        answer = await enrol(http, team_id=str(second.id))
+        assert answer.status_code == 303
+    patient_id = uuid.UUID(answer.headers["location"].rsplit("/", 1)[1])
+    assert await db.fetchval("SELECT team_id FROM patients WHERE id = $1", patient_id) == second.id
+
+
 async def test_the_due_date_comes_from_the_last_period(services: Services, db: asyncpg.Pool) -> None:
     team = await make_team(db)
     last_period = TODAY - dt.timedelta(days=100)

@@ -52,14 +52,14 @@ def heap_resident_bytes() -> int:
 
 
 def snapshot() -> Snapshot:
-    in_use = loop.heap_in_use_bytes()
-    if in_use is None:
+    info = loop.heap_info()
+    if info is None:
         raise RuntimeError("the memory probe reads glibc's mallinfo2 (glibc 2.33 and later)")
     return Snapshot(
         tracked_objects=len(gc.get_objects()),
         allocated_blocks=sys.getallocatedblocks(),
         heap_resident_bytes=heap_resident_bytes(),
-        malloc_in_use_bytes=in_use,
+        malloc_in_use_bytes=info.uordblks + info.hblkhd,  # in its heaps, and mapped on their own
     )
 
 
